@@ -1,0 +1,303 @@
+"""``GraphBuilder``: declare nodes, edges and reducers fluently, then ``build()``.
+
+Model layer: no trio import. ``build()`` validates everything at once and raises
+:class:`~trio_graph.errors.InvalidGraph` whose ``problems`` lists every problem
+found (unknown endpoints, missing start/end, non-callables, dead ends, nodes
+unreachable from start, nodes from which the end cannot be reached...).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .decisions import DefaultAction
+from .errors import InvalidGraph
+from .graph import (
+    BarrierNode,
+    Branch,
+    Condition,
+    ConditionNode,
+    Edge,
+    EdgeKind,
+    Graph,
+    Node,
+    NodeFn,
+    NodeMeta,
+    OutEdges,
+    ParallelNode,
+    Strategy,
+    TaskNode,
+    is_async_callable,
+    structural_hash,
+)
+from .reducers import Reducer, as_reducer
+
+_DEFAULTS = ("reject", "approve", "skip")
+_STRATEGIES = ("fail_fast", "collect_all")
+
+
+def _meta(token_cost: float, side_effects: bool) -> NodeMeta:
+    return NodeMeta(token_cost=token_cost, side_effects=side_effects)
+
+
+class GraphBuilder:
+    """Collects a graph's declaration; problems are reported together by :meth:`build`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._nodes: list[Node] = []
+        self._edges: list[Edge] = []
+        self._reducers: dict[str, Reducer] = {}
+        self._start: str | None = None
+        self._end: str | None = None
+        self._problems: list[str] = []
+
+    # -- nodes -------------------------------------------------------------
+    def task(
+        self,
+        name: str,
+        fn: NodeFn,
+        *,
+        timeout: float | None = None,
+        token_cost: float = 0.0,
+        side_effects: bool = False,
+    ) -> GraphBuilder:
+        """A task node: ``fn(state)`` returns updates, ``Goto``, ``Fallback`` or None."""
+        if not callable(fn):
+            self._problems.append(f"node {name!r}: task function is not callable ({fn!r:.60})")
+        self._check_timeout(f"node {name!r}", timeout)
+        self._nodes.append(
+            TaskNode(
+                name,
+                fn,
+                is_async=is_async_callable(fn),
+                timeout=timeout,
+                meta=_meta(token_cost, side_effects),
+            )
+        )
+        return self
+
+    def condition(
+        self, name: str, branches: Sequence[tuple[str, Condition]]
+    ) -> GraphBuilder:
+        """A routing node: goes to the first target whose predicate holds, else "next".
+
+        Each ``(target, predicate)`` becomes a conditional edge, in order; add a
+        normal or fallback edge for the "else" case.
+        """
+        targets = []
+        for i, item in enumerate(branches):
+            try:
+                target, predicate = item
+            except (TypeError, ValueError):
+                self._problems.append(
+                    f"node {name!r}: condition branch {i} must be a (target, predicate) pair"
+                )
+                continue
+            targets.append(target)
+            self.edge_if(name, target, predicate)
+        self._nodes.append(ConditionNode(name, tuple(targets)))
+        return self
+
+    def barrier(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        default: DefaultAction = "reject",
+        approved_key: str | None = None,
+        reason_key: str | None = None,
+    ) -> GraphBuilder:
+        """A barrier: pause for a decision (Approve/Reject/Modify/Reroute)."""
+        if default not in _DEFAULTS:
+            self._problems.append(
+                f"barrier {name!r}: default must be one of {_DEFAULTS}, got {default!r}"
+            )
+        self._check_timeout(f"barrier {name!r}", timeout)
+        self._nodes.append(
+            BarrierNode(
+                name,
+                timeout=timeout,
+                default=default,
+                approved_key=approved_key or f"{name}.approved",
+                reason_key=reason_key or f"{name}.reject_reason",
+            )
+        )
+        return self
+
+    def parallel(
+        self,
+        name: str,
+        branches: Mapping[str, NodeFn],
+        *,
+        strategy: Strategy = "fail_fast",
+        limit: int | None = None,
+        label: str | None = None,
+        timeouts: Mapping[str, float] | None = None,
+    ) -> GraphBuilder:
+        """A fan-out: each branch runs concurrently on the pre-fork state."""
+        where = f"parallel node {name!r}"
+        if not isinstance(branches, Mapping) or not branches:
+            self._problems.append(f"{where}: branches must be a non-empty mapping name -> fn")
+            branches = {}
+        if strategy not in _STRATEGIES:
+            self._problems.append(f"{where}: strategy must be one of {_STRATEGIES}, got {strategy!r}")
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            self._problems.append(f"{where}: limit must be a positive int, got {limit!r}")
+        timeouts = dict(timeouts or {})
+        built = []
+        for bname, fn in branches.items():
+            if not callable(fn):
+                self._problems.append(f"{where}: branch {bname!r} is not callable ({fn!r:.60})")
+            t = timeouts.pop(bname, None)
+            self._check_timeout(f"{where} branch {bname!r}", t)
+            built.append(Branch(bname, fn, is_async=is_async_callable(fn), timeout=t))
+        for bname in timeouts:
+            self._problems.append(f"{where}: timeout given for unknown branch {bname!r}")
+        self._nodes.append(
+            ParallelNode(name, tuple(built), strategy=strategy, limit=limit, label=label)
+        )
+        return self
+
+    # -- edges -------------------------------------------------------------
+    def edge(self, frm: str, to: str, *, max_visits: int | None = None) -> GraphBuilder:
+        """A normal edge: taken when no conditional edge of ``frm`` holds."""
+        return self._edge(frm, to, "normal", None, max_visits)
+
+    def edge_if(
+        self, frm: str, to: str, condition: Condition, *, max_visits: int | None = None
+    ) -> GraphBuilder:
+        """A conditional edge: taken when ``condition(state)`` is true (first one wins)."""
+        if not callable(condition):
+            self._problems.append(
+                f"edge {frm!r} -> {to!r}: condition is not callable ({condition!r:.60})"
+            )
+        return self._edge(frm, to, "conditional", condition, max_visits)
+
+    def edge_fallback(self, frm: str, to: str, *, max_visits: int | None = None) -> GraphBuilder:
+        """A fallback edge: taken on ``Fallback`` results, or when nothing else routes."""
+        return self._edge(frm, to, "fallback", None, max_visits)
+
+    def _edge(
+        self,
+        frm: str,
+        to: str,
+        kind: EdgeKind,
+        condition: Condition | None,
+        max_visits: int | None,
+    ) -> GraphBuilder:
+        if max_visits is not None and (not isinstance(max_visits, int) or max_visits < 1):
+            self._problems.append(
+                f"edge {frm!r} -> {to!r}: max_visits must be a positive int, got {max_visits!r}"
+            )
+        self._edges.append(Edge(frm, to, kind, condition, max_visits))
+        return self
+
+    # -- the rest ------------------------------------------------------------
+    def reducer(self, key: str, reducer: Reducer | Callable[[Any, Any], Any]) -> GraphBuilder:
+        """Merge updates of ``key`` with ``reducer`` (a built-in or ``(old, new) -> merged``)."""
+        if not callable(reducer):
+            self._problems.append(f"reducer for key {key!r} is not callable ({reducer!r:.60})")
+            return self
+        if key in self._reducers:
+            self._problems.append(f"key {key!r} has two reducers")
+        self._reducers[key] = as_reducer(reducer)
+        return self
+
+    def start(self, node: str) -> GraphBuilder:
+        """The node the run begins at."""
+        self._start = node
+        return self
+
+    def end(self, node: str) -> GraphBuilder:
+        """The node whose completion completes the run."""
+        self._end = node
+        return self
+
+    def _check_timeout(self, where: str, timeout: float | None) -> None:
+        if timeout is not None and (
+            not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0
+        ):
+            self._problems.append(f"{where}: timeout must be a number >= 0, got {timeout!r}")
+
+    def build(self) -> Graph:
+        """Validate and return the :class:`Graph`; raise ``InvalidGraph`` listing every problem."""
+        problems = list(self._problems)
+        nodes: dict[str, Node] = {}
+        for node in self._nodes:
+            if not isinstance(node.name, str) or not node.name:
+                problems.append(f"node name must be a non-empty str, got {node.name!r}")
+            elif node.name in nodes:
+                problems.append(f"duplicate node {node.name!r}")
+            else:
+                nodes[node.name] = node
+        for e in self._edges:
+            for end, label in ((e.frm, "from"), (e.to, "to")):
+                if end not in nodes:
+                    problems.append(f"edge {e.frm!r} -> {e.to!r}: {label} unknown node {end!r}")
+        for label, value in (("start", self._start), ("end", self._end)):
+            if value is None:
+                problems.append(f"missing {label} node (call .{label}(name))")
+            elif value not in nodes:
+                problems.append(f"{label} node {value!r} is not a node")
+        edges = tuple(e for e in self._edges if e.frm in nodes and e.to in nodes)
+        out = _index(nodes, edges)
+        for name in nodes:
+            if name != self._end and not out[name].targets:
+                problems.append(f"node {name!r} has no outgoing edge and is not the end node")
+        if self._start in nodes:
+            reached = _reach(self._start, {n: o.targets for n, o in out.items()})
+            for name in nodes:
+                if name not in reached:
+                    problems.append(f"node {name!r} is unreachable from start {self._start!r}")
+        if self._end in nodes:
+            rev: dict[str, set[str]] = {n: set() for n in nodes}
+            for e in edges:
+                rev[e.to].add(e.frm)
+            reaching = _reach(self._end, rev)
+            for name in nodes:
+                if name not in reaching:
+                    problems.append(f"node {name!r} cannot reach the end node {self._end!r}")
+        if problems:
+            raise InvalidGraph(self.name, problems)
+        assert self._start is not None and self._end is not None
+        return Graph(
+            name=self.name,
+            nodes=nodes,
+            edges=edges,
+            start=self._start,
+            end=self._end,
+            reducers=dict(self._reducers),
+            out=out,
+            hash=structural_hash(nodes, edges, self._start, self._end, self._reducers),
+        )
+
+
+def _index(nodes: Mapping[str, Node], edges: Iterable[Edge]) -> dict[str, OutEdges]:
+    by: dict[str, dict[str, list[Edge]]] = {
+        n: {"conditional": [], "normal": [], "fallback": []} for n in nodes
+    }
+    for e in edges:
+        by[e.frm][e.kind].append(e)
+    return {
+        n: OutEdges(
+            conditional=tuple(k["conditional"]),
+            normal=tuple(k["normal"]),
+            fallback=tuple(k["fallback"]),
+            targets=frozenset(e.to for lst in k.values() for e in lst),
+        )
+        for n, k in by.items()
+    }
+
+
+def _reach(start: str, adj: Mapping[str, Iterable[str]]) -> set[str]:
+    seen = {start}
+    todo = deque([start])
+    while todo:
+        for nxt in adj.get(todo.popleft(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen

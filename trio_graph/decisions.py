@@ -1,0 +1,118 @@
+"""Barrier ids, the four decisions, and the level-triggered decision registry.
+
+Model layer: no trio import. The runtime asks :class:`DecisionRegistry` for the
+decision of a barrier occurrence; decisions may arrive before the barrier is
+reached (they are kept), and a wildcard answers every occurrence of a node from
+then on. An exact decision beats a wildcard.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+
+@attrs.frozen(order=True)
+class BarrierId:
+    """One arrival at a barrier node: ``occurrence`` counts arrivals at ``node`` in a run, from 1."""
+
+    node: str
+    occurrence: int
+
+    def __str__(self) -> str:
+        return f"{self.node}#{self.occurrence}"
+
+    @classmethod
+    def parse(cls, text: str) -> BarrierId:
+        """Parse ``"node#3"``; a bare ``"node"`` is occurrence 1."""
+        node, sep, occ = text.rpartition("#")
+        if not sep:
+            return cls(text, 1)
+        if not occ.isdigit() or int(occ) < 1:
+            raise ValueError(f"barrier id {text!r}: occurrence must be a positive integer")
+        return cls(node, int(occ))
+
+
+@attrs.frozen
+class Approve:
+    """Continue; writes ``<node>.approved = True``."""
+
+
+@attrs.frozen
+class Reject:
+    """Writes ``<node>.approved = False`` and ``<node>.reject_reason``; edges decide what next."""
+
+    reason: str = ""
+
+
+@attrs.frozen
+class Modify:
+    """Write ``key = value`` into the state, then continue."""
+
+    key: str
+    value: Any
+
+
+@attrs.frozen
+class Reroute:
+    """Go to ``target`` next (an edge of any class from the barrier must lead there)."""
+
+    target: str
+
+
+Decision = Approve | Reject | Modify | Reroute
+DECISION_TYPES: tuple[type, ...] = (Approve, Reject, Modify, Reroute)
+
+DefaultAction = Literal["reject", "approve", "skip"]
+
+
+@attrs.define
+class DecisionRegistry:
+    """Decisions kept until their barrier occurrence takes them (level-triggered)."""
+
+    pending: dict[BarrierId, Decision] = attrs.field(factory=dict)
+    wildcards: dict[str, Decision] = attrs.field(factory=dict)
+    occurrences: dict[str, int] = attrs.field(factory=dict)
+    resolved: set[BarrierId] = attrs.field(factory=set)
+
+    def next_id(self, node: str) -> BarrierId:
+        """Count one more arrival at ``node`` and return its id."""
+        occ = self.occurrences.get(node, 0) + 1
+        self.occurrences[node] = occ
+        return BarrierId(node, occ)
+
+    def submit(self, barrier_id: BarrierId, decision: Decision) -> None:
+        """Keep ``decision`` for exactly ``barrier_id`` (replacing an earlier one for it)."""
+        self.pending[barrier_id] = decision
+
+    def submit_all(self, node: str, decision: Decision) -> None:
+        """Answer every occurrence of ``node`` not answered exactly, from now on."""
+        self.wildcards[node] = decision
+
+    def take(self, barrier_id: BarrierId) -> Decision | None:
+        """The decision for ``barrier_id``: exact first, else the node's wildcard, else None."""
+        decision = self.pending.pop(barrier_id, None)
+        if decision is None:
+            decision = self.wildcards.get(barrier_id.node)
+        if decision is not None:
+            self.resolved.add(barrier_id)
+        return decision
+
+    def mark_resolved(self, barrier_id: BarrierId) -> None:
+        """Record that ``barrier_id`` was resolved without a decision (timeout)."""
+        self.pending.pop(barrier_id, None)
+        self.resolved.add(barrier_id)
+
+
+def decision_updates(
+    node: str, decision: Decision, *, approved_key: str, reason_key: str
+) -> tuple[dict[str, Any], str | None]:
+    """The state updates a decision writes, and the reroute target if any."""
+    if isinstance(decision, Approve):
+        return {approved_key: True}, None
+    if isinstance(decision, Reject):
+        return {approved_key: False, reason_key: decision.reason}, None
+    if isinstance(decision, Modify):
+        return {decision.key: decision.value}, None
+    return {}, decision.target

@@ -1,0 +1,197 @@
+"""The events a run streams, in the order the lifecycle contract fixes (DESIGN §5).
+
+Model layer: no trio import. Every event is a frozen attrs class carrying the run's
+``trace_id``; node-level events carry the node as ``node`` and a ``span_id``
+unique to that node execution. ``GraphStart`` comes first; each ``NodeStart``
+has exactly one ``NodeEnd``; exactly one terminal event (``GraphComplete`` or
+``GraphError``) comes last.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from .decisions import BarrierId, Decision
+from . import errors
+
+ObservedKind = Literal["Degraded", "Retrying", "Warning"]
+
+
+@attrs.frozen
+class ExecutionEntry:
+    """One node execution in the result's log; times are ``trio.current_time()`` seconds."""
+
+    step: int
+    node: str
+    start: float
+    end: float
+    success: bool
+
+
+@attrs.frozen
+class RunResult:
+    """What a completed run returns."""
+
+    trace_id: str
+    state: dict[str, Any]
+    execution_log: list[ExecutionEntry]
+    duration: float
+
+
+@attrs.frozen
+class Observed:
+    """A non-fatal error: a fallback taken (``Degraded``), a retry, a warning."""
+
+    kind: ObservedKind
+    message: str
+    attempt: int = 0
+    delay: float = 0.0
+
+
+@attrs.frozen
+class GraphStart:
+    """The run began (or resumed) at ``node``; ``resumed_from`` links a resumed run."""
+
+    trace_id: str
+    graph: str
+    node: str
+    step: int = 0
+    resumed_from: str | None = None
+
+
+@attrs.frozen
+class NodeStart:
+    trace_id: str
+    node: str
+    span_id: int
+    step: int
+
+
+@attrs.frozen
+class StateChanged:
+    """One delta applied: ``value`` is the update as the node returned it (pre-reducer)."""
+
+    trace_id: str
+    node: str
+    span_id: int
+    key: str
+    value: Any
+
+
+@attrs.frozen
+class NodeEnd:
+    trace_id: str
+    node: str
+    span_id: int
+    success: bool
+    duration: float
+
+
+@attrs.frozen
+class ObservedError:
+    trace_id: str
+    node: str
+    error: Observed
+
+
+@attrs.frozen
+class BarrierWaiting:
+    trace_id: str
+    node: str
+    span_id: int
+    barrier_id: BarrierId
+
+
+@attrs.frozen
+class BarrierResolved:
+    """``decision`` is None when the barrier timed out with default ``skip``; ``timed_out``
+    tells a timeout's default from a person's decision."""
+
+    trace_id: str
+    node: str
+    barrier_id: BarrierId
+    decision: Decision | None
+    timed_out: bool = False
+
+
+@attrs.frozen
+class ParallelStarted:
+    trace_id: str
+    node: str
+    span_id: int
+    branch_count: int
+
+
+@attrs.frozen
+class BranchCompleted:
+    trace_id: str
+    node: str
+    branch: str
+    success: bool
+    duration: float
+
+
+@attrs.frozen
+class ParallelCompleted:
+    trace_id: str
+    node: str
+    duration: float
+
+
+@attrs.frozen
+class CheckpointSaved:
+    trace_id: str
+    checkpoint_id: str
+    node: str
+    step: int
+
+
+@attrs.frozen
+class GraphComplete:
+    trace_id: str
+    result: RunResult
+
+
+@attrs.frozen
+class GraphError:
+    """The run failed or was cancelled: ``error`` and the state of the last completed step."""
+
+    trace_id: str
+    error: errors.GraphError
+    state: dict[str, Any]
+
+
+Event = (
+    GraphStart
+    | NodeStart
+    | StateChanged
+    | NodeEnd
+    | ObservedError
+    | BarrierWaiting
+    | BarrierResolved
+    | ParallelStarted
+    | BranchCompleted
+    | ParallelCompleted
+    | CheckpointSaved
+    | GraphComplete
+    | GraphError
+)
+EVENT_TYPES: tuple[type, ...] = (
+    GraphStart,
+    NodeStart,
+    StateChanged,
+    NodeEnd,
+    ObservedError,
+    BarrierWaiting,
+    BarrierResolved,
+    ParallelStarted,
+    BranchCompleted,
+    ParallelCompleted,
+    CheckpointSaved,
+    GraphComplete,
+    GraphError,
+)
+TERMINAL: tuple[type, ...] = (GraphComplete, GraphError)
+

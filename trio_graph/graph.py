@@ -1,0 +1,183 @@
+"""The built graph: nodes, edges, start and end, reducers, and its stable hash.
+
+Model layer: no trio import. A :class:`Graph` is immutable once built by
+:class:`~trio_graph.builder.GraphBuilder`; the runtime reads its per-node
+outgoing-edge index (``out``) on every step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from .decisions import DefaultAction
+from .reducers import Reducer
+
+EdgeKind = Literal["conditional", "normal", "fallback"]
+Strategy = Literal["fail_fast", "collect_all"]
+NodeFn = Callable[[Mapping[str, Any]], Any]
+Condition = Callable[[Mapping[str, Any]], Any]
+
+
+def is_async_callable(fn: object) -> bool:
+    """True when calling ``fn`` returns an awaitable we must await (checked once, at build)."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+@attrs.frozen
+class NodeMeta:
+    """Hints for the adaptive checkpoint policy: expected token cost and side effects."""
+
+    token_cost: float = 0.0
+    side_effects: bool = False
+
+
+@attrs.frozen
+class TaskNode:
+    """Runs ``fn(state)`` (async or plain); its result is updates, Goto, Fallback or None."""
+
+    name: str
+    fn: NodeFn = attrs.field(eq=False)
+    is_async: bool = False
+    timeout: float | None = None
+    meta: NodeMeta = NodeMeta()
+    kind: str = "task"
+
+
+@attrs.frozen
+class ConditionNode:
+    """Does nothing itself; routed by its conditional edges (one per branch), in order."""
+
+    name: str
+    targets: tuple[str, ...] = ()
+    meta: NodeMeta = NodeMeta()
+    kind: str = "condition"
+
+
+@attrs.frozen
+class BarrierNode:
+    """Pauses the run for a decision, with an optional timeout and default action."""
+
+    name: str
+    timeout: float | None = None
+    default: DefaultAction = "reject"
+    approved_key: str = ""
+    reason_key: str = ""
+    meta: NodeMeta = NodeMeta()
+    kind: str = "barrier"
+
+
+@attrs.frozen
+class Branch:
+    """One branch of a parallel node: a task-like function of the pre-fork state."""
+
+    name: str
+    fn: NodeFn = attrs.field(eq=False)
+    is_async: bool = False
+    timeout: float | None = None
+
+
+@attrs.frozen
+class ParallelNode:
+    """Runs its branches concurrently and merges their updates in declaration order."""
+
+    name: str
+    branches: tuple[Branch, ...]
+    strategy: Strategy = "fail_fast"
+    limit: int | None = None
+    label: str | None = None
+    meta: NodeMeta = NodeMeta()
+    kind: str = "parallel"
+
+
+Node = TaskNode | ConditionNode | BarrierNode | ParallelNode
+
+
+@attrs.frozen
+class Edge:
+    """An edge; ``max_visits`` is an analysis hint only and never changes routing."""
+
+    frm: str
+    to: str
+    kind: EdgeKind = "normal"
+    condition: Condition | None = attrs.field(default=None, eq=False)
+    max_visits: int | None = None
+    label: str | None = None
+
+
+@attrs.frozen
+class OutEdges:
+    """The edges leaving one node, by class, each in registration order."""
+
+    conditional: tuple[Edge, ...] = ()
+    normal: tuple[Edge, ...] = ()
+    fallback: tuple[Edge, ...] = ()
+    targets: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class Graph:
+    """A validated graph. Build one with :class:`~trio_graph.builder.GraphBuilder`."""
+
+    name: str
+    nodes: Mapping[str, Node]
+    edges: tuple[Edge, ...]
+    start: str
+    end: str
+    reducers: Mapping[str, Reducer]
+    out: Mapping[str, OutEdges] = attrs.field(eq=False, repr=False)
+    _hash: str = attrs.field(eq=False, repr=False, default="")
+
+    def hash(self) -> str:
+        """A stable structural fingerprint (sha256 hex), equal across processes and runs."""
+        return self._hash
+
+    def barriers(self) -> list[str]:
+        """Names of the barrier nodes."""
+        return [n.name for n in self.nodes.values() if isinstance(n, BarrierNode)]
+
+    def to_mermaid(self) -> str:
+        """The graph as Mermaid flowchart text."""
+        from .mermaid import to_mermaid
+
+        return to_mermaid(self)
+
+    def analyze_cycles(self) -> list[Any]:
+        """Every cycle, whether it has a ``max_visits`` hint, and whether it has an exit."""
+        from .analysis import analyze_cycles
+
+        return analyze_cycles(self)
+
+
+def structural_hash(
+    nodes: Mapping[str, Node],
+    edges: tuple[Edge, ...],
+    start: str,
+    end: str,
+    reducers: Mapping[str, Reducer],
+) -> str:
+    """sha256 of a canonical JSON of the structure (no ``hash()``, no ``id()``)."""
+
+    def node_repr(node: Node) -> list[Any]:
+        extra: list[Any] = []
+        if isinstance(node, ParallelNode):
+            extra = [b.name for b in node.branches]
+        return [node.name, node.kind, extra]
+
+    doc = {
+        "nodes": [node_repr(n) for n in nodes.values()],
+        "edges": [[e.frm, e.to, e.kind] for e in edges],
+        "start": start,
+        "end": end,
+        "reducers": sorted([k, r.name] for k, r in reducers.items()),
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

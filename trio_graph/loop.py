@@ -1,0 +1,561 @@
+"""The step loop of one run: ask the model what is next, run the node, send the events.
+
+Runtime layer. A :class:`Loop` is driven by :meth:`Loop.main` as a child task of
+the nursery that ``executor.stream()`` opens. Per step (DESIGN §5): honour a
+pending cancel and checkpoint request; count the step against ``max_steps``;
+look the node up; ``NodeStart``; run it; apply its deltas (``StateChanged`` each);
+``NodeEnd``; observed errors; complete at the end node, else route.
+
+Events go out with ``send_nowait`` while the channel has room and ``await send``
+only when it is full (back-pressure without a scheduler round trip per event).
+Exceptions become terminal events once, in :meth:`Loop.main`.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from . import events as ev
+from .checkpoint import (
+    BranchResult,
+    Checkpoint,
+    CheckpointPolicy,
+    DecisionEntry,
+    RunStatus,
+    SnapshotTracker,
+    new_id,
+)
+from .decisions import (
+    DECISION_TYPES,
+    Approve,
+    BarrierId,
+    Decision,
+    DecisionRegistry,
+    Modify,
+    Reject,
+    Reroute,
+    decision_updates,
+)
+from .errors import (
+    BarrierError,
+    Cancelled,
+    CheckpointError,
+    GraphError,
+    NodeExecutionFailed,
+    NodeNotFound,
+    NodeTimeout,
+    StateError,
+    StepsExceeded,
+)
+from .graph import BarrierNode, Graph, Node, ParallelNode, TaskNode
+from .results import NEXT, Outcome, normalise
+from .routing import check_target, route, route_fallback
+from .state import reduce_updates
+
+if TYPE_CHECKING:
+    from .stores.protocol import Store
+
+_YIELD_EVERY = 16
+
+
+class _ConsumerGone(Exception):
+    """The receive side of the event channel was closed: stop quietly."""
+
+
+def only_cancelled(exc: BaseException) -> bool:
+    """True for ``trio.Cancelled`` or a group holding nothing else (from a nursery)."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(only_cancelled(e) for e in exc.exceptions)
+    return False
+
+
+def failure(node: str, exc: BaseException, *, branch: str | None = None) -> NodeExecutionFailed:
+    """Wrap a node's exception as ``NodeExecutionFailed`` (its cause kept as ``__cause__``)."""
+    err = NodeExecutionFailed(node, type(exc).__name__, str(exc), branch=branch)
+    err.__cause__ = exc
+    return err
+
+
+async def call_node(
+    node: str,
+    fn: Any,
+    is_async: bool,
+    view: Mapping[str, Any],
+    timeout: float | None,
+    *,
+    branch: str | None = None,
+) -> Any:
+    """Call a task or branch function, under ``trio.fail_after`` when it has a timeout."""
+    if timeout is None:
+        return (await fn(view)) if is_async else fn(view)
+    try:
+        with trio.fail_after(timeout):
+            if is_async:
+                return await fn(view)
+            result = fn(view)
+            await trio.lowlevel.checkpoint()
+            return result
+    except trio.TooSlowError as exc:
+        err = NodeTimeout(node, "TooSlowError", f"no result within {timeout}s", branch=branch,
+                          limit=timeout)
+        raise err from exc
+
+
+class Loop:
+    """One run's mutable state and its step loop."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        state: dict[str, Any],
+        *,
+        max_steps: int,
+        store: Store | None,
+        policy: CheckpointPolicy,
+        trace_id: str,
+        current: str,
+        step: int = 0,
+        registry: DecisionRegistry | None = None,
+        branches: list[BranchResult] | None = None,
+        resumed_from: str | None = None,
+        resume_count: int = 0,
+    ) -> None:
+        self.graph = graph
+        self.state = state
+        self.view = types.MappingProxyType(state)
+        self.max_steps = max_steps
+        self.store = store
+        self.policy = policy
+        self.trace_id = trace_id
+        self.current = current
+        self.step = step
+        self.registry = registry or DecisionRegistry()
+        self.resumed_branches = {b.branch: b.updates for b in branches or ()}
+        self.resumed_from = resumed_from
+        self.resume_count = resume_count
+        self.cancel_scope = trio.CancelScope()
+        self.result: ev.RunResult | None = None
+        self.error: GraphError | None = None
+        self.finished = False
+        self.execution_log: list[ev.ExecutionEntry] = []
+        self.tracker = SnapshotTracker(policy.full_every) if store is not None else None
+        self.last_checkpoint: str | None = None
+        self._spans = 0
+        self._open: tuple[str, int, float] | None = None  # node, span, start of the node running
+        self._waiting: BarrierId | None = None
+        self._wakeup: trio.Event | None = None
+        self._checkpoint_requested = False
+        self._send: trio.MemorySendChannel[ev.Event] | None = None
+        self._started = 0.0
+
+    # -- steering (plain methods, called from the consumer's task) -----------------
+    def decide(self, barrier_id: BarrierId, decision: Decision) -> None:
+        if not isinstance(barrier_id, BarrierId):
+            raise BarrierError(
+                f"decide() needs a BarrierId, got {type(barrier_id).__name__} {barrier_id!r}"
+            )
+        self._check_decision(barrier_id.node, decision)
+        if barrier_id in self.registry.resolved:
+            raise BarrierError(f"barrier {barrier_id} was already resolved", node=barrier_id.node)
+        self.registry.submit(barrier_id, decision)
+        self._wake(barrier_id.node)
+
+    def decide_all(self, node: str, decision: Decision) -> None:
+        self._check_decision(node, decision)
+        self.registry.submit_all(node, decision)
+        self._wake(node)
+
+    def _check_decision(self, node: str, decision: Decision) -> None:
+        if self.finished:
+            raise BarrierError("the run has finished; decision not applied", node=node)
+        if not isinstance(self.graph.nodes.get(node), BarrierNode):
+            raise BarrierError("decision for a node that is not a barrier", node=node)
+        if not isinstance(decision, DECISION_TYPES):
+            raise BarrierError(
+                "malformed decision: expected Approve, Reject, Modify or Reroute, "
+                f"got {type(decision).__name__}",
+                node=node,
+            )
+        if isinstance(decision, Modify) and not isinstance(decision.key, str):
+            raise BarrierError(f"Modify key must be a str, got {decision.key!r}", node=node)
+        if isinstance(decision, Reroute):
+            check_target(node, self.graph.out[node], decision.target)
+
+    def _wake(self, node: str) -> None:
+        if self._wakeup is not None and self._waiting is not None and self._waiting.node == node:
+            self._wakeup.set()
+
+    def cancel(self) -> None:
+        self.cancel_scope.cancel()
+
+    def request_checkpoint(self) -> None:
+        if self.store is None:
+            raise CheckpointError("request_checkpoint() needs an Executor with a store")
+        self._checkpoint_requested = True
+
+    # -- events --------------------------------------------------------------------
+    async def emit(self, event: ev.Event) -> None:
+        send = self._send
+        assert send is not None
+        try:
+            send.send_nowait(event)
+        except trio.WouldBlock:
+            try:
+                await send.send(event)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise _ConsumerGone from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise _ConsumerGone from None
+
+    def next_span(self) -> int:
+        self._spans += 1
+        return self._spans
+
+    # -- the run -------------------------------------------------------------------
+    async def main(self, send: trio.MemorySendChannel[ev.Event]) -> None:
+        """Run to one terminal event, then close the channel."""
+        self._send = send
+        self._started = trio.current_time()
+        async with send:
+            terminal: ev.Event | None = None
+            try:
+                with self.cancel_scope:
+                    terminal = await self._run()
+                if terminal is None:  # our own scope was cancelled: run.cancel()
+                    terminal = await self._fail(self._cancelled())
+                await self.emit(terminal)
+            except _ConsumerGone:
+                if self.error is None and self.result is None:
+                    self.error = Cancelled(node=self.current)
+            except BaseException as exc:
+                if not only_cancelled(exc):
+                    raise
+                # An enclosing scope cancelled us: record, checkpoint (shielded), say
+                # so if the consumer still has room, and let Cancelled propagate.
+                with trio.CancelScope(shield=True):
+                    try:
+                        terminal = await self._fail(self._cancelled())
+                    except GraphError as save_error:
+                        self.error = save_error
+                        terminal = ev.GraphError(self.trace_id, save_error, dict(self.state))
+                    self._close_span_nowait()
+                    try:
+                        send.send_nowait(terminal)
+                    except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+                raise
+            finally:
+                self.finished = True
+
+    def _cancelled(self) -> Cancelled:
+        waiting = self._waiting
+        if waiting is not None:
+            return Cancelled(node=waiting.node, barrier=str(waiting))
+        return Cancelled(node=self._open[0] if self._open else "")
+
+    async def _fail(self, error: GraphError) -> ev.Event:
+        """Close an open node span, checkpoint the last completed step, build the terminal."""
+        await self._close_span()
+        if self.store is not None:
+            interrupted = isinstance(error, Cancelled)
+            status = RunStatus.FAILED
+            if interrupted:
+                status = RunStatus.WAITING if self._waiting is not None else RunStatus.RUNNING
+            try:
+                await self.save(
+                    self.current if self._resumable else None,
+                    status=status,
+                    pending=self._waiting,
+                    error=str(error),
+                )
+            except GraphError as exc:
+                if not interrupted:
+                    error = exc
+        self.error = error
+        return ev.GraphError(self.trace_id, error, dict(self.state))
+
+    _resumable = True  # False once the current node's deltas are applied
+
+    async def _close_span(self) -> None:
+        if self._open is not None:
+            node, span, t0 = self._open
+            self._open = None
+            end = trio.current_time()
+            self.execution_log.append(ev.ExecutionEntry(self.step, node, t0, end, False))
+            await self.emit(ev.NodeEnd(self.trace_id, node, span, False, end - t0))
+
+    def _close_span_nowait(self) -> None:
+        if self._open is not None and self._send is not None:
+            node, span, t0 = self._open
+            self._open = None
+            try:
+                self._send.send_nowait(
+                    ev.NodeEnd(self.trace_id, node, span, False, trio.current_time() - t0)
+                )
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    async def _run(self) -> ev.Event | None:
+        """The step loop. Returns the terminal event (None when cancelled by our scope)."""
+        await self.emit(
+            ev.GraphStart(
+                self.trace_id, self.graph.name, self.current, self.step, self.resumed_from
+            )
+        )
+        try:
+            while True:
+                if await self._step():
+                    break
+        except GraphError as exc:
+            return await self._fail(exc)
+        if self.store is not None and self.policy.on_completion:
+            try:
+                await self.save(None, status=RunStatus.COMPLETED)
+            except GraphError as exc:
+                return await self._fail(exc)
+        now = trio.current_time()
+        self.result = ev.RunResult(
+            self.trace_id, dict(self.state), self.execution_log, now - self._started
+        )
+        return ev.GraphComplete(self.trace_id, self.result)
+
+    async def _step(self) -> bool:
+        """Run one node; True when the run is complete."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._checkpoint_requested:
+            self._checkpoint_requested = False
+            await self.save(self.current)
+        step = self.step + 1
+        name = self.current
+        if step > self.max_steps:
+            raise StepsExceeded(self.max_steps, name)
+        node = self.graph.nodes.get(name)
+        if node is None:
+            raise NodeNotFound(name)
+        if step % _YIELD_EVERY == 0:
+            await trio.lowlevel.checkpoint()
+        trace = self.trace_id
+        span = self.next_span()
+        await self.emit(ev.NodeStart(trace, name, span, step))
+        t0 = trio.current_time()
+        self._open = (name, span, t0)
+        self._resumable = True
+        if isinstance(node, TaskNode):
+            try:
+                raw = await call_node(name, node.fn, node.is_async, self.view, node.timeout)
+            except NodeExecutionFailed:
+                raise
+            except Exception as exc:
+                raise failure(name, exc) from exc
+            outcome = normalise(name, raw)
+        elif isinstance(node, BarrierNode):
+            outcome = await self._barrier(node, span, step)
+        elif isinstance(node, ParallelNode):
+            from .fanout import run_parallel
+
+            outcome = await run_parallel(self, node, span, step)
+        else:  # ConditionNode: routed by its conditional edges
+            outcome = NEXT
+        return await self._finish(node, name, span, step, t0, outcome)
+
+    async def _finish(
+        self, node: Node, name: str, span: int, step: int, t0: float, outcome: Outcome
+    ) -> bool:
+        """Commit the node's deltas and route, then send its events. True: run complete.
+
+        The state, step and next node are settled before any event is sent, so a
+        cancellation while sending leaves a consistent point to checkpoint.
+        """
+        graph = self.graph
+        out = graph.out[name]
+        fallback_to: str | None = None
+        if outcome.fallback is not None:
+            fallback_to = route_fallback(name, out)
+            if fallback_to is None:
+                raise NodeExecutionFailed(
+                    name, "Fallback", f"fallback requested ({outcome.fallback}) but no fallback edge"
+                )
+        items = outcome.items
+        if items:
+            self.commit(name, items)
+        self.step = step
+        routing_error: GraphError | None = None
+        target: str | None = None
+        if fallback_to is not None:
+            target = fallback_to
+        elif name != graph.end:
+            try:
+                if outcome.goto is not None:
+                    target = check_target(name, out, outcome.goto)
+                else:
+                    target = route(name, out, self.view)
+            except GraphError as exc:
+                routing_error = exc
+        self._resumable = target is not None
+        if target is not None:
+            self.current = target
+        end = trio.current_time()
+        self._open = None
+        self.execution_log.append(ev.ExecutionEntry(step, name, t0, end, True))
+        trace = self.trace_id
+        for key, value in items:
+            await self.emit(ev.StateChanged(trace, name, span, key, value))
+        await self.emit(ev.NodeEnd(trace, name, span, True, end - t0))
+        if fallback_to is not None:
+            await self.emit(
+                ev.ObservedError(trace, name, ev.Observed("Degraded", outcome.fallback or ""))
+            )
+        if routing_error is not None:
+            raise routing_error
+        if target is None:
+            return True
+        policy = self.policy
+        if self.store is not None and (
+            policy.every_step
+            or (policy.on_barrier and isinstance(node, BarrierNode))
+            or (
+                policy.adaptive is not None
+                and policy.adaptive.wants(end - t0, node.meta.token_cost, node.meta.side_effects)
+            )
+        ):
+            await self.save(target)
+        return False
+
+    def commit(self, node: str, items: Sequence[tuple[str, Any]]) -> None:
+        """Fold updates through the reducers and commit them at once (all or nothing)."""
+        reducers = self.graph.reducers
+        merged = reduce_updates(self.state, reducers, node, items)
+        self.state.update(merged)
+        tracker = self.tracker
+        if tracker is not None:
+            resolved: set[str] = set()
+            for key, value in items:
+                r = reducers.get(key)
+                if r is None or r.builtin:
+                    tracker.record(key, value, r.name if r is not None else None)
+                elif key not in resolved:  # custom reducer: store the merged value once
+                    resolved.add(key)
+                    tracker.record(key, merged[key])
+
+    # -- barriers -------------------------------------------------------------------
+    async def _barrier(self, node: BarrierNode, span: int, step: int) -> Outcome:
+        bid = self.registry.next_id(node.name)
+        # _waiting stays set if we are cancelled, so the terminal error and the
+        # checkpoint name the barrier occurrence.
+        self._waiting = bid
+        if self.store is not None and self.policy.on_barrier:
+            await self.save(node.name, status=RunStatus.WAITING, pending=bid)
+        await self.emit(ev.BarrierWaiting(self.trace_id, node.name, span, bid))
+        decision, timed_out = await self._wait_decision(node, bid)
+        self._waiting = None
+        self._wakeup = None
+        await self.emit(ev.BarrierResolved(self.trace_id, node.name, bid, decision, timed_out))
+        if decision is None:  # timed out with default "skip"
+            return NEXT
+        updates, target = decision_updates(
+            node.name, decision, approved_key=node.approved_key, reason_key=node.reason_key
+        )
+        return Outcome(list(updates.items()), goto=target)
+
+    async def _wait_decision(
+        self, node: BarrierNode, bid: BarrierId
+    ) -> tuple[Decision | None, bool]:
+        timeout = math.inf if node.timeout is None else node.timeout
+        with trio.move_on_after(timeout):
+            while True:
+                decision = self.registry.take(bid)
+                if decision is not None:
+                    return decision, False
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+        self.registry.mark_resolved(bid)
+        if node.default == "approve":
+            return Approve(), True
+        if node.default == "skip":
+            return None, True
+        return Reject(f"timed out after {node.timeout}s"), True
+
+    # -- checkpoints ----------------------------------------------------------------
+    async def save(
+        self,
+        next_node: str | None,
+        *,
+        status: RunStatus = RunStatus.RUNNING,
+        pending: BarrierId | None = None,
+        branches: list[BranchResult] | None = None,
+        error: str | None = None,
+    ) -> str:
+        """Write a checkpoint of the current state; emits ``CheckpointSaved``."""
+        store, tracker = self.store, self.tracker
+        assert store is not None and tracker is not None
+        cid = new_id()
+        base_id, deltas = tracker.take(cid)
+        step = self.step
+        occurrences = dict(self.registry.occurrences)
+        checkpoint = Checkpoint(
+            checkpoint_id=cid,
+            trace_id=self.trace_id,
+            graph_name=self.graph.name,
+            graph_hash=self.graph.hash(),
+            next_node=next_node,
+            step=step,
+            state=self.state,
+            status=status,
+            pending_barrier=pending,
+            occurrences=occurrences,
+            decisions=self._decision_entries(),
+            branches=branches or [],
+            resumed_from=self.resumed_from,
+            resume_count=self.resume_count,
+            parent_id=self.last_checkpoint,
+            base_id=base_id,
+            deltas=deltas,
+            error=error,
+        )
+        try:
+            await store.save(checkpoint)
+        except BaseException:
+            # Nothing half-written: the next save is a full snapshot of the live state.
+            tracker.reset()
+            tracker.pending[:0] = deltas
+            raise
+        self.last_checkpoint = cid
+        await self.emit(ev.CheckpointSaved(self.trace_id, cid, next_node or "", step))
+        return cid
+
+    def _decision_entries(self) -> list[DecisionEntry]:
+        reg = self.registry
+        entries = [DecisionEntry(b.node, b.occurrence, d) for b, d in reg.pending.items()]
+        entries += [DecisionEntry(n, 0, d) for n, d in reg.wildcards.items()]
+        return entries
+
+
+def registry_from(checkpoint: Checkpoint) -> DecisionRegistry:
+    """Rebuild the decision registry a checkpoint recorded (for resume)."""
+    reg = DecisionRegistry(occurrences=dict(checkpoint.occurrences))
+    pending = checkpoint.pending_barrier
+    if pending is not None:
+        reg.occurrences[pending.node] = pending.occurrence - 1
+    for e in checkpoint.decisions:
+        if e.occurrence == 0:
+            reg.submit_all(e.node, e.decision)
+        else:
+            reg.submit(BarrierId(e.node, e.occurrence), e.decision)
+    return reg
+
+
+def check_state(state: object) -> dict[str, Any]:
+    """The initial state as a fresh dict with str keys, or ``StateError``."""
+    if not isinstance(state, Mapping):
+        raise StateError(f"initial state must be a mapping, got {type(state).__name__}")
+    for key in state:
+        if not isinstance(key, str):
+            raise StateError(f"state keys must be str, got {type(key).__name__}", key=repr(key))
+    return dict(state)

@@ -1,0 +1,133 @@
+"""The one cattrs converter for events, decisions, errors, results and checkpoints.
+
+Model layer: no trio import. Unions (events, decisions, errors) are tagged with
+the class name under ``"type"``. Loading never imports or executes anything: the
+tag is looked up in a fixed table of our own classes; unknown tags, malformed
+documents and non-JSON values raise :class:`~trio_graph.errors.CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.preconf.json import make_converter
+from cattrs.strategies import configure_tagged_union
+
+from . import errors
+from . import events as ev
+from .checkpoint import Checkpoint, RunStatus
+from .decisions import Approve, Decision, Modify, Reject, Reroute
+
+T = TypeVar("T")
+
+converter = make_converter()
+
+
+_ERRORS: dict[str, type[errors.GraphError]] = {cls.__name__: cls for cls in errors.ERROR_TYPES}
+for _cls in errors.ERROR_TYPES:
+    attrs.resolve_types(_cls)
+
+
+def _is_error(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, errors.GraphError)
+
+
+def _unstructure_error(err: errors.GraphError) -> dict[str, Any]:
+    doc: dict[str, Any] = {"type": type(err).__name__}
+    for a in attrs.fields(type(err)):
+        doc[a.name] = converter.unstructure(getattr(err, a.name), a.type)
+    return doc
+
+
+def _structure_error(doc: Any, _: Any) -> errors.GraphError:
+    if not isinstance(doc, Mapping) or doc.get("type") not in _ERRORS:
+        raise ValueError(f"not a trio_graph error document: {doc!r:.80}")
+    cls = _ERRORS[doc["type"]]
+    kwargs = {
+        a.name: converter.structure(doc[a.name], a.type)
+        for a in attrs.fields(cls)
+        if a.name in doc
+    }
+    return cls(**kwargs)
+
+
+converter.register_unstructure_hook_func(_is_error, _unstructure_error)
+converter.register_structure_hook_func(_is_error, _structure_error)
+converter.register_unstructure_hook(RunStatus, lambda s: s.value)
+converter.register_structure_hook(RunStatus, lambda v, _: RunStatus(v))
+
+# Unions last: their generated hooks capture the hooks registered above.
+configure_tagged_union(Decision, converter, tag_name="type")  # type: ignore[arg-type]
+converter.register_unstructure_hook(
+    Decision | None,  # type: ignore[arg-type]
+    lambda d: None if d is None else converter.unstructure(d, Decision),
+)
+converter.register_structure_hook(
+    Decision | None,  # type: ignore[arg-type]
+    lambda v, _: None if v is None else converter.structure(v, Decision),
+)
+configure_tagged_union(ev.Event, converter, tag_name="type")  # type: ignore[arg-type]
+
+
+def to_json(obj: object, type_: Any = None) -> str:
+    """One JSON document (a line: no newlines) for any event, decision, result or checkpoint."""
+    return json.dumps(
+        converter.unstructure(obj, type_ if type_ is not None else type(obj)),
+        separators=(",", ":"),
+        allow_nan=False,
+    )
+
+
+def from_json(text: str | bytes, type_: type[T] | Any) -> T:
+    """Load what :func:`to_json` wrote; malformed input raises ``CheckpointError``."""
+    try:
+        doc = json.loads(text)
+        return converter.structure(doc, type_)  # type: ignore[no-any-return]
+    except (ValueError, TypeError, KeyError, cattrs.BaseValidationError) as exc:
+        raise errors.CheckpointError(
+            f"cannot load {getattr(type_, '__name__', type_)} from JSON: {_short(exc)}"
+        ) from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def check_json(state: Mapping[str, Any], keys: Any = None) -> None:
+    """Raise ``CheckpointError`` naming the first key whose value is not JSON-compatible."""
+    for key in state if keys is None else keys:
+        if not _json_ok(state[key]):
+            raise errors.CheckpointError(
+                f"state value of type {type(state[key]).__name__} is not JSON-compatible",
+                key=key,
+            )
+
+
+def _json_ok(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 200:
+        return False
+    if isinstance(value, list | tuple):
+        return all(_json_ok(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_ok(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def dumps_value(value: Any) -> str:
+    """Plain JSON for state values (strict: no NaN, no non-JSON types)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def full(checkpoint: Checkpoint) -> Checkpoint:
+    """The checkpoint as a self-contained full snapshot (no base, no deltas)."""
+    return attrs.evolve(checkpoint, base_id=None, deltas=[])

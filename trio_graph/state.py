@@ -1,0 +1,86 @@
+"""State deltas, applying them through reducers, and merging parallel branches.
+
+Model layer: no trio import. The state is a plain ``dict``; nodes see it through
+a read-only view. Every failure to apply a delta is a :class:`StateError` naming
+the node and the key: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .errors import StateError
+from .reducers import Reducer
+
+State = dict[str, Any]
+
+
+@attrs.frozen
+class StateDelta:
+    """One update: ``key`` receives ``value`` (merged by the key's reducer, if any)."""
+
+    key: str
+    value: Any
+
+
+def reduce_updates(
+    state: Mapping[str, Any],
+    reducers: Mapping[str, Reducer],
+    node: str,
+    updates: Iterable[tuple[str, Any]],
+) -> dict[str, Any]:
+    """The new values of the keys ``updates`` touch, folded in order; ``state`` is untouched.
+
+    The caller commits them with ``state.update(...)``, so a failing delta leaves the
+    state exactly as it stood (a ``StateError`` naming node and key). O(update).
+    """
+    merged: dict[str, Any] = {}
+    for key, value in updates:
+        reducer = reducers.get(key)
+        if reducer is None:
+            merged[key] = value
+            continue
+        if key in merged:
+            old = merged[key]
+        elif key in state:
+            old = state[key]
+        elif reducer.initial is not None:
+            old = reducer.initial()
+        else:
+            merged[key] = value
+            continue
+        try:
+            merged[key] = reducer.fn(old, value)
+        except Exception as exc:
+            raise StateError(
+                f"reducer {reducer.name!r} failed: {type(exc).__name__}: {exc}",
+                node=node,
+                key=key,
+            ) from exc
+    return merged
+
+
+def merge_branches(
+    node: str,
+    reducers: Mapping[str, Reducer],
+    results: Sequence[tuple[str, Mapping[str, Any]]],
+) -> list[StateDelta]:
+    """The deltas of a parallel node, in branch declaration order then update order.
+
+    ``results`` must already be in declaration order. A key written by two or more
+    branches with no reducer is a ``StateError("parallel merge conflict", ...)``
+    naming the key and the branches; with a reducer the updates fold in order.
+    """
+    writers: dict[str, list[str]] = {}
+    deltas: list[StateDelta] = []
+    for branch, updates in results:
+        for key, value in updates.items():
+            writers.setdefault(key, []).append(branch)
+            deltas.append(StateDelta(key, value))
+    for key, branches in writers.items():
+        if len(branches) > 1 and key not in reducers:
+            raise StateError("parallel merge conflict", node=node, key=key, branches=branches)
+    return deltas

@@ -1,0 +1,49 @@
+"""The one async protocol every checkpoint store implements.
+
+Model of the contract (DESIGN §10): ``save``; ``load(checkpoint_id)`` (unknown id:
+``CheckpointError``); ``latest(trace_id)`` (unknown run: None); ``list(trace_id)``
+oldest first (unknown run: ``[]``); ``delete(trace_id)`` removes the checkpoints
+and the ``runs()`` row; ``runs()`` one row per run. Stores are async context
+managers with ``aclose()``. A store serialises ``checkpoint.state`` (or its deltas)
+during ``save`` and keeps no reference to it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from ..checkpoint import Checkpoint, RunStatus
+
+
+@attrs.frozen
+class RunInfo:
+    """One row of ``store.runs()``."""
+
+    trace_id: str
+    graph_name: str
+    status: RunStatus
+    updated_at: float
+    checkpoint_id: str | None = None
+    """The run's latest checkpoint."""
+    resumed_from: str | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A checkpoint store (MemoryStore, SQLiteStore, PostgresStore)."""
+
+    async def save(self, checkpoint: Checkpoint) -> None: ...
+
+    async def load(self, checkpoint_id: str) -> Checkpoint: ...
+
+    async def latest(self, trace_id: str) -> Checkpoint | None: ...
+
+    async def list(self, trace_id: str) -> list[Checkpoint]: ...
+
+    async def delete(self, trace_id: str) -> None: ...
+
+    async def runs(self) -> list[RunInfo]: ...
+
+    async def aclose(self) -> None: ...
