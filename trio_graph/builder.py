@@ -79,9 +79,7 @@ class GraphBuilder:
         )
         return self
 
-    def condition(
-        self, name: str, branches: Sequence[tuple[str, Condition]]
-    ) -> GraphBuilder:
+    def condition(self, name: str, branches: Sequence[tuple[str, Condition]]) -> GraphBuilder:
         """A routing node: goes to the first target whose predicate holds, else "next".
 
         Each ``(target, predicate)`` becomes a conditional edge, in order; add a
@@ -143,7 +141,9 @@ class GraphBuilder:
             self._problems.append(f"{where}: branches must be a non-empty mapping name -> fn")
             branches = {}
         if strategy not in _STRATEGIES:
-            self._problems.append(f"{where}: strategy must be one of {_STRATEGIES}, got {strategy!r}")
+            self._problems.append(
+                f"{where}: strategy must be one of {_STRATEGIES}, got {strategy!r}"
+            )
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             self._problems.append(f"{where}: limit must be a positive int, got {limit!r}")
         timeouts = dict(timeouts or {})

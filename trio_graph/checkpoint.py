@@ -21,7 +21,7 @@ from .decisions import BarrierId, Decision
 from .reducers import BUILTINS
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """A run's status in ``store.runs()``."""
 
     RUNNING = "running"

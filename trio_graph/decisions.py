@@ -15,7 +15,7 @@ import attrs
 
 @attrs.frozen(order=True)
 class BarrierId:
-    """One arrival at a barrier node: ``occurrence`` counts arrivals at ``node`` in a run, from 1."""
+    """One arrival at a barrier: ``occurrence`` counts arrivals at ``node`` in a run, from 1."""
 
     node: str
     occurrence: int

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import attrs
 
-from .decisions import BarrierId, Decision
 from . import errors
+from .decisions import BarrierId, Decision
 
 ObservedKind = Literal["Degraded", "Retrying", "Warning"]
 
@@ -194,4 +194,3 @@ EVENT_TYPES: tuple[type, ...] = (
     GraphError,
 )
 TERMINAL: tuple[type, ...] = (GraphComplete, GraphError)
-

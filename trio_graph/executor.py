@@ -95,8 +95,12 @@ class Executor:
 
     @contextlib.asynccontextmanager
     async def fork(
-        self, graph: Graph, checkpoint_id: str, patch: Mapping[str, Any] | None = None,
-        *, force: bool = False,
+        self,
+        graph: Graph,
+        checkpoint_id: str,
+        patch: Mapping[str, Any] | None = None,
+        *,
+        force: bool = False,
     ) -> AsyncIterator[Run]:
         """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers)."""
         store = self._need_store("fork")

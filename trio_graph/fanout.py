@@ -42,8 +42,7 @@ def _branch_updates(node: str, branch: str, result: object) -> Mapping[str, Any]
                 )
         return result
     raise StateError(
-        f"branch {branch!r} must return a mapping of updates or None, "
-        f"got {type(result).__name__}",
+        f"branch {branch!r} must return a mapping of updates or None, got {type(result).__name__}",
         node=node,
     )
 
@@ -82,12 +81,20 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
             if limiter is not None:
                 async with limiter:
                     raw = await call_node(
-                        node.name, branch.fn, branch.is_async, view, branch.timeout,
+                        node.name,
+                        branch.fn,
+                        branch.is_async,
+                        view,
+                        branch.timeout,
                         branch=branch.name,
                     )
             else:
                 raw = await call_node(
-                    node.name, branch.fn, branch.is_async, view, branch.timeout,
+                    node.name,
+                    branch.fn,
+                    branch.is_async,
+                    view,
+                    branch.timeout,
                     branch=branch.name,
                 )
             updates = _branch_updates(node.name, branch.name, raw)
@@ -130,9 +137,9 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
     return Outcome([(d.key, d.value) for d in deltas])
 
 
-def _ordered(node: ParallelNode, done: Mapping[str, Mapping[str, Any]]) -> list[
-    tuple[str, Mapping[str, Any]]
-]:
+def _ordered(
+    node: ParallelNode, done: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, Mapping[str, Any]]]:
     return [(b.name, done[b.name]) for b in node.branches if b.name in done]
 
 

@@ -88,23 +88,24 @@ async def call_node(
     fn: Any,
     is_async: bool,
     view: Mapping[str, Any],
-    timeout: float | None,
+    limit: float | None,
     *,
     branch: str | None = None,
 ) -> Any:
     """Call a task or branch function, under ``trio.fail_after`` when it has a timeout."""
-    if timeout is None:
+    if limit is None:
         return (await fn(view)) if is_async else fn(view)
     try:
-        with trio.fail_after(timeout):
+        with trio.fail_after(limit):
             if is_async:
                 return await fn(view)
             result = fn(view)
             await trio.lowlevel.checkpoint()
             return result
     except trio.TooSlowError as exc:
-        err = NodeTimeout(node, "TooSlowError", f"no result within {timeout}s", branch=branch,
-                          limit=timeout)
+        err = NodeTimeout(
+            node, "TooSlowError", f"no result within {limit}s", branch=branch, limit=limit
+        )
         raise err from exc
 
 
@@ -380,7 +381,9 @@ class Loop:
             fallback_to = route_fallback(name, out)
             if fallback_to is None:
                 raise NodeExecutionFailed(
-                    name, "Fallback", f"fallback requested ({outcome.fallback}) but no fallback edge"
+                    name,
+                    "Fallback",
+                    f"Fallback({outcome.fallback!r}) but the node has no fallback edge",
                 )
         items = outcome.items
         if items:

@@ -97,9 +97,9 @@ merge = Reducer("merge", _merge, initial=dict, builtin=True)
 """Merge dicts: keys of the update win."""
 union = Reducer("union", _union, builtin=True)
 """Set union; on lists, append the items not already present (order kept, JSON-friendly)."""
-max = Reducer("max", _max, builtin=True)  # noqa: A001 - the binding public name
+max = Reducer("max", _max, builtin=True)
 """Keep the larger value."""
-min = Reducer("min", _min, builtin=True)  # noqa: A001 - the binding public name
+min = Reducer("min", _min, builtin=True)
 """Keep the smaller value."""
 
 BUILTINS: dict[str, Reducer] = {r.name: r for r in (append, extend, add, merge, union, max, min)}
@@ -109,4 +109,4 @@ def as_reducer(fn: Reducer | Callable[[Any, Any], Any], name: str | None = None)
     """Wrap a plain function as a :class:`Reducer` (named after the function)."""
     if isinstance(fn, Reducer):
         return fn
-    return Reducer(name or getattr(fn, "__name__", "custom"), fn)
+    return Reducer(name or str(getattr(fn, "__name__", "custom")), fn)

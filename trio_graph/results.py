@@ -76,6 +76,4 @@ def normalise(node: str, result: object) -> Outcome:
 def _check_keys(node: str, updates: Mapping[Any, Any]) -> None:
     for key in updates:
         if not isinstance(key, str):
-            raise StateError(
-                f"state keys must be str, got {type(key).__name__} {key!r}", node=node
-            )
+            raise StateError(f"state keys must be str, got {type(key).__name__} {key!r}", node=node)

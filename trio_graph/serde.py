@@ -21,7 +21,7 @@ from cattrs.strategies import configure_tagged_union
 from . import errors
 from . import events as ev
 from .checkpoint import Checkpoint, RunStatus
-from .decisions import Approve, Decision, Modify, Reject, Reroute
+from .decisions import Decision
 
 T = TypeVar("T")
 
@@ -49,9 +49,7 @@ def _structure_error(doc: Any, _: Any) -> errors.GraphError:
         raise ValueError(f"not a trio_graph error document: {doc!r:.80}")
     cls = _ERRORS[doc["type"]]
     kwargs = {
-        a.name: converter.structure(doc[a.name], a.type)
-        for a in attrs.fields(cls)
-        if a.name in doc
+        a.name: converter.structure(doc[a.name], a.type) for a in attrs.fields(cls) if a.name in doc
     }
     return cls(**kwargs)
 
@@ -62,16 +60,18 @@ converter.register_unstructure_hook(RunStatus, lambda s: s.value)
 converter.register_structure_hook(RunStatus, lambda v, _: RunStatus(v))
 
 # Unions last: their generated hooks capture the hooks registered above.
-configure_tagged_union(Decision, converter, tag_name="type")  # type: ignore[arg-type]
+_DECISION: Any = Decision
+configure_tagged_union(_DECISION, converter, tag_name="type")
 converter.register_unstructure_hook(
-    Decision | None,  # type: ignore[arg-type]
-    lambda d: None if d is None else converter.unstructure(d, Decision),
+    _DECISION | None,
+    lambda d: None if d is None else converter.unstructure(d, _DECISION),
 )
 converter.register_structure_hook(
-    Decision | None,  # type: ignore[arg-type]
-    lambda v, _: None if v is None else converter.structure(v, Decision),
+    _DECISION | None,
+    lambda v, _: None if v is None else converter.structure(v, _DECISION),
 )
-configure_tagged_union(ev.Event, converter, tag_name="type")  # type: ignore[arg-type]
+_EVENT: Any = ev.Event
+configure_tagged_union(_EVENT, converter, tag_name="type")
 
 
 def to_json(obj: object, type_: Any = None) -> str:

@@ -15,11 +15,11 @@ __all__ = ["MemoryStore", "PostgresStore", "RunInfo", "SQLiteStore", "Store"]
 def __getattr__(name: str) -> Any:
     # Imported lazily: sqlite3/psycopg are only loaded by those who use them.
     if name == "SQLiteStore":
-        from .sqlite import SQLiteStore
+        from .sqlite import SQLiteStore  # type: ignore[import-not-found, unused-ignore]
 
         return SQLiteStore
     if name == "PostgresStore":
-        from .postgres import PostgresStore
+        from .postgres import PostgresStore  # type: ignore[import-not-found, unused-ignore]
 
         return PostgresStore
     raise AttributeError(name)
