@@ -28,6 +28,7 @@ from .errors import CheckpointError as CheckpointError
 from .errors import GraphChanged as GraphChanged
 from .errors import GraphError as GraphError
 from .errors import InvalidGraph as InvalidGraph
+from .errors import LeaseLost as LeaseLost
 from .errors import MissingEdge as MissingEdge
 from .errors import NodeExecutionFailed as NodeExecutionFailed
 from .errors import NodeNotFound as NodeNotFound
@@ -40,6 +41,7 @@ from .executor import Executor as Executor
 from .graph import Graph as Graph
 from .results import Fallback as Fallback
 from .results import Goto as Goto
+from .retry import RetryPolicy as RetryPolicy
 from .run import Run as Run
 from .state import StateDelta as StateDelta
 

@@ -28,11 +28,13 @@ from .graph import (
     OutEdges,
     ParallelNode,
     Strategy,
+    SubgraphNode,
     TaskNode,
     is_async_callable,
     structural_hash,
 )
 from .reducers import Reducer, as_reducer
+from .retry import RetryPolicy
 
 _DEFAULTS = ("reject", "approve", "skip")
 _STRATEGIES = ("fail_fast", "collect_all")
@@ -61,21 +63,60 @@ class GraphBuilder:
         fn: NodeFn,
         *,
         timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        blocking: bool = False,
         token_cost: float = 0.0,
         side_effects: bool = False,
     ) -> GraphBuilder:
-        """A task node: ``fn(state)`` returns updates, ``Goto``, ``Fallback`` or None."""
+        """A task node: ``fn(state)`` returns updates, ``Goto``, ``Fallback`` or None.
+
+        ``timeout`` (seconds) bounds each attempt (``NodeTimeout``); ``retry`` retries
+        failures with back-off; ``blocking=True`` runs a plain function in a worker
+        thread so it cannot stall the run (abandoned if the run is cancelled).
+        ``token_cost``/``side_effects`` feed the adaptive checkpoint policy.
+        """
+        where = f"node {name!r}"
         if not callable(fn):
-            self._problems.append(f"node {name!r}: task function is not callable ({fn!r:.60})")
-        self._check_timeout(f"node {name!r}", timeout)
+            self._problems.append(f"{where}: task function is not callable ({fn!r:.60})")
+        self._check_timeout(where, timeout)
+        is_async = is_async_callable(fn)
+        if blocking and is_async:
+            self._problems.append(f"{where}: blocking=True is for plain functions, not async ones")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            self._problems.append(f"{where}: retry must be a RetryPolicy, got {retry!r:.60}")
         self._nodes.append(
             TaskNode(
                 name,
                 fn,
-                is_async=is_async_callable(fn),
+                is_async=is_async,
                 timeout=timeout,
                 meta=_meta(token_cost, side_effects),
+                retry=retry,
+                blocking=blocking,
             )
+        )
+        return self
+
+    def subgraph(
+        self,
+        name: str,
+        graph: Graph,
+        *,
+        input: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        output: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        max_steps: int | None = None,
+    ) -> GraphBuilder:
+        """Run a built ``graph`` as one node (its events carry ``"name/child"`` paths)."""
+        where = f"subgraph {name!r}"
+        if not isinstance(graph, Graph):
+            self._problems.append(f"{where}: graph must be a built Graph, got {graph!r:.60}")
+        for label, fn in (("input", input), ("output", output)):
+            if fn is not None and not callable(fn):
+                self._problems.append(f"{where}: {label} must be callable, got {fn!r:.60}")
+        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+            self._problems.append(f"{where}: max_steps must be a positive int, got {max_steps!r}")
+        self._nodes.append(
+            SubgraphNode(name, graph, input=input, output=output, max_steps=max_steps)
         )
         return self
 
@@ -229,6 +270,11 @@ class GraphBuilder:
         for node in self._nodes:
             if not isinstance(node.name, str) or not node.name:
                 problems.append(f"node name must be a non-empty str, got {node.name!r}")
+            elif "/" in node.name or "#" in node.name:
+                problems.append(
+                    f"node {node.name!r}: names may not contain '/' or '#' "
+                    "(they separate subgraph paths and barrier occurrences)"
+                )
             elif node.name in nodes:
                 problems.append(f"duplicate node {node.name!r}")
             else:

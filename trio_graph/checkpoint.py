@@ -61,6 +61,19 @@ class BranchResult:
 
 
 @attrs.frozen
+class Frame:
+    """A subgraph run in progress inside the node ``node`` of the graph one level up:
+    enough to resume inside it."""
+
+    node: str
+    next_node: str
+    step: int
+    state: dict[str, Any]
+    collected: list[tuple[str, Any]] = attrs.field(factory=list)
+    """The child's committed updates so far (the subgraph's default output)."""
+
+
+@attrs.frozen
 class Checkpoint:
     """A resumable point of a run.
 
@@ -98,6 +111,8 @@ class Checkpoint:
     """Deltas since ``parent_id`` (what an incremental save writes)."""
     error: str | None = None
     """For a failed run, the terminal error's one-line description."""
+    frames: list[Frame] = attrs.field(factory=list)
+    """Subgraph runs in progress at ``next_node``, outermost first (resume inside them)."""
 
 
 def new_id() -> str:

@@ -111,9 +111,15 @@ class NodeExecutionFailed(GraphError):
     message: str = ""
     branch: str | None = None
     failures: list[BranchFailure] = attrs.field(factory=list)
+    attempts: int = 1
+    """How many attempts were made (more than 1 under a retry policy)."""
+    previous: list[str] = attrs.field(factory=list)
+    """The earlier attempts' errors, ``"Type: message"`` each, oldest first."""
 
     def describe(self) -> str:
         where = f"node {self.node!r}"
+        if self.attempts > 1:
+            where += f" (after {self.attempts} attempts)"
         if self.branch is not None:
             where += f" branch {self.branch!r}"
         if self.failures:

@@ -199,6 +199,7 @@ class Executor:
             branches=checkpoint.branches,
             resumed_from=checkpoint.trace_id,
             resume_count=checkpoint.resume_count + 1,
+            frames=checkpoint.frames,
         )
 
 

@@ -17,6 +17,7 @@ import attrs
 
 from .decisions import DefaultAction
 from .reducers import Reducer
+from .retry import RetryPolicy
 
 EdgeKind = Literal["conditional", "normal", "fallback"]
 Strategy = Literal["fail_fast", "collect_all"]
@@ -49,6 +50,9 @@ class TaskNode:
     is_async: bool = False
     timeout: float | None = None
     meta: NodeMeta = NodeMeta()
+    retry: RetryPolicy | None = None
+    blocking: bool = False
+    """A plain function that blocks: run it in a worker thread (abandoned on cancel)."""
     kind: str = "task"
 
 
@@ -98,7 +102,29 @@ class ParallelNode:
     kind: str = "parallel"
 
 
-Node = TaskNode | ConditionNode | BarrierNode | ParallelNode
+@attrs.frozen
+class SubgraphNode:
+    """Runs a built graph as one node, with its own step budget.
+
+    ``input(state)`` gives the child's initial state (default: a copy of the parent's);
+    ``output(child_state)`` gives the updates for the parent (default: every delta
+    the child committed, in order, merged by the parent's reducers).
+    """
+
+    name: str
+    graph: Graph
+    input: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = attrs.field(
+        default=None, eq=False
+    )
+    output: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = attrs.field(
+        default=None, eq=False
+    )
+    max_steps: int | None = None
+    meta: NodeMeta = NodeMeta()
+    kind: str = "subgraph"
+
+
+Node = TaskNode | ConditionNode | BarrierNode | ParallelNode | SubgraphNode
 
 
 @attrs.frozen
@@ -141,8 +167,24 @@ class Graph:
         return self._hash
 
     def barriers(self) -> list[str]:
-        """Names of the barrier nodes."""
-        return [n.name for n in self.nodes.values() if isinstance(n, BarrierNode)]
+        """Names of the barrier nodes (subgraph barriers as ``"sub/node"`` paths)."""
+        names = []
+        for n in self.nodes.values():
+            if isinstance(n, BarrierNode):
+                names.append(n.name)
+            elif isinstance(n, SubgraphNode):
+                names += [f"{n.name}/{b}" for b in n.graph.barriers()]
+        return names
+
+    def find(self, path: str) -> Node | None:
+        """The node at ``path``: a name, or ``"sub/node"`` inside a subgraph node."""
+        head, sep, rest = path.partition("/")
+        node = self.nodes.get(head)
+        if not sep:
+            return node
+        if isinstance(node, SubgraphNode):
+            return node.graph.find(rest)
+        return None
 
     def to_mermaid(self) -> str:
         """The graph as Mermaid flowchart text."""
@@ -170,6 +212,8 @@ def structural_hash(
         extra: list[Any] = []
         if isinstance(node, ParallelNode):
             extra = [b.name for b in node.branches]
+        elif isinstance(node, SubgraphNode):
+            extra = [node.graph.hash()]
         return [node.name, node.kind, extra]
 
     doc = {

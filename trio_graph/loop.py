@@ -18,6 +18,7 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from . import events as ev
@@ -26,6 +27,7 @@ from .checkpoint import (
     Checkpoint,
     CheckpointPolicy,
     DecisionEntry,
+    Frame,
     RunStatus,
     SnapshotTracker,
     new_id,
@@ -52,7 +54,7 @@ from .errors import (
     StateError,
     StepsExceeded,
 )
-from .graph import BarrierNode, Graph, Node, ParallelNode, TaskNode
+from .graph import BarrierNode, Graph, Node, ParallelNode, SubgraphNode, TaskNode
 from .results import NEXT, Outcome, normalise
 from .routing import check_target, route, route_fallback
 from .state import reduce_updates
@@ -127,6 +129,9 @@ class Loop:
         branches: list[BranchResult] | None = None,
         resumed_from: str | None = None,
         resume_count: int = 0,
+        frames: list[Frame] | None = None,
+        parent: Loop | None = None,
+        prefix: str = "",
     ) -> None:
         self.graph = graph
         self.state = state
@@ -153,8 +158,23 @@ class Loop:
         self._waiting: BarrierId | None = None
         self._wakeup: trio.Event | None = None
         self._checkpoint_requested = False
+        self._closing = False  # set once the consumer is gone or an outer scope cancelled us
         self._send: trio.MemorySendChannel[ev.Event] | None = None
         self._started = 0.0
+        # Subgraphs: a child loop runs inline in its parent's task, shares the
+        # registry, the span counter, the event channel and (through the root) the store.
+        self.parent = parent
+        self.prefix = prefix
+        self.frames = list(frames or [])  # subgraph runs to resume inside, outermost first
+        self.child: Loop | None = None
+        self.collected: list[tuple[str, Any]] | None = [] if parent is not None else None
+
+    def chain(self) -> list[Loop]:
+        """This loop and its active subgraph loops, outermost first."""
+        loops = [self]
+        while loops[-1].child is not None:
+            loops.append(loops[-1].child)
+        return loops
 
     # -- steering (plain methods, called from the consumer's task) -----------------
     def decide(self, barrier_id: BarrierId, decision: Decision) -> None:
@@ -176,7 +196,7 @@ class Loop:
     def _check_decision(self, node: str, decision: Decision) -> None:
         if self.finished:
             raise BarrierError("the run has finished; decision not applied", node=node)
-        if not isinstance(self.graph.nodes.get(node), BarrierNode):
+        if not isinstance(self.graph.find(node), BarrierNode):
             raise BarrierError("decision for a node that is not a barrier", node=node)
         if not isinstance(decision, DECISION_TYPES):
             raise BarrierError(
@@ -187,11 +207,17 @@ class Loop:
         if isinstance(decision, Modify) and not isinstance(decision.key, str):
             raise BarrierError(f"Modify key must be a str, got {decision.key!r}", node=node)
         if isinstance(decision, Reroute):
-            check_target(node, self.graph.out[node], decision.target)
+            graph, local = self.graph, node
+            while "/" in local:
+                head, _, local = local.partition("/")
+                graph = graph.nodes[head].graph  # type: ignore[union-attr]
+            check_target(node, graph.out[local], decision.target)
 
     def _wake(self, node: str) -> None:
-        if self._wakeup is not None and self._waiting is not None and self._waiting.node == node:
-            self._wakeup.set()
+        for loop in self.chain():
+            waiting, wakeup = loop._waiting, loop._wakeup
+            if wakeup is not None and waiting is not None and waiting.node == node:
+                wakeup.set()
 
     def cancel(self) -> None:
         self.cancel_scope.cancel()
@@ -208,14 +234,22 @@ class Loop:
         try:
             send.send_nowait(event)
         except trio.WouldBlock:
+            if self._closing:
+                return  # shutting down: never block on a consumer that has gone
             try:
                 await send.send(event)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._closing = True
                 raise _ConsumerGone from None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if self._closing:
+                return
+            self._closing = True
             raise _ConsumerGone from None
 
     def next_span(self) -> int:
+        if self.parent is not None:
+            return self.parent.next_span()
         self._spans += 1
         return self._spans
 
@@ -233,33 +267,29 @@ class Loop:
                     terminal = await self._fail(self._cancelled())
                 await self.emit(terminal)
             except _ConsumerGone:
+                # The consumer stopped listening: stop as if cancelled (checkpoint included);
+                # from now on events that cannot be sent at once are dropped.
                 if self.error is None and self.result is None:
-                    self.error = Cancelled(node=self.current)
+                    await self._fail(self._cancelled())
             except BaseException as exc:
                 if not only_cancelled(exc):
                     raise
                 # An enclosing scope cancelled us: record, checkpoint (shielded), say
                 # so if the consumer still has room, and let Cancelled propagate.
+                self._closing = True
                 with trio.CancelScope(shield=True):
-                    try:
-                        terminal = await self._fail(self._cancelled())
-                    except GraphError as save_error:
-                        self.error = save_error
-                        terminal = ev.GraphError(self.trace_id, save_error, dict(self.state))
-                    self._close_span_nowait()
-                    try:
-                        send.send_nowait(terminal)
-                    except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                        pass
+                    terminal = await self._fail(self._cancelled())
+                    await self.emit(terminal)
                 raise
             finally:
                 self.finished = True
 
     def _cancelled(self) -> Cancelled:
-        waiting = self._waiting
+        inner = self.chain()[-1]
+        waiting = inner._waiting
         if waiting is not None:
             return Cancelled(node=waiting.node, barrier=str(waiting))
-        return Cancelled(node=self._open[0] if self._open else "")
+        return Cancelled(node=inner.prefix + inner._open[0] if inner._open else "")
 
     async def _fail(self, error: GraphError) -> ev.Event:
         """Close an open node span, checkpoint the last completed step, build the terminal."""
@@ -267,13 +297,14 @@ class Loop:
         if self.store is not None:
             interrupted = isinstance(error, Cancelled)
             status = RunStatus.FAILED
+            waiting = self.chain()[-1]._waiting
             if interrupted:
-                status = RunStatus.WAITING if self._waiting is not None else RunStatus.RUNNING
+                status = RunStatus.WAITING if waiting is not None else RunStatus.RUNNING
             try:
                 await self.save(
                     self.current if self._resumable else None,
                     status=status,
-                    pending=self._waiting,
+                    pending=waiting,
                     error=str(error),
                 )
             except GraphError as exc:
@@ -285,23 +316,14 @@ class Loop:
     _resumable = True  # False once the current node's deltas are applied
 
     async def _close_span(self) -> None:
-        if self._open is not None:
-            node, span, t0 = self._open
-            self._open = None
-            end = trio.current_time()
-            self.execution_log.append(ev.ExecutionEntry(self.step, node, t0, end, False))
-            await self.emit(ev.NodeEnd(self.trace_id, node, span, False, end - t0))
-
-    def _close_span_nowait(self) -> None:
-        if self._open is not None and self._send is not None:
-            node, span, t0 = self._open
-            self._open = None
-            try:
-                self._send.send_nowait(
-                    ev.NodeEnd(self.trace_id, node, span, False, trio.current_time() - t0)
-                )
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+        """End every open node span (innermost subgraph first) with ``NodeEnd(success=False)``."""
+        for loop in reversed(self.chain()):
+            if loop._open is not None:
+                node, span, t0 = loop._open
+                loop._open = None
+                end = trio.current_time()
+                loop.execution_log.append(ev.ExecutionEntry(loop.step + 1, node, t0, end, False))
+                await loop.emit(ev.NodeEnd(self.trace_id, node, span, False, end - t0))
 
     async def _run(self) -> ev.Event | None:
         """The step loop. Returns the terminal event (None when cancelled by our scope)."""
@@ -349,12 +371,15 @@ class Loop:
         self._open = (name, span, t0)
         self._resumable = True
         if isinstance(node, TaskNode):
-            try:
-                raw = await call_node(name, node.fn, node.is_async, self.view, node.timeout)
-            except NodeExecutionFailed:
-                raise
-            except Exception as exc:
-                raise failure(name, exc) from exc
+            if node.retry is None and not node.blocking:
+                try:
+                    raw = await call_node(name, node.fn, node.is_async, self.view, node.timeout)
+                except NodeExecutionFailed:
+                    raise
+                except Exception as exc:
+                    raise failure(name, exc) from exc
+            else:
+                raw = await self._attempts(node)
             outcome = normalise(name, raw)
         elif isinstance(node, BarrierNode):
             outcome = await self._barrier(node, span, step)
@@ -362,6 +387,8 @@ class Loop:
             from .fanout import run_parallel
 
             outcome = await run_parallel(self, node, span, step)
+        elif isinstance(node, SubgraphNode):
+            outcome = await self._subgraph(node)
         else:  # ConditionNode: routed by its conditional edges
             outcome = NEXT
         return await self._finish(node, name, span, step, t0, outcome)
@@ -436,6 +463,8 @@ class Loop:
         reducers = self.graph.reducers
         merged = reduce_updates(self.state, reducers, node, items)
         self.state.update(merged)
+        if self.collected is not None:
+            self.collected.extend(items)
         tracker = self.tracker
         if tracker is not None:
             resolved: set[str] = set()
@@ -449,7 +478,7 @@ class Loop:
 
     # -- barriers -------------------------------------------------------------------
     async def _barrier(self, node: BarrierNode, span: int, step: int) -> Outcome:
-        bid = self.registry.next_id(node.name)
+        bid = self.registry.next_id(self.prefix + node.name)
         # _waiting stays set if we are cancelled, so the terminal error and the
         # checkpoint name the barrier occurrence.
         self._waiting = bid
@@ -495,7 +524,17 @@ class Loop:
         branches: list[BranchResult] | None = None,
         error: str | None = None,
     ) -> str:
-        """Write a checkpoint of the current state; emits ``CheckpointSaved``."""
+        """Write a checkpoint of the current state; emits ``CheckpointSaved``.
+
+        Inside a subgraph the root run saves: its own next node is the subgraph node,
+        and the active subgraph loops are recorded as ``frames`` to resume inside.
+        """
+        if self.parent is not None:
+            self.current = next_node or self.current
+            root = self.chain_root()
+            return await root.save(
+                root.current, status=status, pending=pending, branches=branches, error=error
+            )
         store, tracker = self.store, self.tracker
         assert store is not None and tracker is not None
         cid = new_id()
@@ -521,6 +560,16 @@ class Loop:
             base_id=base_id,
             deltas=deltas,
             error=error,
+            frames=[
+                Frame(
+                    loop.prefix.rstrip("/").rpartition("/")[2],
+                    loop.current,
+                    loop.step,
+                    dict(loop.state),
+                    list(loop.collected or ()),
+                )
+                for loop in self.chain()[1:]
+            ],
         )
         try:
             await store.save(checkpoint)
@@ -533,11 +582,110 @@ class Loop:
         await self.emit(ev.CheckpointSaved(self.trace_id, cid, next_node or "", step))
         return cid
 
+    def chain_root(self) -> Loop:
+        loop = self
+        while loop.parent is not None:
+            loop = loop.parent
+        return loop
+
+    # -- retries, blocking tasks, subgraphs ----------------------------------------------
+    async def _attempts(self, node: TaskNode) -> Any:
+        """Call a task with its retry policy and/or in a worker thread."""
+        name, policy = node.name, node.retry
+        earlier: list[BaseException] = []
+        attempt = 1
+        while True:
+            try:
+                if node.blocking:
+                    return await _in_thread(name, node.fn, self.view, node.timeout)
+                return await call_node(name, node.fn, node.is_async, self.view, node.timeout)
+            except Exception as exc:
+                if policy is None or not policy.retries(exc, attempt):
+                    err = exc if isinstance(exc, NodeExecutionFailed) else failure(name, exc)
+                    err.attempts = attempt
+                    err.previous = [f"{type(e).__name__}: {e}" for e in earlier]
+                    for i, e in enumerate(earlier, 1):
+                        exc.add_note(f"attempt {i} failed: {type(e).__name__}: {e}")
+                    raise err from exc
+                earlier.append(exc)
+            delay = policy.delay(attempt)
+            last = earlier[-1]
+            message = f"attempt {attempt} failed: {type(last).__name__}: {last}"
+            await self.emit(
+                ev.ObservedError(
+                    self.trace_id, name, ev.Observed("Retrying", message, attempt, delay)
+                )
+            )
+            await trio.sleep(delay)
+            attempt += 1
+
+    async def _subgraph(self, node: SubgraphNode) -> Outcome:
+        """Run a subgraph inline (same task, same nursery); its updates become ours."""
+        frame = self.frames.pop(0) if self.frames and self.frames[0].node == node.name else None
+        if frame is not None:
+            state, current, step = dict(frame.state), frame.next_node, frame.step
+        else:
+            start = node.input(self.view) if node.input is not None else self.view
+            state, current, step = check_state(start), node.graph.start, 0
+        child = ChildLoop(
+            node.graph,
+            state,
+            max_steps=node.max_steps or self.max_steps,
+            store=self.store,
+            policy=self.policy,
+            trace_id=self.trace_id,
+            current=current,
+            step=step,
+            registry=self.registry,
+            branches=list(self._resumed_branch_list()) if self.frames == [] and frame else None,
+            frames=self.frames if frame is not None else None,
+            parent=self,
+            prefix=f"{self.prefix}{node.name}/",
+        )
+        if frame is not None:
+            child.collected = list(frame.collected)
+            self.frames = []
+        self.child = child
+        while not await child._step():
+            pass
+        self.child = None  # cleared only on success: on error the root closes its spans
+        if node.output is not None:
+            return normalise(node.name, node.output(child.view))
+        return Outcome(list(child.collected or ()))
+
+    def _resumed_branch_list(self) -> list[BranchResult]:
+        branches = [BranchResult(b, dict(u)) for b, u in self.resumed_branches.items()]
+        self.resumed_branches = {}
+        return branches
+
     def _decision_entries(self) -> list[DecisionEntry]:
+
         reg = self.registry
         entries = [DecisionEntry(b.node, b.occurrence, d) for b, d in reg.pending.items()]
         entries += [DecisionEntry(n, 0, d) for n, d in reg.wildcards.items()]
         return entries
+
+
+class ChildLoop(Loop):
+    """A subgraph's loop: its events go out through the parent with ``"sub/node"`` paths."""
+
+    async def emit(self, event: ev.Event) -> None:
+        node = getattr(event, "node", None)
+        if node is not None and not isinstance(event, ev.CheckpointSaved):
+            event = attrs.evolve(event, node=self.prefix + node)
+        assert self.parent is not None
+        await self.parent.emit(event)
+
+
+async def _in_thread(node: str, fn: Any, view: Mapping[str, Any], limit: float | None) -> Any:
+    """Run a blocking plain function in a worker thread, abandoned if cancelled."""
+    if limit is None:
+        return await trio.to_thread.run_sync(fn, view, abandon_on_cancel=True)
+    try:
+        with trio.fail_after(limit):
+            return await trio.to_thread.run_sync(fn, view, abandon_on_cancel=True)
+    except trio.TooSlowError as exc:
+        raise NodeTimeout(node, "TooSlowError", f"no result within {limit}s", limit=limit) from exc
 
 
 def registry_from(checkpoint: Checkpoint) -> DecisionRegistry:

@@ -1,6 +1,7 @@
 """Mermaid flowchart export, so a user can look at a graph.
 
-Model layer: no trio import.
+Model layer: no trio import. Subgraph nodes are drawn as Mermaid ``subgraph``
+blocks holding the child graph, whose node ids carry the subgraph's path.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ _SHAPES = {
 }
 
 
-def _ident(name: str) -> str:
-    return "n_" + re.sub(r"[^0-9A-Za-z_]", "_", name)
+def _ident(path: str) -> str:
+    return "n_" + re.sub(r"[^0-9A-Za-z_]", "_", path)
 
 
 def _label(text: str) -> str:
@@ -28,26 +29,38 @@ def _label(text: str) -> str:
 
 
 def to_mermaid(graph: Graph) -> str:
-    """``flowchart TD`` text: task [], condition {}, barrier {{}}, parallel [[ ]].
-
-    Normal edges are solid, conditional edges labelled ``if``, fallback edges dotted.
-    """
+    """``flowchart TD`` text: task [], condition {}, barrier {{}}, parallel [[ ]], subgraphs
+    as blocks. Normal edges are solid, conditional edges labelled ``if``, fallback dotted."""
     lines = ["flowchart TD"]
-    for node in graph.nodes.values():
-        left, right = _SHAPES[node.kind]
-        text = node.name
-        if node.kind == "parallel":
-            text += " ∥ " + ", ".join(b.name for b in node.branches)  # type: ignore[union-attr]
-        lines.append(f"    {_ident(node.name)}{left}{_label(text)}{right}")
+    _body(graph, "", lines, "    ")
     lines.append(f"    start((start)) --> {_ident(graph.start)}")
     lines.append(f"    {_ident(graph.end)} --> stop((end))")
+    return "\n".join(lines) + "\n"
+
+
+def _body(graph: Graph, prefix: str, lines: list[str], indent: str) -> None:
+    from .graph import ParallelNode, SubgraphNode
+
+    for node in graph.nodes.values():
+        path = prefix + node.name
+        if isinstance(node, SubgraphNode):
+            lines.append(f"{indent}subgraph {_ident(path)} [{_label(node.name)}]")
+            _body(node.graph, path + "/", lines, indent + "    ")
+            lines.append(f"{indent}end")
+            continue
+        left, right = _SHAPES[node.kind]
+        text = node.name
+        if isinstance(node, ParallelNode):
+            text += " ∥ " + ", ".join(b.name for b in node.branches)
+        lines.append(f"{indent}{_ident(path)}{left}{_label(text)}{right}")
     for e in graph.edges:
-        a, b = _ident(e.frm), _ident(e.to)
+        a, b = _ident(prefix + e.frm), _ident(prefix + e.to)
         hint = f" ≤{e.max_visits}" if e.max_visits else ""
         if e.kind == "conditional":
-            lines.append(f"    {a} -->|{_label('if' + hint)}| {b}")
+            lines.append(f"{indent}{a} -->|{_label('if' + hint)}| {b}")
         elif e.kind == "fallback":
-            lines.append(f"    {a} -.->|{_label('fallback' + hint)}| {b}")
+            lines.append(f"{indent}{a} -.->|{_label('fallback' + hint)}| {b}")
+        elif hint:
+            lines.append(f"{indent}{a} -->|{_label(hint.strip())}| {b}")
         else:
-            lines.append(f"    {a} --> {b}" if not hint else f"    {a} -->|{_label(hint)}| {b}")
-    return "\n".join(lines) + "\n"
+            lines.append(f"{indent}{a} --> {b}")
