@@ -1,0 +1,334 @@
+"""The live terminal view of a run, and the barrier prompt.
+
+:class:`View` turns a run's events into readable lines as they arrive: one line per
+node execution (step / max_steps, node, duration, the state keys it changed), and a
+line for each fallback, barrier, branch, checkpoint and the outcome. On a terminal
+it also keeps a status line at the bottom (the node running, branches done / total
+in a fan-out) that is rewritten in place; elsewhere (a pipe, a file, CI) every line
+is plain and final. ``StateChanged``, ``NodeStart`` and ``ParallelCompleted`` are
+folded into the node's line rather than printed on their own.
+
+:func:`ask` is the barrier prompt: it reads the person's answer without blocking
+the run (stdin is read in a thread) and is simply cancelled when the barrier
+resolves some other way, e.g. its own timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import outcome
+import trio
+
+from . import events as ev
+from .decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute
+from .errors import Cancelled, GraphError
+from .graph import BarrierNode, Graph
+
+_CLEAR = "\r\x1b[2K"
+_STATE_LINES = 20
+
+
+def format_duration(seconds: float) -> str:
+    """``0.42 ms``, ``12.3 ms``, ``1.25 s``."""
+    if seconds < 0.01:
+        return f"{seconds * 1000:.2f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def describe_decision(decision: Decision | None) -> str:
+    """A decision as a person would say it: ``approve``, ``reject (too long)``..."""
+    if decision is None:
+        return "skip"
+    if isinstance(decision, Approve):
+        return "approve"
+    if isinstance(decision, Reject):
+        return f"reject ({decision.reason})" if decision.reason else "reject"
+    if isinstance(decision, Modify):
+        return f"modify {decision.key} = {_short(decision.value)}"
+    return f"reroute to {decision.target}"
+
+
+def _short(value: Any, width: int = 60) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+    except ValueError:
+        text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class View:
+    """Writes a run's events to ``out`` as they arrive.
+
+    ``max_steps`` shows progress as ``[step/max_steps]``; ``graph`` sizes the node
+    column; ``live`` (default: ``out.isatty()``) keeps a rewritten status line.
+    """
+
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        *,
+        max_steps: int | None = None,
+        graph: Graph | None = None,
+        live: bool | None = None,
+    ) -> None:
+        self.out = out if out is not None else sys.stdout
+        self.max_steps = max_steps
+        self.live = self.out.isatty() if live is None else live
+        names = list(graph.nodes) if graph is not None else []
+        self.width = max([len(n) for n in names] + [10])
+        self._steps: dict[int, int] = {}
+        self._keys: dict[int, list[str]] = {}
+        self._branches: dict[str, tuple[int, int]] = {}
+        self._status = ""
+        self.steps_done = 0
+
+    # -- output ----------------------------------------------------------------------
+    def show(self, event: ev.Event) -> None:
+        """Write the lines for ``event`` (and refresh the status line on a terminal)."""
+        lines = self.lines(event)
+        if self._status:
+            self.out.write(_CLEAR)
+            self._status = ""
+        for line in lines:
+            self.out.write(line + "\n")
+        if self.live:
+            status = self.status(event)
+            if status:
+                self.out.write(status)
+                self._status = status
+        self.out.flush()
+
+    def note(self, text: str) -> None:
+        """Write a line of the caller's own (clearing the status line first)."""
+        if self._status:
+            self.out.write(_CLEAR)
+            self._status = ""
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def status(self, event: ev.Event) -> str:
+        """The transient status line after ``event`` ("" for none)."""
+        if isinstance(event, ev.NodeStart):
+            return f"{self._progress(event.step)} {event.node} running..."
+        if isinstance(event, ev.ParallelStarted | ev.BranchCompleted):
+            done, total = self._branches.get(event.node, (0, 0))
+            return f"{' ' * 9}{event.node}: {done}/{total} branches done..."
+        return ""
+
+    # -- formatting ------------------------------------------------------------------
+    def _progress(self, step: int) -> str:
+        if self.max_steps is None:
+            return f"[{step:>3}]"
+        digits = len(str(self.max_steps))
+        return f"[{step:>{digits}}/{self.max_steps}]"
+
+    def _indent(self) -> str:
+        return " " * (len(self._progress(0)) + 1)
+
+    def lines(self, event: ev.Event) -> list[str]:
+        """The lines for one event (updates the per-span bookkeeping)."""
+        pad = self._indent()
+        if isinstance(event, ev.GraphStart):
+            text = f"run {event.trace_id} (graph {event.graph!r}) starts at {event.node}"
+            if event.resumed_from:
+                text = (
+                    f"run {event.trace_id} (graph {event.graph!r}) resumes run "
+                    f"{event.resumed_from} at {event.node}, after step {event.step}"
+                )
+            return [text]
+        if isinstance(event, ev.NodeStart):
+            self._steps[event.span_id] = event.step
+            self._keys[event.span_id] = []
+            return []
+        if isinstance(event, ev.StateChanged):
+            keys = self._keys.setdefault(event.span_id, [])
+            if event.key not in keys:
+                keys.append(event.key)
+            return []
+        if isinstance(event, ev.NodeEnd):
+            step = self._steps.pop(event.span_id, 0)
+            keys = self._keys.pop(event.span_id, [])
+            self.steps_done = max(self.steps_done, step)
+            changed = ", ".join(keys) if keys else "-"
+            if not event.success:
+                changed = "FAILED"
+            took = format_duration(event.duration)
+            return [f"{self._progress(step)} {event.node:<{self.width}} {took:>9}  {changed}"]
+        if isinstance(event, ev.ObservedError):
+            err = event.error
+            return [f"{pad}! {event.node} {err.kind.lower()}: {err.message}"]
+        if isinstance(event, ev.BarrierWaiting):
+            return [f"{pad}|| {event.barrier_id} waits for a decision"]
+        if isinstance(event, ev.BarrierResolved):
+            how = describe_decision(event.decision)
+            if event.timed_out:
+                how += " (timed out: the barrier's default)"
+            return [f"{pad}-> {event.barrier_id}: {how}"]
+        if isinstance(event, ev.ParallelStarted):
+            self._branches[event.node] = (0, event.branch_count)
+            return [f"{pad}{event.node}: {event.branch_count} branches in parallel"]
+        if isinstance(event, ev.BranchCompleted):
+            done, total = self._branches.get(event.node, (0, 0))
+            done += 1
+            self._branches[event.node] = (done, total)
+            result = "ok" if event.success else "FAILED"
+            took = format_duration(event.duration)
+            return [f"{pad}  {event.node}.{event.branch} {result} in {took} ({done}/{total} done)"]
+        if isinstance(event, ev.ParallelCompleted):
+            self._branches.pop(event.node, None)
+            return []
+        if isinstance(event, ev.CheckpointSaved):
+            where = f"next {event.node}" if event.node else "final"
+            return [f"{pad}checkpoint {event.checkpoint_id[:8]} (after step {event.step}, {where})"]
+        if isinstance(event, ev.GraphComplete):
+            res = event.result
+            steps = len(res.execution_log)
+            lines = [f"completed in {format_duration(res.duration)}: {steps} steps; final state:"]
+            items = list(res.state.items())
+            for key, value in items[:_STATE_LINES]:
+                lines.append(f"{pad}{key} = {_short(value, 70)}")
+            if len(items) > _STATE_LINES:
+                lines.append(f"{pad}... and {len(items) - _STATE_LINES} more keys")
+            return lines
+        if isinstance(event, ev.GraphError):
+            return [f"{_outcome_word(event.error)}: {event.error}"]
+        return [repr(event)]  # pragma: no cover - every event type is handled above
+
+
+def _outcome_word(error: GraphError) -> str:
+    return "cancelled" if isinstance(error, Cancelled) else "failed"
+
+
+# -- the barrier prompt -----------------------------------------------------------------
+HELP = (
+    "answer a[pprove], r[eject] [reason], m[odify] KEY=VALUE, g[oto] TARGET, "
+    "or press Enter for the default"
+)
+
+
+def default_decision(node: BarrierNode | None) -> Decision | None:
+    """The decision a barrier's default action stands for (None: ``skip``)."""
+    default = node.default if node is not None else "reject"
+    if default == "approve":
+        return Approve()
+    if default == "skip":
+        return None
+    return Reject("no answer: the barrier's default")
+
+
+def parse_answer(text: str, default: Decision | None) -> Decision | None:
+    """Parse a typed answer; "" is ``default``. Raises ``ValueError`` with a hint."""
+    text = text.strip()
+    if not text:
+        return default
+    word, _, rest = text.partition(" ")
+    word, rest = word.lower(), rest.strip()
+    if word in ("a", "approve", "y", "yes", "ok"):
+        return Approve()
+    if word in ("r", "reject", "n", "no"):
+        return Reject(rest or "rejected at the terminal")
+    if word in ("m", "modify"):
+        key, sep, value = rest.partition("=")
+        if not sep or not key.strip():
+            raise ValueError("modify needs KEY=VALUE (VALUE as JSON, or plain text)")
+        return Modify(key.strip(), parse_value(value.strip()))
+    if word in ("g", "goto", "reroute"):
+        if not rest:
+            raise ValueError("reroute needs a target node")
+        return Reroute(rest)
+    raise ValueError(f"unknown answer {text!r}")
+
+
+def parse_value(text: str) -> Any:
+    """A value typed by a person: JSON if it parses (``3``, ``true``, ``[1]``), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class LineReader:
+    """Reads lines from a blocking ``readline`` in a thread, without blocking Trio.
+
+    One read is outstanding at a time; a line that arrives while nobody is asking
+    (the prompt was cancelled) is dropped, so it never answers the next question.
+    Create it inside ``trio.run``.
+    """
+
+    def __init__(self, readline: Callable[[], str] | None = None) -> None:
+        self._readline = readline if readline is not None else sys.stdin.readline
+        self._token = trio.lowlevel.current_trio_token()
+        self._reading = False
+        self._asking = False
+        self._send, self._receive = trio.open_memory_channel[outcome.Outcome[str]](1)
+
+    async def readline(self) -> str:
+        """The next line ("" at end of input)."""
+        self._asking = True
+        try:
+            if not self._reading:
+                self._reading = True
+                trio.lowlevel.start_thread_soon(self._readline, self._deliver_from_thread)
+            result = await self._receive.receive()
+        finally:
+            self._asking = False
+        return result.unwrap()
+
+    def _deliver_from_thread(self, result: outcome.Outcome[str]) -> None:
+        try:
+            self._token.run_sync_soon(self._deliver, result)
+        except trio.RunFinishedError:
+            pass
+
+    def _deliver(self, result: outcome.Outcome[str]) -> None:
+        self._reading = False
+        if self._asking:
+            self._send.send_nowait(result)
+
+
+async def ask(
+    decide: Callable[[BarrierId, Decision], None],
+    barrier_id: BarrierId,
+    node: BarrierNode | None,
+    reader: LineReader,
+    out: TextIO,
+) -> Decision | None:
+    """Ask the person at the terminal for ``barrier_id``'s decision and send it.
+
+    Re-asks on an answer that does not parse or that ``decide`` refuses. At end of
+    input, sends the barrier's default. Cancel it (e.g. when the barrier timed out)
+    to stop asking. Returns the decision sent (None: ``skip`` default, nothing sent).
+    """
+    default = default_decision(node)
+    said = describe_decision(default)
+    after = f", automatic after {node.timeout:g} s" if node is not None and node.timeout else ""
+    question = f"{barrier_id}: [a]pprove or [r]eject (+ reason)? Enter = {said}{after}: "
+    while True:
+        out.write(question)
+        out.flush()
+        line = await reader.readline()
+        if not line:  # end of input
+            out.write("\n")
+            decision = default
+        else:
+            try:
+                decision = parse_answer(line, default)
+            except ValueError as exc:
+                out.write(f"{exc}; {HELP}\n")
+                continue
+        if decision is None:
+            return None
+        try:
+            decide(barrier_id, decision)
+        except GraphError as exc:
+            if not line:
+                raise
+            out.write(f"not accepted: {exc}\n")
+            continue
+        return decision
