@@ -1,0 +1,280 @@
+"""The live terminal view (trio_graph.view): event lines, progress, the barrier prompt."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import outcome
+import pytest
+import trio
+
+from trio_graph import (
+    Approve,
+    BarrierError,
+    BarrierId,
+    Executor,
+    GraphBuilder,
+    Modify,
+    Reject,
+    Reroute,
+)
+from trio_graph import events as ev
+from trio_graph.demo import graph as demo_graph
+from trio_graph.demo import initial_state
+from trio_graph.graph import BarrierNode
+from trio_graph.view import (
+    LineReader,
+    View,
+    ask,
+    default_decision,
+    describe_decision,
+    format_duration,
+    parse_answer,
+)
+
+
+async def _show_run(view: View, *, approve: bool) -> list[ev.Event]:
+    events = []
+    async with Executor().stream(demo_graph, initial_state()) as run:
+        if approve:
+            run.decide_all("review", Approve())
+        async for event in run:
+            view.show(event)
+            events.append(event)
+    return events
+
+
+async def test_one_line_per_node_with_step_duration_and_keys(autojump_clock: Any) -> None:
+    """Each node execution is one line: [step/max_steps], node, duration, keys changed."""
+    out = io.StringIO()
+    await _show_run(View(out, max_steps=50, graph=demo_graph, live=False), approve=True)
+    lines = out.getvalue().splitlines()
+    node_lines = [line for line in lines if line.startswith("[")]
+    assert [line[8:].split()[0] for line in node_lines] == [
+        "research",
+        "use_notes",
+        "draft",
+        "score",
+        "check",
+        "draft",
+        "score",
+        "check",
+        "review",
+        "publish",
+    ]
+    assert node_lines[0].startswith("[ 1/50] research ")
+    assert node_lines[2].endswith("round, text, drafts")
+    assert node_lines[2].split()[3:5] == ["50.0", "ms"]  # MockClock: exactly the node's sleep
+    assert node_lines[4].endswith(" -")  # the condition node changes nothing
+    assert node_lines[8].endswith("review.approved")
+
+
+async def test_fallback_barrier_branches_and_outcome_lines(autojump_clock: Any) -> None:
+    """Fallbacks, branch progress, barrier wait and decision, and the outcome get a line."""
+    out = io.StringIO()
+    await _show_run(View(out, max_steps=50, live=False), approve=True)
+    text = out.getvalue()
+    assert "! research degraded: search service offline (simulated)" in text
+    assert "score: 2 branches in parallel" in text
+    assert "score.facts ok in 30.0 ms (1/2 done)" in text
+    assert "score.style ok in 60.0 ms (2/2 done)" in text
+    assert "|| review#1 waits for a decision" in text
+    assert "-> review#1: approve\n" in text
+    assert "completed in " in text and ": 10 steps; final state:" in text
+    assert '        published = "structured concurrency: draft v2 from 2 sources"' in text
+
+
+async def test_barrier_timeout_is_shown_as_the_default(autojump_clock: Any) -> None:
+    """A barrier that times out says its default was taken, not a person's decision."""
+    out = io.StringIO()
+    await _show_run(View(out, live=False), approve=False)
+    assert "-> review#1: approve (timed out: the barrier's default)" in out.getvalue()
+
+
+async def test_failure_lines() -> None:
+    """A failing node's line says FAILED and the run's last line names the error."""
+
+    def boom(state: Mapping[str, Any]) -> None:
+        raise ValueError("boom")
+
+    graph = GraphBuilder("g").task("a", boom).start("a").end("a").build()
+    out = io.StringIO()
+    view = View(out, max_steps=5, live=False)
+    async with Executor(max_steps=5).stream(graph, {}) as run:
+        async for event in run:
+            view.show(event)
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith("[1/5] a ") and lines[1].endswith("FAILED")
+    assert lines[-1] == "failed: node 'a' failed: ValueError: boom"
+
+
+async def test_live_status_line_is_rewritten_in_place(autojump_clock: Any) -> None:
+    """On a terminal the running node and the fan-out progress show on a rewritten line."""
+    out = io.StringIO()
+    await _show_run(View(out, max_steps=50, live=True), approve=True)
+    text = out.getvalue()
+    assert "[ 3/50] draft running..." in text
+    assert "score: 1/2 branches done..." in text
+    # every status line is cleared before the next real line is written
+    assert text.count("running...") == text.count("running...\r\x1b[2K")
+    assert text.endswith("\n")
+
+
+def test_plain_output_has_no_terminal_codes() -> None:
+    """Off a terminal nothing but plain lines is written."""
+    out = io.StringIO()
+    view = View(out, max_steps=3, live=False)
+    view.show(ev.NodeStart("t", "a", 1, 1))
+    view.show(ev.StateChanged("t", "a", 1, "x", 1))
+    view.show(ev.StateChanged("t", "a", 1, "x", 2))
+    view.show(ev.NodeEnd("t", "a", 1, True, 0.5))
+    assert out.getvalue() == "[1/3] a           500.0 ms  x\n"
+    assert view.steps_done == 1
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.00042, "0.42 ms"), (0.0123, "12.3 ms"), (1.25, "1.25 s")],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    """Durations read as ms below a second, s above."""
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("answer", "decision"),
+    [
+        ("", Approve()),
+        ("a", Approve()),
+        ("  Approve ", Approve()),
+        ("r", Reject("rejected at the terminal")),
+        ("reject too long", Reject("too long")),
+        ("m round=3", Modify("round", 3)),
+        ("modify title = A title", Modify("title", "A title")),
+        ('m tags=["x"]', Modify("tags", ["x"])),
+        ("g publish", Reroute("publish")),
+    ],
+)
+def test_parse_answer(answer: str, decision: Any) -> None:
+    """Typed answers map to decisions; Enter is the default; values parse as JSON or text."""
+    assert parse_answer(answer, Approve()) == decision
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("maybe", r"^unknown answer 'maybe'$"),
+        ("m round", r"^modify needs KEY=VALUE \(VALUE as JSON, or plain text\)$"),
+        ("g", r"^reroute needs a target node$"),
+    ],
+)
+def test_parse_answer_errors(answer: str, message: str) -> None:
+    """An answer that does not parse says what was expected."""
+    with pytest.raises(ValueError, match=message):
+        parse_answer(answer, None)
+
+
+def test_default_decision_and_description() -> None:
+    """A barrier's default action stands for a decision (skip: none)."""
+    assert default_decision(BarrierNode("b", default="approve")) == Approve()
+    assert default_decision(BarrierNode("b", default="skip")) is None
+    assert isinstance(default_decision(BarrierNode("b", default="reject")), Reject)
+    assert describe_decision(Reject("no")) == "reject (no)"
+    assert describe_decision(Modify("k", {"a": 1})) == 'modify k = {"a": 1}'
+    assert describe_decision(Reroute("x")) == "reroute to x"
+    assert describe_decision(None) == "skip"
+
+
+def _lines(*lines: str) -> Iterator[str]:
+    yield from lines
+    while True:
+        yield ""  # end of input
+
+
+async def test_ask_reprompts_until_an_answer_parses() -> None:
+    """The prompt explains a bad answer, asks again, and sends the first good one."""
+    answers = _lines("huh\n", "r needs sources\n")
+    sent: list[tuple[BarrierId, Any]] = []
+    out = io.StringIO()
+    node = BarrierNode("review", timeout=30, default="approve")
+    bid = BarrierId("review", 1)
+    decision = await ask(
+        lambda b, d: sent.append((b, d)), bid, node, LineReader(lambda: next(answers)), out
+    )
+    assert decision == Reject("needs sources")
+    assert sent == [(bid, Reject("needs sources"))]
+    text = out.getvalue()
+    assert text.count("review#1: [a]pprove or [r]eject (+ reason)? ") == 2
+    assert "Enter = approve, automatic after 30 s: " in text
+    assert "unknown answer 'huh'; answer a[pprove], r[eject]" in text
+
+
+async def test_ask_sends_the_default_at_end_of_input() -> None:
+    """With nothing left to read (Ctrl-D), the barrier's default is sent."""
+    sent: list[Any] = []
+    node = BarrierNode("review", default="approve")
+    decision = await ask(
+        lambda b, d: sent.append(d),
+        BarrierId("review", 1),
+        node,
+        LineReader(lambda: ""),
+        io.StringIO(),
+    )
+    assert decision == Approve() and sent == [Approve()]
+
+
+async def test_ask_reprompts_when_the_run_refuses_the_decision() -> None:
+    """A decision the run refuses (e.g. a reroute without an edge) is reported; it asks again."""
+    answers = _lines("g nowhere\n", "a\n")
+    sent: list[Any] = []
+
+    def decide(bid: BarrierId, decision: Any) -> None:
+        if isinstance(decision, Reroute):
+            raise BarrierError("no edge to 'nowhere'", node="review")
+        sent.append(decision)
+
+    out = io.StringIO()
+    await ask(decide, BarrierId("review", 1), None, LineReader(lambda: next(answers)), out)
+    assert sent == [Approve()]
+    assert "not accepted: no edge to 'nowhere' (node 'review')" in out.getvalue()
+
+
+async def test_line_reader_drops_a_line_nobody_asked_for() -> None:
+    """A line arriving after its prompt was cancelled never answers the next question."""
+    reader = LineReader(lambda: "second\n")
+    reader._deliver(outcome.Value("late answer\n"))  # arrives while nobody is asking
+    assert await reader.readline() == "second\n"
+
+
+async def test_ask_is_cancelled_when_the_barrier_resolves_otherwise() -> None:
+    """Cancelling the prompt (the barrier timed out) stops it without sending anything."""
+    release = trio.Event()
+    gate = threading.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def blocked_readline() -> str:
+        trio.from_thread.run_sync(release.set, trio_token=token)
+        gate.wait()  # the person types only after the prompt was cancelled
+        return "a\n"
+
+    sent: list[Any] = []
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+
+            async def prompt() -> None:
+                await ask(
+                    lambda b, d: sent.append(d),
+                    BarrierId("b", 1),
+                    None,
+                    LineReader(blocked_readline),
+                    io.StringIO(),
+                )
+
+            nursery.start_soon(prompt)
+            await release.wait()
+            scope.cancel()
+    gate.set()
+    assert sent == []
