@@ -203,3 +203,55 @@ def restore(base: Mapping[str, Any], chain: Iterable[Iterable[StoredDelta]]) -> 
             else:
                 state[d.key] = d.value
     return state
+
+
+@attrs.define
+class _Chain:
+    base_id: str
+    base_bytes: int
+    since_bytes: int = 0
+
+
+@attrs.define
+class ChainPlanner:
+    """A store's choice between a full snapshot and a delta row, per trace (pure).
+
+    A store writes each checkpoint as the deltas since the previous checkpoint of its
+    trace, in write order (``checkpoint.deltas`` always holds exactly those), unless
+    the trace has no base in this store yet (its first checkpoint, or one written by
+    another process), or the bytes written since the base have outgrown the base and
+    the run's :class:`SnapshotTracker` asks for a full snapshot (``base_id`` None;
+    after ``ceiling`` times the base, without asking). Rebasing only once the deltas
+    outweigh the base keeps the bytes written per step O(update), amortised, whatever
+    the size of the state, and a load replays at most about one base's worth of deltas.
+    """
+
+    ceiling: int = 4
+    _chains: dict[str, _Chain] = attrs.field(factory=dict)
+
+    def base_for(self, checkpoint: Checkpoint) -> str | None:
+        """The base snapshot to write ``checkpoint`` against; None: write it in full."""
+        chain = self._chains.get(checkpoint.trace_id)
+        if chain is None or checkpoint.parent_id is None:
+            return None
+        if chain.since_bytes >= chain.base_bytes and (
+            checkpoint.base_id is None or chain.since_bytes >= self.ceiling * chain.base_bytes
+        ):
+            return None
+        return chain.base_id
+
+    def base_bytes(self, trace_id: str) -> int | None:
+        """The size of the trace's current base row, if this store wrote one."""
+        chain = self._chains.get(trace_id)
+        return None if chain is None else chain.base_bytes
+
+    def wrote(self, checkpoint: Checkpoint, base_id: str | None, nbytes: int) -> None:
+        """Record a committed row of ``nbytes`` (header and body) for ``checkpoint``."""
+        if base_id is None:
+            self._chains[checkpoint.trace_id] = _Chain(checkpoint.checkpoint_id, nbytes)
+        else:
+            self._chains[checkpoint.trace_id].since_bytes += nbytes
+
+    def forget(self, trace_id: str) -> None:
+        """The trace was deleted: its next checkpoint is a full snapshot."""
+        self._chains.pop(trace_id, None)

@@ -1,0 +1,523 @@
+"""``SQLiteStore``: the embedded default, one SQLite file.
+
+Runtime layer. The file is opened in WAL mode with ``synchronous=NORMAL`` (a commit
+survives a crash of the process; only a power loss may drop the last ones), its
+schema created or checked on open (a ``meta`` table holds the schema version; a file
+from a newer trio_graph is refused with ``CheckpointError``).
+
+Every call runs in a worker thread (``trio.to_thread.run_sync``), so the run loop
+never waits on the disk. Writes go through **one** writer connection behind a
+``trio.CapacityLimiter(1)`` (FIFO: checkpoints are written in the order they were
+taken); reads use a small pool of reader connections, so with WAL a read never
+waits for a write. Every ``save`` is one transaction: the checkpoint row and the
+run's ``runs`` row commit together or not at all.
+
+Rows hold JSON written by the shared codec in :mod:`trio_graph.serde` (never
+pickle); every SQL statement binds its values. A checkpoint is stored as a full
+state snapshot or as the deltas since the previous checkpoint of its trace
+(:class:`~trio_graph.checkpoint.ChainPlanner` decides), so the bytes written per
+step grow with the update, not with the state; ``load`` replays base + deltas and
+always returns the full state.
+
+Open it with ``async with SQLiteStore(path) as store:``, or just use it: the file
+is opened on first use. ``aclose()`` closes the connections; a closed store raises
+``CheckpointError``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import trio
+
+from .. import serde
+from ..checkpoint import ChainPlanner, Checkpoint, RunStatus
+from ..errors import CheckpointError
+from .protocol import RunInfo
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+"""The schema this code writes. Bump it and add a step to ``MIGRATIONS`` to change it."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE checkpoints (
+            seq INTEGER PRIMARY KEY,
+            checkpoint_id TEXT NOT NULL UNIQUE,
+            trace_id TEXT NOT NULL,
+            base_id TEXT,
+            header TEXT NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        "CREATE INDEX checkpoints_by_trace ON checkpoints (trace_id, seq)",
+        """CREATE TABLE runs (
+            trace_id TEXT PRIMARY KEY,
+            graph_name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            checkpoint_id TEXT,
+            resumed_from TEXT
+        ) WITHOUT ROWID""",
+    ),
+}
+"""Statements that bring a database from version ``n - 1`` to ``n``, run in one transaction.
+
+``checkpoints``: one row per checkpoint, ``seq`` is the write order. ``base_id`` NULL
+means ``body`` is the full state (a JSON object); otherwise ``body`` is the deltas since
+the previous row of the trace (a JSON list) and ``base_id`` names the full snapshot the
+chain starts from. ``header`` is the checkpoint without state and deltas.
+``runs``: one row per run, kept in the transaction of each save. Later versions may
+add columns to it (a lease for workers, say): the statements here name their columns.
+"""
+
+_WAL_PAGES = 1000
+"""Checkpoint the WAL (in a worker thread) after about this many pages (SQLite's default)."""
+_PAGES_PER_COMMIT = 4
+"""Pages a small commit dirties: the row, two index entries, the ``runs`` row."""
+
+_INSERT = (
+    "INSERT INTO checkpoints (checkpoint_id, trace_id, base_id, header, body) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_UPSERT_RUN = (
+    "INSERT INTO runs (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (trace_id) DO UPDATE SET graph_name = excluded.graph_name, "
+    "status = excluded.status, updated_at = excluded.updated_at, "
+    "checkpoint_id = excluded.checkpoint_id, resumed_from = excluded.resumed_from"
+)
+
+
+class SQLiteStore:
+    """A :class:`~trio_graph.stores.protocol.Store` in one SQLite file (WAL).
+
+    ``readers`` bounds the reader connections (and concurrent reads); ``busy_timeout``
+    is how long a write waits for another process holding the file's write lock.
+    ``inline_max``: a checkpoint row up to this many bytes is committed on the Trio
+    thread when it cannot wait (see the module notes); 0 sends every write to a worker
+    thread.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readers: int = 4,
+        busy_timeout: float = 10.0,
+        inline_max: int = 64 * 1024,
+    ) -> None:
+        self.path = os.fspath(path)
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            raise ValueError(
+                f"SQLiteStore needs a file path, got {self.path!r} (use MemoryStore in memory)"
+            )
+        if not isinstance(readers, int) or readers < 1:
+            raise ValueError(f"readers must be a positive int, got {readers!r}")
+        if not isinstance(inline_max, int) or inline_max < 0:
+            raise ValueError(f"inline_max must be an int >= 0, got {inline_max!r}")
+        self._busy_timeout = busy_timeout
+        self._inline_max = inline_max
+        self._wal_pages = 0  # WAL pages written since our last checkpoint (an estimate)
+        self._writer: sqlite3.Connection | None = None
+        self._idle_readers: builtins.list[sqlite3.Connection] = []
+        self._all_readers: builtins.list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._write_limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(readers)
+        self._open_lock = trio.Lock()
+        self._closed = False
+        self._planner = ChainPlanner()  # touched only under the write limiter
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- opening and closing -------------------------------------------------------
+    async def __aenter__(self) -> SQLiteStore:
+        await self._ensure_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _ensure_open(self) -> None:
+        # No checkpoint on the fast path: saves must reach the write limiter in the
+        # order they were called.
+        if self._writer is not None:
+            return
+        async with self._open_lock:
+            if self._closed:
+                raise CheckpointError(f"{self!r} is closed")
+            if self._writer is None:
+                self._writer = await trio.to_thread.run_sync(self._open_writer)
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(
+                self.path,
+                timeout=timeout,
+                isolation_level=None,  # we issue BEGIN / COMMIT ourselves
+                check_same_thread=False,  # used from Trio's worker threads, one at a time
+            )
+        except sqlite3.Error as exc:
+            raise CheckpointError(f"cannot open {self.path!r}: {exc}") from exc
+        return db
+
+    def _open_writer(self) -> sqlite3.Connection:
+        db = self._connect(self._busy_timeout)
+        try:
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise CheckpointError(f"{self.path!r}: cannot use WAL journal mode (got {mode})")
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(db)
+            # Inline commits must never wait: no busy wait (a locked file sends the
+            # write to a thread) and no automatic WAL checkpoint (it copies pages and
+            # syncs; we run it in a thread every ~_WAL_PAGES pages instead).
+            db.execute("PRAGMA busy_timeout = 0")
+            db.execute("PRAGMA wal_autocheckpoint = 0")
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise CheckpointError(f"{self.path!r} is not a usable SQLite database: {exc}") from exc
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            try:
+                version = 0 if row is None else int(row[0])
+            except ValueError:
+                raise CheckpointError(
+                    f"{self.path!r}: unreadable schema version {row[0]!r:.40}"
+                ) from None
+            if version > SCHEMA_VERSION:
+                raise CheckpointError(
+                    f"{self.path!r} has checkpoint schema version {version}, newer than the "
+                    f"version {SCHEMA_VERSION} this trio_graph knows; upgrade trio_graph"
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    db.execute(statement)
+            if version < SCHEMA_VERSION:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(SCHEMA_VERSION),),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def aclose(self) -> None:
+        """Close the connections (waiting for a write in progress); later calls raise."""
+        async with self._open_lock:
+            self._closed = True
+            async with self._write_limiter:
+                writer, self._writer = self._writer, None
+            with self._readers_lock:
+                readers, self._all_readers, self._idle_readers = self._all_readers, [], []
+
+            def close() -> None:
+                for db in [*readers, *([writer] if writer is not None else [])]:
+                    db.close()
+
+            await trio.to_thread.run_sync(close)
+
+    # -- running statements in threads ---------------------------------------------------
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        await self._ensure_open()
+
+        def job() -> T:
+            db = self._writer
+            if db is None:
+                raise CheckpointError(f"{self!r} is closed")
+            with self._patient(db):
+                return fn(db)
+
+        return await trio.to_thread.run_sync(job, limiter=self._write_limiter)
+
+    @contextlib.contextmanager
+    def _patient(self, db: sqlite3.Connection) -> Iterator[None]:
+        """In a worker thread, wait up to ``busy_timeout`` for another process's lock."""
+        db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        try:
+            yield
+        finally:
+            db.execute("PRAGMA busy_timeout = 0")
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one read transaction (a consistent snapshot) on a reader."""
+        await self._ensure_open()
+        return await trio.to_thread.run_sync(self._read_job, fn, limiter=self._read_limiter)
+
+    def _read_job(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._readers_lock:
+            if self._closed:
+                raise CheckpointError(f"{self!r} is closed")
+            db = self._idle_readers.pop() if self._idle_readers else None
+        if db is None:
+            db = self._connect(self._busy_timeout)
+            db.execute("PRAGMA query_only = ON")
+            with self._readers_lock:
+                self._all_readers.append(db)
+        try:
+            db.execute("BEGIN")
+            try:
+                return fn(db)
+            finally:
+                db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise CheckpointError(f"{self.path!r}: read failed: {exc}") from exc
+        finally:
+            with self._readers_lock:
+                if self._closed:
+                    db.close()
+                else:
+                    self._idle_readers.append(db)
+
+    # -- the protocol ----------------------------------------------------------------------
+    async def save(self, checkpoint: Checkpoint) -> None:
+        """Write ``checkpoint`` and update its run's row, in one transaction."""
+        await self._ensure_open()
+        limiter = self._write_limiter
+        try:
+            limiter.acquire_nowait()  # free: nobody is writing or queued to write
+        except trio.WouldBlock:
+            pass
+        else:
+            try:
+                done = self._save_inline(checkpoint)
+            finally:
+                limiter.release()
+            if done:
+                # Committed: yield, but never raise Cancelled for a write that happened.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+        await trio.to_thread.run_sync(self._save_in_thread, checkpoint, limiter=limiter)
+
+    def _save_inline(self, checkpoint: Checkpoint) -> bool:
+        """Commit a small delta row on the Trio thread; False: it needs a worker thread.
+
+        In WAL mode with ``synchronous=NORMAL`` a commit appends a few pages to the WAL
+        (no sync) in tens of microseconds, less than handing the write to a thread
+        costs. A run's first full snapshot (its size is not known before encoding),
+        rows over ``inline_max``, a file locked by another process and due WAL
+        checkpoints go to a worker thread.
+        """
+        db = self._writer
+        if db is None or self._inline_max == 0 or self._wal_pages >= _WAL_PAGES:
+            return False
+        cid = checkpoint.checkpoint_id
+        base_id = self._planner.base_for(checkpoint)
+        if base_id is None:
+            # A full snapshot inline only when the trace's last one was small.
+            last = self._planner.base_bytes(checkpoint.trace_id)
+            if last is None or last > self._inline_max // 4:
+                return False
+            body = serde.encode_state(checkpoint.state, cid)
+        else:
+            body = serde.encode_deltas(checkpoint.deltas, cid)
+        header = serde.encode_header(checkpoint)
+        if len(header) + len(body) > self._inline_max:
+            return False
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # another process holds the write lock
+            return False
+        self._commit(db, checkpoint, base_id, header, body)
+        return True
+
+    def _save_in_thread(self, checkpoint: Checkpoint) -> None:
+        # Runs in a worker thread while the run loop awaits the save, so the live
+        # state does not change under the encoder.
+        db = self._writer
+        if db is None:
+            raise CheckpointError(f"{self!r} is closed", checkpoint_id=checkpoint.checkpoint_id)
+        cid = checkpoint.checkpoint_id
+        base_id = self._planner.base_for(checkpoint)
+        header = serde.encode_header(checkpoint)
+        if base_id is None:
+            body = serde.encode_state(checkpoint.state, cid)
+        else:
+            body = serde.encode_deltas(checkpoint.deltas, cid)
+        try:
+            with self._patient(db):
+                db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise CheckpointError(f"cannot save: {exc}", checkpoint_id=cid) from exc
+        self._commit(db, checkpoint, base_id, header, body)
+        if self._wal_pages >= _WAL_PAGES:
+            self._wal_pages = 0
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:  # pragma: no cover - retried after the next pages
+                pass
+
+    def _commit(
+        self,
+        db: sqlite3.Connection,
+        checkpoint: Checkpoint,
+        base_id: str | None,
+        header: str,
+        body: str,
+    ) -> None:
+        """Insert the row and upsert the run inside the open transaction, then commit."""
+        cid = checkpoint.checkpoint_id
+        try:
+            try:
+                db.execute(_INSERT, (cid, checkpoint.trace_id, base_id, header, body))
+                db.execute(
+                    _UPSERT_RUN,
+                    (
+                        checkpoint.trace_id,
+                        checkpoint.graph_name,
+                        RunStatus(checkpoint.status).value,
+                        checkpoint.created_at,
+                        cid,
+                        checkpoint.resumed_from,
+                    ),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.IntegrityError as exc:
+            raise CheckpointError(
+                f"cannot save: a checkpoint with this id already exists ({exc})",
+                checkpoint_id=cid,
+            ) from exc
+        except sqlite3.Error as exc:
+            raise CheckpointError(f"cannot save: {exc}", checkpoint_id=cid) from exc
+        nbytes = len(header) + len(body)
+        self._planner.wrote(checkpoint, base_id, nbytes)
+        self._wal_pages += _PAGES_PER_COMMIT + nbytes // 4096
+
+    async def load(self, checkpoint_id: str) -> Checkpoint:
+        """The checkpoint with its full state; ``CheckpointError`` if unknown or corrupted."""
+        return await self._read(lambda db: _load(db, checkpoint_id))
+
+    async def latest(self, trace_id: str) -> Checkpoint | None:
+        """The run's newest checkpoint, or None for an unknown run."""
+
+        def latest(db: sqlite3.Connection) -> Checkpoint | None:
+            row = db.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE trace_id = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (trace_id,),
+            ).fetchone()
+            return None if row is None else _load(db, row[0])
+
+        return await self._read(latest)
+
+    async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
+        """The run's checkpoints, oldest first (``[]`` for an unknown run)."""
+
+        def history(db: sqlite3.Connection) -> builtins.list[Checkpoint]:
+            rows = db.execute(
+                "SELECT checkpoint_id, base_id, header, body FROM checkpoints "
+                "WHERE trace_id = ? ORDER BY seq",
+                (trace_id,),
+            )
+            return serde.decode_trace(rows)
+
+        return await self._read(history)
+
+    async def delete(self, trace_id: str) -> None:
+        """Remove the run's checkpoints and its ``runs()`` row, in one transaction."""
+
+        def delete(db: sqlite3.Connection) -> None:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute("DELETE FROM checkpoints WHERE trace_id = ?", (trace_id,))
+                    db.execute("DELETE FROM runs WHERE trace_id = ?", (trace_id,))
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise CheckpointError(f"cannot delete run {trace_id!r}: {exc}") from exc
+            self._planner.forget(trace_id)
+
+        await self._write(delete)
+
+    async def runs(self) -> builtins.list[RunInfo]:
+        """One row per run, least recently updated first."""
+
+        def runs(db: sqlite3.Connection) -> builtins.list[RunInfo]:
+            rows = db.execute(
+                "SELECT trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from "
+                "FROM runs ORDER BY updated_at, trace_id"
+            ).fetchall()
+            return [_run_info(row) for row in rows]
+
+        return await self._read(runs)
+
+
+def _load(db: sqlite3.Connection, checkpoint_id: str) -> Checkpoint:
+    row = db.execute(
+        "SELECT seq, trace_id, base_id, header, body FROM checkpoints WHERE checkpoint_id = ?",
+        (checkpoint_id,),
+    ).fetchone()
+    if row is None:
+        raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
+    seq, trace_id, base_id, header, body = row
+    if base_id is None:
+        return serde.decode_checkpoint(checkpoint_id, header, body)
+    base = db.execute(
+        "SELECT seq, body FROM checkpoints "
+        "WHERE checkpoint_id = ? AND trace_id = ? AND base_id IS NULL",
+        (base_id, trace_id),
+    ).fetchone()
+    if base is None:
+        raise CheckpointError(
+            f"corrupted checkpoint: its base snapshot {base_id!r:.80} is missing",
+            checkpoint_id=checkpoint_id,
+        )
+    chain = db.execute(
+        "SELECT base_id, body FROM checkpoints WHERE trace_id = ? AND seq > ? AND seq <= ? "
+        "ORDER BY seq",
+        (trace_id, base[0], seq),
+    ).fetchall()
+    if any(b != base_id for b, _ in chain):
+        raise CheckpointError(
+            "corrupted checkpoint: its chain of deltas is broken", checkpoint_id=checkpoint_id
+        )
+    return serde.decode_checkpoint(checkpoint_id, header, base[1], [b for _, b in chain])
+
+
+def _run_info(row: tuple[Any, ...]) -> RunInfo:
+    trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from = row
+    try:
+        return RunInfo(
+            str(trace_id),
+            str(graph_name),
+            RunStatus(status),
+            float(updated_at),
+            checkpoint_id,
+            resumed_from,
+        )
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"corrupted runs row for {trace_id!r:.80}: {exc}") from exc
