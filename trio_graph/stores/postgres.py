@@ -1,0 +1,837 @@
+"""``PostgresStore``: checkpoints, runs and the run queue in PostgreSQL.
+
+Many workers on many machines share one database; nothing home-made sits between them
+(DESIGN §11). psycopg 3's async API is asyncio-only, so every call runs its own short
+transaction on a pooled connection (``psycopg_pool.ConnectionPool``) in a worker thread
+via ``trio.to_thread.run_sync``. All SQL is parameterised.
+
+**Schema.** Created on open and migrated by version (``trio_graph_schema`` holds it),
+under an advisory lock so that workers starting together do not race. ``schema=`` picks
+the PostgreSQL schema (namespace) the tables live in.
+
+**Checkpoints** are JSONB: a full snapshot stores ``state``; an incremental one
+(``base_id`` set) stores only its ``deltas``, and loading restores the state from the
+base snapshot and the chain of deltas (:func:`trio_graph.checkpoint.restore`). JSONB
+normalises numbers and refuses NUL characters, so values are encoded to round-trip
+exactly: floats are written in positional notation (JSONB would turn ``1e300`` into the
+integer 10**300), and strings holding ``\\x00`` (or the escape mark U+FDD0) are escaped.
+Object key order is not kept (JSONB orders keys), which dict equality does not see.
+
+**Queue** (see :mod:`trio_graph.stores.queue`): ``submit``, ``decide``, ``claim`` with
+``SELECT … FOR UPDATE SKIP LOCKED``, leases on the database clock, and fenced saves that
+check the claim's epoch in the write's own transaction. ``LISTEN``/``NOTIFY`` wakes idle
+workers when work arrives; they also poll, for expired leases.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, TypeVar
+
+import attrs
+import psycopg
+import trio
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from .. import serde
+from ..checkpoint import Checkpoint, DecisionEntry, RunStatus, StoredDelta, new_id, restore
+from ..decisions import DECISION_TYPES, BarrierId, Decision, Modify
+from ..errors import BarrierError, CheckpointError, LeaseLost, StateError
+from .protocol import RunInfo
+from .queue import Claim, Job, JobStatus
+
+log = logging.getLogger("trio_graph.postgres")
+
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+
+SCHEMA_VERSION = 1
+"""The schema version this code writes; older databases are migrated on open."""
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1
+    """
+    CREATE TABLE trio_graph_checkpoints (
+        checkpoint_id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        trace_id text NOT NULL,
+        parent_id text,
+        base_id text,
+        graph_name text NOT NULL,
+        status text NOT NULL,
+        step integer NOT NULL,
+        created_at double precision NOT NULL,
+        meta jsonb NOT NULL,
+        state jsonb,
+        deltas jsonb
+    );
+    CREATE INDEX trio_graph_checkpoints_trace ON trio_graph_checkpoints (trace_id, seq);
+    CREATE TABLE trio_graph_runs (
+        trace_id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        graph_name text NOT NULL,
+        status text NOT NULL,
+        updated_at double precision NOT NULL,
+        checkpoint_id text,
+        resumed_from text,
+        job_id text
+    );
+    CREATE TABLE trio_graph_jobs (
+        job_id text PRIMARY KEY,
+        graph_name text NOT NULL,
+        state jsonb,
+        status text NOT NULL,
+        trace_id text NOT NULL,
+        checkpoint_id text,
+        pending_barrier text,
+        epoch bigint NOT NULL DEFAULT 0,
+        owner text,
+        lease_until timestamptz,
+        attempts integer NOT NULL DEFAULT 0,
+        error text,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        available_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE INDEX trio_graph_jobs_queued ON trio_graph_jobs (available_at)
+        WHERE status = 'queued';
+    CREATE INDEX trio_graph_jobs_leased ON trio_graph_jobs (lease_until)
+        WHERE status = 'running';
+    CREATE TABLE trio_graph_decisions (
+        job_id text NOT NULL,
+        node text NOT NULL,
+        occurrence integer NOT NULL,
+        decision jsonb NOT NULL,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        PRIMARY KEY (job_id, node, occurrence)
+    );
+    """,
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+_DECISION: Any = Decision
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# -- JSON that survives JSONB ---------------------------------------------------------
+# Text transforms applied to ASCII JSON (``json.dumps``' default) before it is stored and
+# to JSONB's text output after: the codec on either side stays plain JSON.
+_MARK = "\ufdd0"
+_EXP_HINT = re.compile(r"\d[eE][-+]\d")
+_NUMBER = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?[eE][-+]\d+)')
+_ESCAPE = re.compile(r"\\(?:\\|u0000|ufdd0)")
+_ESCAPED = {"\\\\": "\\\\", "\\u0000": "\\ufdd0\\ufdd2", "\\ufdd0": "\\ufdd0\\ufdd1"}
+_UNESCAPE = re.compile(_MARK + "(.)", re.DOTALL)
+_UNESCAPED = {"\ufdd1": _MARK, "\ufdd2": "\\u0000"}
+
+
+def _positional(match: re.Match[str]) -> str:
+    number = match.group(1)
+    if number is None:  # a string token: unchanged
+        return match.group(0)
+    text = format(Decimal(number), "f")
+    return text if "." in text else text + ".0"
+
+
+def to_jsonb(text: str) -> str:
+    """JSON text (ASCII) that JSONB stores and gives back unchanged.
+
+    JSONB keeps numbers as exact decimals and prints them positionally, so ``1e300``
+    would come back as the integer 10**300: exponent floats are written positionally
+    with a decimal point. JSONB refuses ``\\u0000``: NUL (and the mark U+FDD0 itself)
+    become two-character sequences starting with U+FDD0.
+    """
+    if "\\u0000" in text or "\\ufdd0" in text:
+        text = _ESCAPE.sub(lambda m: _ESCAPED[m.group(0)], text)
+    if _EXP_HINT.search(text):
+        text = _NUMBER.sub(_positional, text)
+    return text
+
+
+def from_jsonb(text: str) -> str:
+    """The JSON text :func:`to_jsonb` encoded, from JSONB's text output."""
+    if _MARK in text:
+        text = _UNESCAPE.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), text)
+    return text
+
+
+def dumps(value: Any) -> str:
+    """``value`` as JSON text for a JSONB column."""
+    return to_jsonb(json.dumps(value, separators=(",", ":"), allow_nan=False))
+
+
+def loads(text: str) -> Any:
+    """A value from a JSONB column's text output."""
+    return json.loads(from_jsonb(text))
+
+
+# -- encoding checkpoints ------------------------------------------------------------
+@attrs.frozen
+class _Row:
+    """A checkpoint ready to insert: every JSON document already encoded."""
+
+    checkpoint: Checkpoint
+    meta: str
+    state: str | None
+    deltas: str | None
+
+
+def _encode(checkpoint: Checkpoint) -> _Row:
+    """Encode before any write, so a non-JSON value fails with nothing half-written."""
+    state_text = deltas_text = None
+    try:
+        if checkpoint.base_id is None:
+            serde.check_json(checkpoint.state)
+            state_text = dumps(checkpoint.state)
+        else:
+            for d in checkpoint.deltas:
+                serde.check_json({d.key: d.value})
+            deltas_text = dumps([[d.key, d.value, d.reducer] for d in checkpoint.deltas])
+        doc = serde.converter.unstructure(attrs.evolve(checkpoint, state={}, deltas=[]))
+        doc.pop("state", None)
+        doc.pop("deltas", None)
+        meta_text = dumps(doc)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(
+            f"checkpoint is not JSON-compatible: {exc}", checkpoint_id=checkpoint.checkpoint_id
+        ) from exc
+    return _Row(checkpoint, meta_text, state_text, deltas_text)
+
+
+def _decode(meta: str, state: dict[str, Any]) -> Checkpoint:
+    doc = loads(meta)
+    doc["state"] = state
+    doc["deltas"] = []
+    doc["base_id"] = None
+    try:
+        return serde.converter.structure(doc, Checkpoint)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot load checkpoint: {exc}", checkpoint_id=str(doc.get("checkpoint_id", ""))
+        ) from exc
+
+
+def _deltas(text: str | None) -> list[StoredDelta]:
+    return [StoredDelta(k, v, r) for k, v, r in loads(text)] if text else []
+
+
+def _decision_doc(decision: Decision) -> str:
+    if not isinstance(decision, DECISION_TYPES):
+        raise BarrierError(
+            "malformed decision: expected Approve, Reject, Modify or Reroute, "
+            f"got {type(decision).__name__}"
+        )
+    if isinstance(decision, Modify):
+        serde.check_json({decision.key: decision.value})
+    return dumps(serde.converter.unstructure(decision, Decision))
+
+
+_INSERT_CHECKPOINT = """
+INSERT INTO trio_graph_checkpoints
+    (checkpoint_id, trace_id, parent_id, base_id, graph_name, status, step, created_at,
+     meta, state, deltas)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb)
+"""
+_UPSERT_RUN = """
+INSERT INTO trio_graph_runs
+    (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from, job_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (trace_id) DO UPDATE SET
+    graph_name = EXCLUDED.graph_name, status = EXCLUDED.status,
+    updated_at = EXCLUDED.updated_at, checkpoint_id = EXCLUDED.checkpoint_id,
+    resumed_from = EXCLUDED.resumed_from,
+    job_id = coalesce(EXCLUDED.job_id, trio_graph_runs.job_id)
+"""
+_JOB_COLUMNS = """
+    job_id, graph_name, status, trace_id, checkpoint_id, pending_barrier, epoch, owner,
+    attempts, error, extract(epoch FROM created_at)::float8,
+    extract(epoch FROM updated_at)::float8
+"""
+_CLAIM = """
+WITH c AS (
+    SELECT job_id FROM trio_graph_jobs
+    WHERE graph_name = ANY(%(names)s)
+      AND (status = 'queued' OR (status = 'running' AND lease_until < clock_timestamp()))
+    ORDER BY available_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE trio_graph_jobs AS j
+SET status = 'running', epoch = j.epoch + 1, owner = %(owner)s,
+    lease_until = clock_timestamp() + make_interval(secs => %(lease)s),
+    attempts = j.attempts + 1, pending_barrier = NULL, updated_at = clock_timestamp()
+FROM c WHERE j.job_id = c.job_id
+RETURNING j.job_id, j.graph_name, j.epoch, j.trace_id, j.checkpoint_id,
+    CASE WHEN j.checkpoint_id IS NULL THEN j.state::text END
+"""
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    pending = BarrierId.parse(row[5]) if row[5] else None
+    return Job(
+        row[0],
+        row[1],
+        JobStatus(row[2]),
+        row[3],
+        row[4],
+        pending,
+        int(row[6]),
+        row[7],
+        int(row[8]),
+        row[9],
+        float(row[10]),
+        float(row[11]),
+    )
+
+
+class PostgresStore:
+    """A :class:`~trio_graph.stores.protocol.Store` and run queue on PostgreSQL.
+
+    ``dsn`` is a libpq connection string or URI. The pool opens (and the schema is
+    created or migrated) on first use or on ``async with``; ``aclose()`` closes it.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 30.0,
+    ) -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"schema must be a plain SQL identifier, got {schema!r}")
+        self.dsn = dsn
+        self.schema = schema
+        self._channel = f"trio_graph_{schema}"
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            kwargs={"options": f"-c search_path={schema}"},
+            name=f"trio_graph.{schema}",
+        )
+        self._open_lock = threading.Lock()
+        self._opened = False
+        self._closed = False
+        self._listen_lock = threading.Lock()
+        self._listener: Conn | None = None
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _open_sync(self) -> None:
+        with self._open_lock:
+            if self._closed:
+                raise CheckpointError("the store is closed")
+            if self._opened:
+                return
+            self._pool.open(wait=True)
+            with self._pool.connection() as conn:
+                self._migrate(conn)
+            self._opened = True
+
+    def _migrate(self, conn: Conn) -> None:
+        with conn.transaction():
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", ("trio_graph:" + self.schema,)
+            )
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
+            conn.execute("CREATE TABLE IF NOT EXISTS trio_graph_schema (version integer NOT NULL)")
+            row = conn.execute("SELECT version FROM trio_graph_schema").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise CheckpointError(
+                    f"database schema version {version} is newer than this trio_graph "
+                    f"understands ({SCHEMA_VERSION}); upgrade trio_graph"
+                )
+            for migration in _MIGRATIONS[version:]:
+                conn.execute(migration)
+            if row is None:
+                conn.execute("INSERT INTO trio_graph_schema VALUES (%s)", (SCHEMA_VERSION,))
+            elif version < SCHEMA_VERSION:
+                conn.execute("UPDATE trio_graph_schema SET version = %s", (SCHEMA_VERSION,))
+
+    def _tx(self, fn: Callable[[Conn], T]) -> T:
+        """Run ``fn(conn)`` in one transaction (in a worker thread)."""
+        self._open_sync()
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return fn(conn)
+        except psycopg.Error as exc:
+            raise CheckpointError(f"postgres: {type(exc).__name__}: {exc}".strip()) from exc
+
+    async def _call(self, fn: Callable[[Conn], T]) -> T:
+        return await trio.to_thread.run_sync(functools.partial(self._tx, fn))
+
+    def _notify(self, conn: Conn) -> None:
+        conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+
+    async def open(self) -> None:
+        """Open the pool and create or migrate the schema (also done on first use)."""
+        await trio.to_thread.run_sync(self._open_sync)
+
+    async def aclose(self) -> None:
+        def close() -> None:
+            with self._open_lock:
+                self._closed = True
+                self._opened = False
+            with self._listen_lock:
+                if self._listener is not None:
+                    self._listener.close()
+                    self._listener = None
+            self._pool.close()
+
+        await trio.to_thread.run_sync(close)
+
+    async def __aenter__(self) -> PostgresStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- the store protocol --------------------------------------------------------------
+    @staticmethod
+    def _insert(conn: Conn, row: _Row, job_id: str | None) -> None:
+        cp = row.checkpoint
+        conn.execute(
+            _INSERT_CHECKPOINT,
+            (
+                cp.checkpoint_id,
+                cp.trace_id,
+                cp.parent_id,
+                cp.base_id,
+                cp.graph_name,
+                cp.status.value,
+                cp.step,
+                cp.created_at,
+                row.meta,
+                row.state,
+                row.deltas,
+            ),
+        )
+        conn.execute(
+            _UPSERT_RUN,
+            (
+                cp.trace_id,
+                cp.graph_name,
+                cp.status.value,
+                cp.created_at,
+                cp.checkpoint_id,
+                cp.resumed_from,
+                job_id,
+            ),
+        )
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        row = _encode(checkpoint)
+        await self._call(lambda conn: self._insert(conn, row, None))
+
+    @staticmethod
+    def _load_rows(conn: Conn, rows: Iterable[tuple[Any, ...]]) -> list[Checkpoint]:
+        """Checkpoints from ``(id, parent, base, meta, state, deltas)`` rows of one trace."""
+        states: dict[str, dict[str, Any]] = {}
+        out: list[Checkpoint] = []
+        for cid, parent, base, meta, state_text, deltas_text in rows:
+            if base is None:
+                state = loads(state_text)
+            elif parent in states:
+                state = restore(states[parent], [_deltas(deltas_text)])
+            else:
+                state = PostgresStore._restore_chain(conn, cid)
+            states[cid] = state
+            out.append(_decode(meta, state))
+        return out
+
+    @staticmethod
+    def _restore_chain(conn: Conn, checkpoint_id: str) -> dict[str, Any]:
+        """The full state of an incremental checkpoint: its base plus the deltas since."""
+        target = conn.execute(
+            "SELECT trace_id, seq, base_id FROM trio_graph_checkpoints WHERE checkpoint_id = %s",
+            (checkpoint_id,),
+        ).fetchone()
+        assert target is not None
+        trace_id, seq, base_id = target
+        rows = conn.execute(
+            """SELECT c.checkpoint_id, c.parent_id, c.state::text, c.deltas::text
+            FROM trio_graph_checkpoints c, trio_graph_checkpoints b
+            WHERE b.checkpoint_id = %s AND c.trace_id = %s AND c.seq >= b.seq AND c.seq <= %s
+            ORDER BY c.seq""",
+            (base_id, trace_id, seq),
+        ).fetchall()
+        by_id = {r[0]: r for r in rows}
+        chain: list[str] = []
+        cid = checkpoint_id
+        while cid != base_id:
+            row = by_id.get(cid)
+            if row is None:
+                raise CheckpointError(
+                    f"incremental chain broken: base {base_id!r} not reachable",
+                    checkpoint_id=checkpoint_id,
+                )
+            chain.append(cid)
+            cid = row[1]
+        base_row = by_id.get(base_id)
+        if base_row is None or base_row[2] is None:
+            raise CheckpointError(f"base snapshot {base_id!r} missing", checkpoint_id=checkpoint_id)
+        return restore(loads(base_row[2]), [_deltas(by_id[c][3]) for c in reversed(chain)])
+
+    _SELECT = """SELECT checkpoint_id, parent_id, base_id, meta::text, state::text,
+        deltas::text FROM trio_graph_checkpoints"""
+
+    async def load(self, checkpoint_id: str) -> Checkpoint:
+        def load(conn: Conn) -> Checkpoint:
+            rows = conn.execute(
+                self._SELECT + " WHERE checkpoint_id = %s", (checkpoint_id,)
+            ).fetchall()
+            if not rows:
+                raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
+            return self._load_rows(conn, rows)[0]
+
+        return await self._call(load)
+
+    async def latest(self, trace_id: str) -> Checkpoint | None:
+        def latest(conn: Conn) -> Checkpoint | None:
+            rows = conn.execute(
+                self._SELECT + " WHERE trace_id = %s ORDER BY seq DESC LIMIT 1", (trace_id,)
+            ).fetchall()
+            return self._load_rows(conn, rows)[0] if rows else None
+
+        return await self._call(latest)
+
+    async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
+        def list_(conn: Conn) -> builtins.list[Checkpoint]:
+            rows = conn.execute(
+                self._SELECT + " WHERE trace_id = %s ORDER BY seq", (trace_id,)
+            ).fetchall()
+            return self._load_rows(conn, rows)
+
+        return await self._call(list_)
+
+    async def delete(self, trace_id: str) -> None:
+        def delete(conn: Conn) -> None:
+            conn.execute("DELETE FROM trio_graph_checkpoints WHERE trace_id = %s", (trace_id,))
+            conn.execute("DELETE FROM trio_graph_runs WHERE trace_id = %s", (trace_id,))
+            conn.execute("DELETE FROM trio_graph_jobs WHERE job_id = %s", (trace_id,))
+            conn.execute("DELETE FROM trio_graph_decisions WHERE job_id = %s", (trace_id,))
+
+        await self._call(delete)
+
+    async def runs(self) -> builtins.list[RunInfo]:
+        def runs(conn: Conn) -> builtins.list[RunInfo]:
+            rows = conn.execute(
+                """SELECT trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from
+                FROM trio_graph_runs ORDER BY seq"""
+            ).fetchall()
+            return [RunInfo(r[0], r[1], RunStatus(r[2]), r[3], r[4], r[5]) for r in rows]
+
+        return await self._call(runs)
+
+    # -- the queue: anyone ---------------------------------------------------------------
+    async def submit(
+        self, graph_name: str, state: Mapping[str, Any], *, trace_id: str | None = None
+    ) -> str:
+        """Queue a new run of ``graph_name`` on ``state``; returns its id (its trace id)."""
+        if not isinstance(state, Mapping):
+            raise StateError(f"initial state must be a mapping, got {type(state).__name__}")
+        for key in state:
+            if not isinstance(key, str):
+                raise StateError(f"state keys must be str, got {type(key).__name__}", key=repr(key))
+        serde.check_json(state)
+        text = dumps(dict(state))
+        job_id = trace_id or new_id()
+
+        def submit(conn: Conn) -> None:
+            row = conn.execute(
+                """INSERT INTO trio_graph_jobs (job_id, graph_name, state, status, trace_id)
+                VALUES (%s, %s, %s::jsonb, 'queued', %s) ON CONFLICT (job_id) DO NOTHING
+                RETURNING 1""",
+                (job_id, graph_name, text, job_id),
+            ).fetchone()
+            if row is None:
+                raise CheckpointError(f"a run with id {job_id!r} was already submitted")
+            self._notify(conn)
+
+        await self._call(submit)
+        return job_id
+
+    async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
+        """Keep ``decision`` for one barrier occurrence of a run (by job or trace id).
+
+        Level-triggered like ``run.decide``: kept until that occurrence is reached. A run
+        parked at that barrier becomes runnable. A stored run not started from the queue
+        but waiting at a barrier is adopted into the queue.
+        """
+        bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
+        if not isinstance(bid, BarrierId):
+            raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
+        await self._decide(trace_id, bid.node, bid.occurrence, decision)
+
+    async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
+        """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
+        await self._decide(trace_id, node, 0, decision)
+
+    async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
+        doc = _decision_doc(decision)
+
+        def decide(conn: Conn) -> None:
+            job_id = self._resolve(conn, trace_id, adopt=True)
+            if job_id is None:
+                raise BarrierError(f"no run {trace_id!r} in the store", node=node)
+            status, pending = conn.execute(
+                "SELECT status, pending_barrier FROM trio_graph_jobs WHERE job_id = %s FOR UPDATE",
+                (job_id,),
+            ).fetchone() or (None, None)
+            if status in (JobStatus.COMPLETED, JobStatus.FAILED):
+                raise BarrierError("the run has finished; decision not applied", node=node)
+            conn.execute(
+                """INSERT INTO trio_graph_decisions (job_id, node, occurrence, decision)
+                VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (job_id, node, occurrence)
+                DO UPDATE SET decision = EXCLUDED.decision""",
+                (job_id, node, occurrence, doc),
+            )
+            if status == JobStatus.WAITING and pending:
+                bid = BarrierId.parse(pending)
+                if bid.node == node and occurrence in (0, bid.occurrence):
+                    conn.execute(
+                        """UPDATE trio_graph_jobs SET status = 'queued',
+                        available_at = clock_timestamp(), updated_at = clock_timestamp()
+                        WHERE job_id = %s""",
+                        (job_id,),
+                    )
+                    self._notify(conn)
+
+        await self._call(decide)
+
+    @staticmethod
+    def _resolve(conn: Conn, trace_id: str, *, adopt: bool = False) -> str | None:
+        """The job a job id or trace id belongs to (adopting a waiting stored run)."""
+        row = conn.execute(
+            """SELECT job_id FROM trio_graph_jobs WHERE job_id = %s
+            UNION ALL SELECT job_id FROM trio_graph_runs
+            WHERE trace_id = %s AND job_id IS NOT NULL LIMIT 1""",
+            (trace_id, trace_id),
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+        if not adopt:
+            return None
+        run = conn.execute(
+            """SELECT graph_name, status, checkpoint_id FROM trio_graph_runs
+            WHERE trace_id = %s""",
+            (trace_id,),
+        ).fetchone()
+        if run is None or run[1] != RunStatus.WAITING:
+            return None
+        conn.execute(
+            """INSERT INTO trio_graph_jobs (job_id, graph_name, status, trace_id, checkpoint_id)
+            VALUES (%s, %s, 'queued', %s, %s) ON CONFLICT DO NOTHING""",
+            (trace_id, run[0], trace_id, run[2]),
+        )
+        conn.execute(
+            "UPDATE trio_graph_runs SET job_id = %s WHERE trace_id = %s", (trace_id, trace_id)
+        )
+        return trace_id
+
+    async def job(self, trace_id: str) -> Job | None:
+        """The queue row of a run, by its job id or any of its trace ids; None if unknown."""
+
+        def job(conn: Conn) -> Job | None:
+            job_id = self._resolve(conn, trace_id)
+            if job_id is None:
+                return None
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM trio_graph_jobs WHERE job_id = %s",
+                (job_id,),
+            ).fetchone()
+            return _job(row) if row else None
+
+        return await self._call(job)
+
+    async def jobs(self, status: JobStatus | None = None) -> builtins.list[Job]:
+        """Queue rows, oldest first; only those with ``status`` if given."""
+
+        def jobs(conn: Conn) -> builtins.list[Job]:
+            rows = conn.execute(
+                f"""SELECT {_JOB_COLUMNS} FROM trio_graph_jobs
+                WHERE %(s)s::text IS NULL OR status = %(s)s ORDER BY created_at, job_id""",
+                {"s": None if status is None else JobStatus(status).value},
+            ).fetchall()
+            return [_job(r) for r in rows]
+
+        return await self._call(jobs)
+
+    # -- the queue: workers --------------------------------------------------------------
+    async def claim(
+        self, owner: str, graph_names: builtins.list[str], limit: int, lease: float
+    ) -> builtins.list[Claim]:
+        """Claim up to ``limit`` runnable jobs of these graphs for ``lease`` seconds."""
+
+        def claim(conn: Conn) -> builtins.list[Claim]:
+            rows = conn.execute(
+                _CLAIM,
+                {"names": list(graph_names), "limit": limit, "owner": owner, "lease": lease},
+            ).fetchall()
+            return [
+                Claim(r[0], r[1], int(r[2]), r[3], r[4], loads(r[5]) if r[5] else None)
+                for r in rows
+            ]
+
+        return await self._call(claim)
+
+    async def renew(self, job_id: str, epoch: int, lease: float) -> bool:
+        """Extend the lease of a claim; False if the claim is no longer current."""
+        return await self._fenced_update(
+            """UPDATE trio_graph_jobs
+            SET lease_until = clock_timestamp() + make_interval(secs => %(lease)s)
+            WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' RETURNING 1""",
+            {"job": job_id, "epoch": epoch, "lease": lease},
+        )
+
+    async def release(self, job_id: str, epoch: int) -> bool:
+        """Give a claimed job back to the queue (runnable at once)."""
+        return await self._fenced_update(
+            """UPDATE trio_graph_jobs SET status = 'queued', owner = NULL, lease_until = NULL,
+            available_at = clock_timestamp(), updated_at = clock_timestamp()
+            WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' RETURNING 1""",
+            {"job": job_id, "epoch": epoch},
+            notify=True,
+        )
+
+    async def finish(
+        self, job_id: str, epoch: int, status: JobStatus, error: str | None = None
+    ) -> bool:
+        """Mark a claimed job completed or failed."""
+        return await self._fenced_update(
+            """UPDATE trio_graph_jobs SET status = %(status)s, error = %(error)s, owner = NULL,
+            lease_until = NULL, updated_at = clock_timestamp()
+            WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' RETURNING 1""",
+            {"job": job_id, "epoch": epoch, "status": JobStatus(status).value, "error": error},
+        )
+
+    async def _fenced_update(
+        self, query: str, params: dict[str, Any], *, notify: bool = False
+    ) -> bool:
+        def update(conn: Conn) -> bool:
+            ok = conn.execute(query, params).fetchone() is not None
+            if ok and notify:
+                self._notify(conn)
+            return ok
+
+        return await self._call(update)
+
+    async def park(self, job_id: str, epoch: int, barrier_id: BarrierId) -> bool:
+        """Park a claimed job at a barrier (runnable again at once if answered meanwhile)."""
+
+        def park(conn: Conn) -> bool:
+            row = conn.execute(
+                "SELECT epoch, status FROM trio_graph_jobs WHERE job_id = %s FOR UPDATE",
+                (job_id,),
+            ).fetchone()
+            if row is None or row[0] != epoch or row[1] != JobStatus.RUNNING:
+                return False
+            answered = conn.execute(
+                """SELECT 1 FROM trio_graph_decisions
+                WHERE job_id = %s AND node = %s AND occurrence IN (0, %s)""",
+                (job_id, barrier_id.node, barrier_id.occurrence),
+            ).fetchone()
+            status = JobStatus.QUEUED if answered else JobStatus.WAITING
+            conn.execute(
+                """UPDATE trio_graph_jobs SET status = %s, pending_barrier = %s, owner = NULL,
+                lease_until = NULL, available_at = clock_timestamp(),
+                updated_at = clock_timestamp() WHERE job_id = %s""",
+                (status.value, str(barrier_id), job_id),
+            )
+            if answered:
+                self._notify(conn)
+            return True
+
+        return await self._call(park)
+
+    async def save_fenced(self, checkpoint: Checkpoint, job_id: str, epoch: int) -> None:
+        """Save ``checkpoint`` only while ``epoch`` is the job's current claim (else
+        ``LeaseLost``, nothing written); a terminal checkpoint also finishes the job."""
+        row = _encode(checkpoint)
+        cp = checkpoint
+        terminal = cp.next_node is None and cp.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+
+        def save(conn: Conn) -> None:
+            current = conn.execute(
+                "SELECT epoch, status FROM trio_graph_jobs WHERE job_id = %s FOR UPDATE",
+                (job_id,),
+            ).fetchone()
+            if current is None or current[0] != epoch or current[1] != JobStatus.RUNNING:
+                raise LeaseLost(job_id, epoch)
+            self._insert(conn, row, job_id)
+            if terminal:
+                conn.execute(
+                    """UPDATE trio_graph_jobs SET trace_id = %s, checkpoint_id = %s,
+                    status = %s, error = %s, owner = NULL, lease_until = NULL,
+                    updated_at = clock_timestamp() WHERE job_id = %s""",
+                    (cp.trace_id, cp.checkpoint_id, cp.status.value, cp.error, job_id),
+                )
+            else:
+                conn.execute(
+                    """UPDATE trio_graph_jobs SET trace_id = %s, checkpoint_id = %s,
+                    updated_at = clock_timestamp() WHERE job_id = %s""",
+                    (cp.trace_id, cp.checkpoint_id, job_id),
+                )
+
+        await self._call(save)
+
+    async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]:
+        """Every decision kept for a job (wildcards have occurrence 0), oldest first."""
+
+        def decisions(conn: Conn) -> builtins.list[DecisionEntry]:
+            rows = conn.execute(
+                """SELECT node, occurrence, decision::text FROM trio_graph_decisions
+                WHERE job_id = %s ORDER BY seq""",
+                (job_id,),
+            ).fetchall()
+            return [
+                DecisionEntry(n, o, serde.converter.structure(loads(d), _DECISION))
+                for n, o, d in rows
+            ]
+
+        return await self._call(decisions)
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """Return when work may have arrived (a NOTIFY) or after ``seconds``."""
+        await trio.to_thread.run_sync(self._wait_sync, seconds)
+
+    def _wait_sync(self, timeout: float) -> None:
+        self._open_sync()
+        with self._listen_lock:
+            try:
+                if self._listener is None or self._listener.closed:
+                    conn = psycopg.connect(self.dsn, autocommit=True)
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    self._listener = conn
+                for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                    pass
+            except psycopg.Error as exc:
+                log.warning("LISTEN failed (%s); polling instead", exc)
+                if self._listener is not None:
+                    self._listener.close()
+                    self._listener = None
+                threading.Event().wait(timeout)
+
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "dumps", "loads"]

@@ -1,0 +1,188 @@
+"""The run queue shared by workers: jobs, leases with epochs, and the fenced store view.
+
+A **job** is a submitted run: ``store.submit(graph_name, state)`` returns its id, which
+is also the trace id of its first run. A worker *claims* a runnable job (new, released,
+or waiting at a barrier whose decision has arrived, or held by a worker whose lease
+expired); each claim increments the job's lease **epoch** and sets a lease the worker
+renews while it runs the job.
+
+**Fencing.** The worker's executor writes checkpoints through a :class:`FencedStore`,
+a per-claim view carrying ``(job_id, epoch)``: its ``save`` checks, in the same
+transaction as the write, that the job's epoch is still the claim's. A worker paused
+past its lease (SIGSTOP, a long GC) whose job was claimed again has its writes refused
+with :class:`~trio_graph.errors.LeaseLost`, so a job's checkpoint chain never forks.
+
+**Traces.** Resuming a stored run starts a new trace (``resumed_from`` links it), so a
+job that failed over or waited at a barrier spans several traces: ``job_id`` is the
+first, ``Job.trace_id`` the current one. ``store.runs()`` keeps one row per trace (the
+lineage stays visible); ``store.job(id)`` accepts the job id or any of its trace ids,
+and so do ``decide`` and ``decide_all``.
+
+Model layer: no trio import.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from ..checkpoint import Checkpoint, DecisionEntry
+from ..decisions import BarrierId, Decision
+
+if TYPE_CHECKING:
+    from .protocol import RunInfo, Store
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job stands in the queue."""
+
+    QUEUED = "queued"
+    """Runnable: new, released by a worker that shut down, or its decision arrived."""
+    RUNNING = "running"
+    """Claimed by a worker holding a lease (runnable again once the lease expires)."""
+    WAITING = "waiting"
+    """Parked at a barrier until ``store.decide`` answers it."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class Job:
+    """One row of the run queue."""
+
+    job_id: str
+    """The id ``submit`` returned (the trace id of the job's first run)."""
+    graph_name: str
+    status: JobStatus
+    trace_id: str
+    """The job's current trace (a resume starts a new one)."""
+    checkpoint_id: str | None
+    """The job's latest checkpoint (None before the first)."""
+    pending_barrier: BarrierId | None
+    """The barrier a waiting job is parked at."""
+    epoch: int
+    """Claims so far; the fencing token of the current claim."""
+    owner: str | None
+    """The worker holding the lease, while running."""
+    attempts: int
+    error: str | None
+    created_at: float
+    updated_at: float
+
+
+@attrs.frozen
+class Claim:
+    """A job a worker claimed: what it needs to start or resume it."""
+
+    job_id: str
+    graph_name: str
+    epoch: int
+    trace_id: str
+    checkpoint_id: str | None
+    state: dict[str, Any] | None
+    """The submitted state, when the job has no checkpoint yet."""
+
+
+@runtime_checkable
+class QueueStore(Protocol):
+    """A store that also keeps the run queue (PostgresStore, SQLiteStore)."""
+
+    async def save(self, checkpoint: Checkpoint) -> None: ...
+    async def load(self, checkpoint_id: str) -> Checkpoint: ...
+    async def latest(self, trace_id: str) -> Checkpoint | None: ...
+    async def list(self, trace_id: str) -> builtins.list[Checkpoint]: ...
+    async def delete(self, trace_id: str) -> None: ...
+    async def runs(self) -> builtins.list[RunInfo]: ...
+    async def aclose(self) -> None: ...
+
+    # -- anyone: submit runs and decisions -------------------------------------------
+    async def submit(
+        self, graph_name: str, state: dict[str, Any], *, trace_id: str | None = None
+    ) -> str: ...
+    async def decide(
+        self, trace_id: str, barrier_id: BarrierId | str, decision: Decision
+    ) -> None: ...
+    async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None: ...
+    async def job(self, trace_id: str) -> Job | None: ...
+    async def jobs(self, status: JobStatus | None = None) -> builtins.list[Job]: ...
+
+    # -- workers -----------------------------------------------------------------------
+    async def claim(
+        self, owner: str, graph_names: builtins.list[str], limit: int, lease: float
+    ) -> builtins.list[Claim]: ...
+    async def renew(self, job_id: str, epoch: int, lease: float) -> bool: ...
+    async def release(self, job_id: str, epoch: int) -> bool: ...
+    async def park(self, job_id: str, epoch: int, barrier_id: BarrierId) -> bool: ...
+    async def finish(
+        self, job_id: str, epoch: int, status: JobStatus, error: str | None = None
+    ) -> bool: ...
+    async def save_fenced(self, checkpoint: Checkpoint, job_id: str, epoch: int) -> None: ...
+    async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]: ...
+    async def wait_for_work(self, seconds: float) -> None: ...
+
+
+class FencedStore:
+    """The store as one claim of one job sees it: reads pass through, writes are fenced.
+
+    ``save`` writes only while ``epoch`` is still the job's epoch (checked in the
+    write's own transaction), else raises ``LeaseLost`` and writes nothing.
+    """
+
+    def __init__(self, store: QueueStore, job_id: str, epoch: int) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.epoch = epoch
+        self.refused = 0
+        """Writes refused because the lease was lost."""
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        from ..errors import LeaseLost
+
+        try:
+            await self.store.save_fenced(checkpoint, self.job_id, self.epoch)
+        except LeaseLost:
+            self.refused += 1
+            raise
+
+    async def load(self, checkpoint_id: str) -> Checkpoint:
+        return await self.store.load(checkpoint_id)
+
+    async def latest(self, trace_id: str) -> Checkpoint | None:
+        return await self.store.latest(trace_id)
+
+    async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
+        return await self.store.list(trace_id)
+
+    async def delete(self, trace_id: str) -> None:
+        await self.store.delete(trace_id)
+
+    async def runs(self) -> builtins.list[RunInfo]:
+        return await self.store.runs()
+
+    async def aclose(self) -> None:
+        """Nothing to close: the view does not own the store."""
+
+    async def __aenter__(self) -> FencedStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def stale(entry: DecisionEntry, checkpoint: Checkpoint) -> bool:
+    """True when ``entry`` answers a barrier occurrence the run has already passed."""
+    if entry.occurrence == 0:
+        return False
+    seen = checkpoint.occurrences.get(entry.node, 0)
+    pending = checkpoint.pending_barrier
+    if pending is not None and pending.node == entry.node:
+        seen = pending.occurrence - 1
+    return entry.occurrence <= seen
+
+
+def as_store(store: QueueStore) -> Store:
+    """``store`` typed as a plain checkpoint store."""
+    return store
