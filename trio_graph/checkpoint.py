@@ -210,6 +210,7 @@ class _Chain:
     base_id: str
     base_bytes: int
     since_bytes: int = 0
+    links: int = 0
 
 
 @attrs.define
@@ -224,21 +225,24 @@ class ChainPlanner:
     after ``ceiling`` times the base, without asking). Rebasing only once the deltas
     outweigh the base keeps the bytes written per step O(update), amortised, whatever
     the size of the state, and a load replays at most about one base's worth of deltas.
+
+    Each row also gets a *link*: 0 for a base snapshot, then 1, 2, ... along its
+    chain, so a load can tell a complete chain from one with a row missing.
     """
 
     ceiling: int = 4
     _chains: dict[str, _Chain] = attrs.field(factory=dict)
 
-    def base_for(self, checkpoint: Checkpoint) -> str | None:
-        """The base snapshot to write ``checkpoint`` against; None: write it in full."""
+    def plan(self, checkpoint: Checkpoint) -> tuple[str | None, int]:
+        """``(base_id, link)`` to write ``checkpoint`` with; a None base: write it in full."""
         chain = self._chains.get(checkpoint.trace_id)
         if chain is None or checkpoint.parent_id is None:
-            return None
+            return None, 0
         if chain.since_bytes >= chain.base_bytes and (
             checkpoint.base_id is None or chain.since_bytes >= self.ceiling * chain.base_bytes
         ):
-            return None
-        return chain.base_id
+            return None, 0
+        return chain.base_id, chain.links + 1
 
     def base_bytes(self, trace_id: str) -> int | None:
         """The size of the trace's current base row, if this store wrote one."""
@@ -250,7 +254,9 @@ class ChainPlanner:
         if base_id is None:
             self._chains[checkpoint.trace_id] = _Chain(checkpoint.checkpoint_id, nbytes)
         else:
-            self._chains[checkpoint.trace_id].since_bytes += nbytes
+            chain = self._chains[checkpoint.trace_id]
+            chain.since_bytes += nbytes
+            chain.links += 1
 
     def forget(self, trace_id: str) -> None:
         """The trace was deleted: its next checkpoint is a full snapshot."""

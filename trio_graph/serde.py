@@ -329,23 +329,28 @@ def decode_checkpoint(
     return attrs.evolve(checkpoint, state=state)
 
 
-def decode_trace(rows: Iterable[tuple[str, str | None, object, object]]) -> list[Checkpoint]:
-    """Every checkpoint of a trace from its rows ``(id, base_id, header, body)`` in write order.
+def decode_trace(
+    rows: Iterable[tuple[str, str | None, int, object, object]],
+) -> list[Checkpoint]:
+    """Every checkpoint of a trace from its rows ``(id, base_id, link, header, body)``.
 
-    One pass: each delta row is replayed on the state of the row before it.
+    Rows come in write order; each delta row is replayed on the state of the row
+    before it, whose link must be one less (see :class:`~trio_graph.checkpoint.ChainPlanner`).
     """
     out: list[Checkpoint] = []
     state: dict[str, Any] | None = None
     base: str | None = None
-    for checkpoint_id, base_id, header, body in rows:
-        if base_id is None:
+    last = -1
+    for checkpoint_id, base_id, link, header, body in rows:
+        if base_id is None and link == 0:
             state, base = decode_state(body, checkpoint_id), checkpoint_id
-        elif state is None or base_id != base:
+        elif state is None or base_id != base or link != last + 1:
             raise errors.CheckpointError(
-                f"corrupted checkpoint: its base snapshot {base_id!r:.80} is missing",
+                "corrupted checkpoint: its chain of deltas is broken",
                 checkpoint_id=checkpoint_id,
             )
         else:
             state = apply_deltas(state, [decode_deltas(body, checkpoint_id)], checkpoint_id)
+        last = link
         out.append(attrs.evolve(decode_header(header, checkpoint_id), state=state))
     return out

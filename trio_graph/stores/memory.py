@@ -26,6 +26,8 @@ class _Row:
     checkpoint_id: str
     base_id: str | None
     """None: ``body`` is the full state; else the deltas since the previous row."""
+    link: int
+    """0 for a base snapshot, then 1, 2, ... along the chain."""
     header: str
     body: str
 
@@ -43,7 +45,7 @@ class MemoryStore:
         cid = checkpoint.checkpoint_id
         if cid in self._where:
             raise CheckpointError("a checkpoint with this id already exists", checkpoint_id=cid)
-        base_id = self._planner.base_for(checkpoint)
+        base_id, link = self._planner.plan(checkpoint)
         header = serde.encode_header(checkpoint)
         if base_id is None:
             body = serde.encode_state(checkpoint.state, cid)
@@ -51,7 +53,7 @@ class MemoryStore:
             body = serde.encode_deltas(checkpoint.deltas, cid)
         rows = self._rows.setdefault(checkpoint.trace_id, [])
         self._where[cid] = (checkpoint.trace_id, len(rows))
-        rows.append(_Row(cid, base_id, header, body))
+        rows.append(_Row(cid, base_id, link, header, body))
         self._runs.pop(checkpoint.trace_id, None)  # keep runs() in order of last update
         self._runs[checkpoint.trace_id] = RunInfo(
             checkpoint.trace_id,
@@ -76,15 +78,12 @@ class MemoryStore:
 
     def _restore(self, rows: builtins.list[_Row], index: int) -> Checkpoint:
         row = rows[index]
-        start = index
-        if row.base_id is not None:
-            while start >= 0 and rows[start].checkpoint_id != row.base_id:
-                start -= 1
-            if start < 0:
-                raise CheckpointError(
-                    f"corrupted checkpoint: its base snapshot {row.base_id!r} is missing",
-                    checkpoint_id=row.checkpoint_id,
-                )
+        start = index - row.link
+        if start < 0 or rows[start].checkpoint_id != (row.base_id or row.checkpoint_id):
+            raise CheckpointError(
+                "corrupted checkpoint: its chain of deltas is broken",
+                checkpoint_id=row.checkpoint_id,
+            )
         return serde.decode_checkpoint(
             row.checkpoint_id,
             row.header,
@@ -102,7 +101,9 @@ class MemoryStore:
     async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
         await trio.lowlevel.checkpoint()
         rows = self._rows.get(trace_id, [])
-        return serde.decode_trace((r.checkpoint_id, r.base_id, r.header, r.body) for r in rows)
+        return serde.decode_trace(
+            (r.checkpoint_id, r.base_id, r.link, r.header, r.body) for r in rows
+        )
 
     async def delete(self, trace_id: str) -> None:
         for row in self._rows.pop(trace_id, []):

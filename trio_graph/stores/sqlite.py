@@ -54,6 +54,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             checkpoint_id TEXT NOT NULL UNIQUE,
             trace_id TEXT NOT NULL,
             base_id TEXT,
+            link INTEGER NOT NULL,
             header TEXT NOT NULL,
             body TEXT NOT NULL
         )""",
@@ -73,7 +74,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 ``checkpoints``: one row per checkpoint, ``seq`` is the write order. ``base_id`` NULL
 means ``body`` is the full state (a JSON object); otherwise ``body`` is the deltas since
 the previous row of the trace (a JSON list) and ``base_id`` names the full snapshot the
-chain starts from. ``header`` is the checkpoint without state and deltas.
+chain starts from; ``link`` is the row's place in that chain (0 for the snapshot), so a
+missing row is noticed. ``header`` is the checkpoint without state and deltas.
 ``runs``: one row per run, kept in the transaction of each save. Later versions may
 add columns to it (a lease for workers, say): the statements here name their columns.
 """
@@ -84,8 +86,8 @@ _PAGES_PER_COMMIT = 4
 """Pages a small commit dirties: the row, two index entries, the ``runs`` row."""
 
 _INSERT = (
-    "INSERT INTO checkpoints (checkpoint_id, trace_id, base_id, header, body) "
-    "VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO checkpoints (checkpoint_id, trace_id, base_id, link, header, body) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _UPSERT_RUN = (
     "INSERT INTO runs (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from) "
@@ -328,7 +330,7 @@ class SQLiteStore:
         if db is None or self._inline_max == 0 or self._wal_pages >= _WAL_PAGES:
             return False
         cid = checkpoint.checkpoint_id
-        base_id = self._planner.base_for(checkpoint)
+        base_id, link = self._planner.plan(checkpoint)
         if base_id is None:
             # A full snapshot inline only when the trace's last one was small.
             last = self._planner.base_bytes(checkpoint.trace_id)
@@ -344,7 +346,7 @@ class SQLiteStore:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:  # another process holds the write lock
             return False
-        self._commit(db, checkpoint, base_id, header, body)
+        self._commit(db, checkpoint, base_id, link, header, body)
         return True
 
     def _save_in_thread(self, checkpoint: Checkpoint) -> None:
@@ -354,7 +356,7 @@ class SQLiteStore:
         if db is None:
             raise CheckpointError(f"{self!r} is closed", checkpoint_id=checkpoint.checkpoint_id)
         cid = checkpoint.checkpoint_id
-        base_id = self._planner.base_for(checkpoint)
+        base_id, link = self._planner.plan(checkpoint)
         header = serde.encode_header(checkpoint)
         if base_id is None:
             body = serde.encode_state(checkpoint.state, cid)
@@ -365,7 +367,7 @@ class SQLiteStore:
                 db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise CheckpointError(f"cannot save: {exc}", checkpoint_id=cid) from exc
-        self._commit(db, checkpoint, base_id, header, body)
+        self._commit(db, checkpoint, base_id, link, header, body)
         if self._wal_pages >= _WAL_PAGES:
             self._wal_pages = 0
             try:
@@ -378,6 +380,7 @@ class SQLiteStore:
         db: sqlite3.Connection,
         checkpoint: Checkpoint,
         base_id: str | None,
+        link: int,
         header: str,
         body: str,
     ) -> None:
@@ -385,7 +388,7 @@ class SQLiteStore:
         cid = checkpoint.checkpoint_id
         try:
             try:
-                db.execute(_INSERT, (cid, checkpoint.trace_id, base_id, header, body))
+                db.execute(_INSERT, (cid, checkpoint.trace_id, base_id, link, header, body))
                 db.execute(
                     _UPSERT_RUN,
                     (
@@ -435,7 +438,7 @@ class SQLiteStore:
 
         def history(db: sqlite3.Connection) -> builtins.list[Checkpoint]:
             rows = db.execute(
-                "SELECT checkpoint_id, base_id, header, body FROM checkpoints "
+                "SELECT checkpoint_id, base_id, link, header, body FROM checkpoints "
                 "WHERE trace_id = ? ORDER BY seq",
                 (trace_id,),
             )
@@ -478,34 +481,28 @@ class SQLiteStore:
 
 def _load(db: sqlite3.Connection, checkpoint_id: str) -> Checkpoint:
     row = db.execute(
-        "SELECT seq, trace_id, base_id, header, body FROM checkpoints WHERE checkpoint_id = ?",
+        "SELECT seq, trace_id, base_id, link, header, body FROM checkpoints "
+        "WHERE checkpoint_id = ?",
         (checkpoint_id,),
     ).fetchone()
     if row is None:
         raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
-    seq, trace_id, base_id, header, body = row
-    if base_id is None:
+    seq, trace_id, base_id, link, header, body = row
+    if base_id is None and link == 0:
         return serde.decode_checkpoint(checkpoint_id, header, body)
-    base = db.execute(
-        "SELECT seq, body FROM checkpoints "
-        "WHERE checkpoint_id = ? AND trace_id = ? AND base_id IS NULL",
-        (base_id, trace_id),
-    ).fetchone()
-    if base is None:
-        raise CheckpointError(
-            f"corrupted checkpoint: its base snapshot {base_id!r:.80} is missing",
-            checkpoint_id=checkpoint_id,
-        )
+    # The base snapshot and every row after it up to this one, in write order.
     chain = db.execute(
-        "SELECT base_id, body FROM checkpoints WHERE trace_id = ? AND seq > ? AND seq <= ? "
-        "ORDER BY seq",
-        (trace_id, base[0], seq),
+        "SELECT checkpoint_id, base_id, link, body FROM checkpoints "
+        "WHERE trace_id = ? AND seq <= ? ORDER BY seq DESC LIMIT ?",
+        (trace_id, seq, link + 1 if isinstance(link, int) and link > 0 else 1),
     ).fetchall()
-    if any(b != base_id for b, _ in chain):
+    chain.reverse()
+    expected = [(base_id, None, 0)] + [(None, base_id, i) for i in range(1, link + 1)]
+    if [(cid if i == 0 else None, b, n) for i, (cid, b, n, _) in enumerate(chain)] != expected:
         raise CheckpointError(
             "corrupted checkpoint: its chain of deltas is broken", checkpoint_id=checkpoint_id
         )
-    return serde.decode_checkpoint(checkpoint_id, header, base[1], [b for _, b in chain])
+    return serde.decode_checkpoint(checkpoint_id, header, chain[0][3], [r[3] for r in chain[1:]])
 
 
 def _run_info(row: tuple[Any, ...]) -> RunInfo:
