@@ -31,6 +31,7 @@ from trio_graph.checkpoint import (
     BranchResult,
     Checkpoint,
     DecisionEntry,
+    Frame,
     RunStatus,
     SnapshotTracker,
     new_id,
@@ -169,6 +170,7 @@ async def test_round_trip_keeps_every_field(store: Store) -> None:
         resumed_from="previous-trace",
         resume_count=2,
         error="boom",
+        frames=[Frame("sub", "inner", 2, {"k": {"v": [1]}}, [("k", {"v": [1]})])],
     )
     loaded = await store.load(saved.checkpoint_id)
     same(loaded, saved, w.state)
@@ -312,6 +314,8 @@ async def test_non_json_decision_or_branch_value_is_refused(store: Store) -> Non
         await w.save(store, decisions=[DecisionEntry("r", 1, Modify("k", {1, 2}))])
     with pytest.raises(CheckpointError, match=r"branch 'b1' state value .*, key 'v'\)$"):
         await w.save(store, branches=[BranchResult("b1", {"v": object()})])
+    with pytest.raises(CheckpointError, match=r"subgraph 'sub' state value .*, key 's'\)$"):
+        await w.save(store, frames=[Frame("sub", "inner", 1, {"s": {1}})])
     assert await store.latest(w.trace_id) is None
 
 
@@ -607,6 +611,7 @@ async def test_header_codec_matches_the_converter() -> None:
         branches=[BranchResult("b", {"x": 1})],
         status=RunStatus.FAILED,
         error="e",
+        frames=[Frame("sub", "inner", 3, {"k": [1]}, [("k", [1])])],
     )
     head = attrs.evolve(checkpoint, state={}, deltas=[], base_id=None)
     assert json.loads(serde.encode_header(checkpoint)) == json.loads(serde.to_json(head))

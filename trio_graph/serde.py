@@ -156,6 +156,10 @@ def encode_header(checkpoint: Checkpoint) -> str:
             )
     for branch in checkpoint.branches:
         _check_values(branch.updates, checkpoint.checkpoint_id, f"branch {branch.branch!r} ")
+    for frame in getattr(checkpoint, "frames", ()):
+        where = f"subgraph {frame.node!r} "
+        _check_values(frame.state, checkpoint.checkpoint_id, where)
+        _check_values(dict(frame.collected), checkpoint.checkpoint_id, where)
     try:
         return json.dumps(_header_doc(checkpoint), separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
