@@ -59,10 +59,25 @@ def sqlite_threaded_store(tmp: Path) -> Store:
     return SQLiteStore(tmp / "checkpoints.db", inline_max=0)
 
 
+def postgres_store(tmp: Path) -> Store:
+    """A PostgresStore in a fresh schema of the TRIO_GRAPH_PG_DSN server (dropped after)."""
+    from _pg import throwaway_store
+
+    store: Store = throwaway_store()
+    return store
+
+
+def _skip_without_postgres() -> Any:
+    from _pg import SKIP_WITHOUT_SERVER
+
+    return SKIP_WITHOUT_SERVER
+
+
 STORE_FACTORIES: list[Any] = [
     pytest.param(memory_store, id="memory"),
     pytest.param(sqlite_store, id="sqlite"),
     pytest.param(sqlite_threaded_store, id="sqlite-threaded"),
+    pytest.param(postgres_store, id="postgres", marks=_skip_without_postgres()),
 ]
 """Every store under test; extend with ``pytest.param(factory, id=..., marks=...)``."""
 

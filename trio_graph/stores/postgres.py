@@ -31,7 +31,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar
@@ -43,7 +43,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from .. import serde
-from ..checkpoint import Checkpoint, DecisionEntry, RunStatus, StoredDelta, new_id, restore
+from ..checkpoint import ChainPlanner, Checkpoint, DecisionEntry, RunStatus, new_id
 from ..decisions import DECISION_TYPES, BarrierId, Decision, Modify
 from ..errors import BarrierError, CheckpointError, LeaseLost, StateError
 from .protocol import RunInfo
@@ -61,23 +61,17 @@ _MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1
     """
     CREATE TABLE trio_graph_checkpoints (
-        checkpoint_id text PRIMARY KEY,
-        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        checkpoint_id text NOT NULL UNIQUE,
         trace_id text NOT NULL,
-        parent_id text,
         base_id text,
-        graph_name text NOT NULL,
-        status text NOT NULL,
-        step integer NOT NULL,
-        created_at double precision NOT NULL,
-        meta jsonb NOT NULL,
-        state jsonb,
-        deltas jsonb
+        link integer NOT NULL,
+        header jsonb NOT NULL,
+        body jsonb NOT NULL
     );
     CREATE INDEX trio_graph_checkpoints_trace ON trio_graph_checkpoints (trace_id, seq);
     CREATE TABLE trio_graph_runs (
         trace_id text PRIMARY KEY,
-        seq bigint GENERATED ALWAYS AS IDENTITY,
         graph_name text NOT NULL,
         status text NOT NULL,
         updated_at double precision NOT NULL,
@@ -173,54 +167,27 @@ def loads(text: str) -> Any:
     return json.loads(from_jsonb(text))
 
 
-# -- encoding checkpoints ------------------------------------------------------------
+# -- rows ---------------------------------------------------------------------------
 @attrs.frozen
 class _Row:
-    """A checkpoint ready to insert: every JSON document already encoded."""
+    """A checkpoint encoded for its row (the shared codec, then made JSONB-safe)."""
 
     checkpoint: Checkpoint
-    meta: str
-    state: str | None
-    deltas: str | None
+    base_id: str | None
+    link: int
+    header: str
+    body: str
 
 
-def _encode(checkpoint: Checkpoint) -> _Row:
-    """Encode before any write, so a non-JSON value fails with nothing half-written."""
-    state_text = deltas_text = None
-    try:
-        if checkpoint.base_id is None:
-            serde.check_json(checkpoint.state)
-            state_text = dumps(checkpoint.state)
-        else:
-            for d in checkpoint.deltas:
-                serde.check_json({d.key: d.value})
-            deltas_text = dumps([[d.key, d.value, d.reducer] for d in checkpoint.deltas])
-        doc = serde.converter.unstructure(attrs.evolve(checkpoint, state={}, deltas=[]))
-        doc.pop("state", None)
-        doc.pop("deltas", None)
-        meta_text = dumps(doc)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise CheckpointError(
-            f"checkpoint is not JSON-compatible: {exc}", checkpoint_id=checkpoint.checkpoint_id
-        ) from exc
-    return _Row(checkpoint, meta_text, state_text, deltas_text)
-
-
-def _decode(meta: str, state: dict[str, Any]) -> Checkpoint:
-    doc = loads(meta)
-    doc["state"] = state
-    doc["deltas"] = []
-    doc["base_id"] = None
-    try:
-        return serde.converter.structure(doc, Checkpoint)
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot load checkpoint: {exc}", checkpoint_id=str(doc.get("checkpoint_id", ""))
-        ) from exc
-
-
-def _deltas(text: str | None) -> list[StoredDelta]:
-    return [StoredDelta(k, v, r) for k, v, r in loads(text)] if text else []
+def _encode(checkpoint: Checkpoint, base_id: str | None, link: int) -> _Row:
+    """Encode before any write: a non-JSON value fails naming its key, nothing written."""
+    cid = checkpoint.checkpoint_id
+    header = serde.encode_header(checkpoint)
+    if base_id is None:
+        body = serde.encode_state(checkpoint.state, cid)
+    else:
+        body = serde.encode_deltas(checkpoint.deltas, cid)
+    return _Row(checkpoint, base_id, link, to_jsonb(header), to_jsonb(body))
 
 
 def _decision_doc(decision: Decision) -> str:
@@ -231,14 +198,13 @@ def _decision_doc(decision: Decision) -> str:
         )
     if isinstance(decision, Modify):
         serde.check_json({decision.key: decision.value})
-    return dumps(serde.converter.unstructure(decision, Decision))
+    return dumps(serde.converter.unstructure(decision, _DECISION))
 
 
 _INSERT_CHECKPOINT = """
-INSERT INTO trio_graph_checkpoints
-    (checkpoint_id, trace_id, parent_id, base_id, graph_name, status, step, created_at,
-     meta, state, deltas)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb)
+INSERT INTO trio_graph_checkpoints (checkpoint_id, trace_id, base_id, link, header, body)
+VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb)
+ON CONFLICT (checkpoint_id) DO NOTHING RETURNING 1
 """
 _UPSERT_RUN = """
 INSERT INTO trio_graph_runs
@@ -292,11 +258,67 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
+@attrs.define
+class _TraceLock:
+    lock: trio.Lock
+    users: int = 0
+
+
+def _load(conn: Conn, checkpoint_id: str) -> Checkpoint:
+    row = conn.execute(
+        """SELECT seq, trace_id, base_id, link, header::text, body::text
+        FROM trio_graph_checkpoints WHERE checkpoint_id = %s""",
+        (checkpoint_id,),
+    ).fetchone()
+    if row is None:
+        raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
+    seq, trace_id, base_id, link, header, body = row
+    if base_id is None and link == 0:
+        return serde.decode_checkpoint(checkpoint_id, from_jsonb(header), from_jsonb(body))
+    # The base snapshot and every row after it up to this one, in write order.
+    chain = conn.execute(
+        """SELECT checkpoint_id, base_id, link, body::text FROM trio_graph_checkpoints
+        WHERE trace_id = %s AND seq <= %s ORDER BY seq DESC LIMIT %s""",
+        (trace_id, seq, link + 1 if link > 0 else 1),
+    ).fetchall()
+    chain.reverse()
+    expected = [(base_id, None, 0)] + [(None, base_id, i) for i in range(1, link + 1)]
+    if [(cid if i == 0 else None, b, n) for i, (cid, b, n, _) in enumerate(chain)] != expected:
+        raise CheckpointError(
+            "corrupted checkpoint: its chain of deltas is broken", checkpoint_id=checkpoint_id
+        )
+    return serde.decode_checkpoint(
+        checkpoint_id,
+        from_jsonb(header),
+        from_jsonb(chain[0][3]),
+        [from_jsonb(r[3]) for r in chain[1:]],
+    )
+
+
+def _run_info(row: tuple[Any, ...]) -> RunInfo:
+    trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from = row
+    try:
+        return RunInfo(
+            str(trace_id),
+            str(graph_name),
+            RunStatus(status),
+            float(updated_at),
+            checkpoint_id,
+            resumed_from,
+        )
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"corrupted runs row for {trace_id!r:.80}: {exc}") from exc
+
+
 class PostgresStore:
     """A :class:`~trio_graph.stores.protocol.Store` and run queue on PostgreSQL.
 
     ``dsn`` is a libpq connection string or URI. The pool opens (and the schema is
     created or migrated) on first use or on ``async with``; ``aclose()`` closes it.
+    ``schema`` is the PostgreSQL schema holding the tables; ``min_size``/``max_size``
+    size the connection pool and ``timeout`` bounds waiting for a connection;
+    ``idle_in_transaction_timeout`` (seconds) has the server end a session left inside
+    a transaction, e.g. by a paused process, so its locks do not block other workers.
     """
 
     def __init__(
@@ -307,19 +329,27 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 8,
         timeout: float = 30.0,
+        idle_in_transaction_timeout: float | None = 60.0,
     ) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema must be a plain SQL identifier, got {schema!r}")
         self.dsn = dsn
         self.schema = schema
         self._channel = f"trio_graph_{schema}"
+        options = f"-c search_path={schema}"
+        if idle_in_transaction_timeout is not None:
+            # Our transactions last milliseconds. A process paused inside one (SIGSTOP)
+            # would hold the job's row lock, so no other worker could take the job over:
+            # the server ends such a session instead.
+            ms = max(1, round(idle_in_transaction_timeout * 1000))
+            options += f" -c idle_in_transaction_session_timeout={ms}"
         self._pool = ConnectionPool(
             dsn,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
             open=False,
-            kwargs={"options": f"-c search_path={schema}"},
+            kwargs={"options": options},
             name=f"trio_graph.{schema}",
         )
         self._open_lock = threading.Lock()
@@ -327,6 +357,8 @@ class PostgresStore:
         self._closed = False
         self._listen_lock = threading.Lock()
         self._listener: Conn | None = None
+        self._planner = ChainPlanner()  # touched on the Trio thread, under a trace's lock
+        self._trace_locks: dict[str, _TraceLock] = {}
 
     # -- plumbing ----------------------------------------------------------------------
     def _open_sync(self) -> None:
@@ -363,17 +395,20 @@ class PostgresStore:
             elif version < SCHEMA_VERSION:
                 conn.execute("UPDATE trio_graph_schema SET version = %s", (SCHEMA_VERSION,))
 
-    def _tx(self, fn: Callable[[Conn], T]) -> T:
+    def _tx(self, fn: Callable[[Conn], T], checkpoint_id: str = "") -> T:
         """Run ``fn(conn)`` in one transaction (in a worker thread)."""
         self._open_sync()
         try:
             with self._pool.connection() as conn, conn.transaction():
                 return fn(conn)
         except psycopg.Error as exc:
-            raise CheckpointError(f"postgres: {type(exc).__name__}: {exc}".strip()) from exc
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            raise CheckpointError(
+                f"postgres: {type(exc).__name__}: {message}", checkpoint_id=checkpoint_id
+            ) from exc
 
-    async def _call(self, fn: Callable[[Conn], T]) -> T:
-        return await trio.to_thread.run_sync(functools.partial(self._tx, fn))
+    async def _call(self, fn: Callable[[Conn], T], *, checkpoint_id: str = "") -> T:
+        return await trio.to_thread.run_sync(functools.partial(self._tx, fn, checkpoint_id))
 
     def _notify(self, conn: Conn) -> None:
         conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
@@ -408,124 +443,129 @@ class PostgresStore:
         await self.aclose()
 
     # -- the store protocol --------------------------------------------------------------
+    async def save(self, checkpoint: Checkpoint) -> None:
+        """Write ``checkpoint`` and update its run's row, in one transaction."""
+        await self._write(checkpoint, None)
+
+    async def _write(self, checkpoint: Checkpoint, fence: tuple[str, int] | None) -> None:
+        """Save in the order saves were called, per trace (deltas are since the last row).
+
+        The planner is consulted and updated on the Trio thread, under the trace's lock;
+        encoding and the transaction run in a worker thread while the run awaits.
+        """
+        trace_id = checkpoint.trace_id
+        entry = self._trace_locks.get(trace_id)
+        if entry is None:
+            entry = self._trace_locks[trace_id] = _TraceLock(trio.Lock())
+        entry.users += 1
+        try:
+            async with entry.lock:  # FIFO: rows are written in the order taken
+                base_id, link = self._planner.plan(checkpoint)
+
+                def write(conn: Conn) -> int:
+                    row = _encode(checkpoint, base_id, link)
+                    if fence is not None:
+                        self._check_fence(conn, *fence)
+                    self._insert(conn, row, None if fence is None else fence[0])
+                    return len(row.header) + len(row.body)
+
+                nbytes = await self._call(write, checkpoint_id=checkpoint.checkpoint_id)
+                self._planner.wrote(checkpoint, base_id, nbytes)
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._trace_locks[trace_id]
+
     @staticmethod
     def _insert(conn: Conn, row: _Row, job_id: str | None) -> None:
         cp = row.checkpoint
-        conn.execute(
-            _INSERT_CHECKPOINT,
-            (
-                cp.checkpoint_id,
-                cp.trace_id,
-                cp.parent_id,
-                cp.base_id,
-                cp.graph_name,
-                cp.status.value,
-                cp.step,
-                cp.created_at,
-                row.meta,
-                row.state,
-                row.deltas,
-            ),
-        )
+        cid = cp.checkpoint_id
+        inserted = conn.execute(
+            _INSERT_CHECKPOINT, (cid, cp.trace_id, row.base_id, row.link, row.header, row.body)
+        ).fetchone()
+        if inserted is None:
+            raise CheckpointError(
+                "cannot save: a checkpoint with this id already exists", checkpoint_id=cid
+            )
         conn.execute(
             _UPSERT_RUN,
             (
                 cp.trace_id,
                 cp.graph_name,
-                cp.status.value,
+                RunStatus(cp.status).value,
                 cp.created_at,
-                cp.checkpoint_id,
+                cid,
                 cp.resumed_from,
                 job_id,
             ),
         )
-
-    async def save(self, checkpoint: Checkpoint) -> None:
-        row = _encode(checkpoint)
-        await self._call(lambda conn: self._insert(conn, row, None))
+        if job_id is not None:
+            terminal = cp.next_node is None and cp.status in (
+                RunStatus.COMPLETED,
+                RunStatus.FAILED,
+            )
+            conn.execute(
+                """UPDATE trio_graph_jobs SET trace_id = %(trace)s, checkpoint_id = %(cid)s,
+                status = CASE WHEN %(terminal)s THEN %(status)s ELSE status END,
+                error = CASE WHEN %(terminal)s THEN %(error)s ELSE error END,
+                owner = CASE WHEN %(terminal)s THEN NULL ELSE owner END,
+                lease_until = CASE WHEN %(terminal)s THEN NULL ELSE lease_until END,
+                updated_at = clock_timestamp() WHERE job_id = %(job)s""",
+                {
+                    "trace": cp.trace_id,
+                    "cid": cid,
+                    "terminal": terminal,
+                    "status": RunStatus(cp.status).value,
+                    "error": cp.error,
+                    "job": job_id,
+                },
+            )
 
     @staticmethod
-    def _load_rows(conn: Conn, rows: Iterable[tuple[Any, ...]]) -> list[Checkpoint]:
-        """Checkpoints from ``(id, parent, base, meta, state, deltas)`` rows of one trace."""
-        states: dict[str, dict[str, Any]] = {}
-        out: list[Checkpoint] = []
-        for cid, parent, base, meta, state_text, deltas_text in rows:
-            if base is None:
-                state = loads(state_text)
-            elif parent in states:
-                state = restore(states[parent], [_deltas(deltas_text)])
-            else:
-                state = PostgresStore._restore_chain(conn, cid)
-            states[cid] = state
-            out.append(_decode(meta, state))
-        return out
-
-    @staticmethod
-    def _restore_chain(conn: Conn, checkpoint_id: str) -> dict[str, Any]:
-        """The full state of an incremental checkpoint: its base plus the deltas since."""
-        target = conn.execute(
-            "SELECT trace_id, seq, base_id FROM trio_graph_checkpoints WHERE checkpoint_id = %s",
-            (checkpoint_id,),
+    def _check_fence(conn: Conn, job_id: str, epoch: int) -> None:
+        """``LeaseLost`` unless ``epoch`` is the job's current claim (row locked till commit)."""
+        current = conn.execute(
+            "SELECT epoch, status FROM trio_graph_jobs WHERE job_id = %s FOR UPDATE",
+            (job_id,),
         ).fetchone()
-        assert target is not None
-        trace_id, seq, base_id = target
-        rows = conn.execute(
-            """SELECT c.checkpoint_id, c.parent_id, c.state::text, c.deltas::text
-            FROM trio_graph_checkpoints c, trio_graph_checkpoints b
-            WHERE b.checkpoint_id = %s AND c.trace_id = %s AND c.seq >= b.seq AND c.seq <= %s
-            ORDER BY c.seq""",
-            (base_id, trace_id, seq),
-        ).fetchall()
-        by_id = {r[0]: r for r in rows}
-        chain: list[str] = []
-        cid = checkpoint_id
-        while cid != base_id:
-            row = by_id.get(cid)
-            if row is None:
-                raise CheckpointError(
-                    f"incremental chain broken: base {base_id!r} not reachable",
-                    checkpoint_id=checkpoint_id,
-                )
-            chain.append(cid)
-            cid = row[1]
-        base_row = by_id.get(base_id)
-        if base_row is None or base_row[2] is None:
-            raise CheckpointError(f"base snapshot {base_id!r} missing", checkpoint_id=checkpoint_id)
-        return restore(loads(base_row[2]), [_deltas(by_id[c][3]) for c in reversed(chain)])
-
-    _SELECT = """SELECT checkpoint_id, parent_id, base_id, meta::text, state::text,
-        deltas::text FROM trio_graph_checkpoints"""
+        if current is None or current[0] != epoch or current[1] != JobStatus.RUNNING:
+            raise LeaseLost(job_id, epoch)
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
-        def load(conn: Conn) -> Checkpoint:
-            rows = conn.execute(
-                self._SELECT + " WHERE checkpoint_id = %s", (checkpoint_id,)
-            ).fetchall()
-            if not rows:
-                raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
-            return self._load_rows(conn, rows)[0]
-
-        return await self._call(load)
+        """The checkpoint with its full state; ``CheckpointError`` if unknown or corrupted."""
+        return await self._call(lambda conn: _load(conn, checkpoint_id))
 
     async def latest(self, trace_id: str) -> Checkpoint | None:
+        """The run's newest checkpoint, or None for an unknown run."""
+
         def latest(conn: Conn) -> Checkpoint | None:
-            rows = conn.execute(
-                self._SELECT + " WHERE trace_id = %s ORDER BY seq DESC LIMIT 1", (trace_id,)
-            ).fetchall()
-            return self._load_rows(conn, rows)[0] if rows else None
+            row = conn.execute(
+                """SELECT checkpoint_id FROM trio_graph_checkpoints WHERE trace_id = %s
+                ORDER BY seq DESC LIMIT 1""",
+                (trace_id,),
+            ).fetchone()
+            return None if row is None else _load(conn, row[0])
 
         return await self._call(latest)
 
     async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
-        def list_(conn: Conn) -> builtins.list[Checkpoint]:
-            rows = conn.execute(
-                self._SELECT + " WHERE trace_id = %s ORDER BY seq", (trace_id,)
-            ).fetchall()
-            return self._load_rows(conn, rows)
+        """The run's checkpoints, oldest first (``[]`` for an unknown run)."""
 
-        return await self._call(list_)
+        def history(conn: Conn) -> builtins.list[Checkpoint]:
+            rows = conn.execute(
+                """SELECT checkpoint_id, base_id, link, header::text, body::text
+                FROM trio_graph_checkpoints WHERE trace_id = %s ORDER BY seq""",
+                (trace_id,),
+            ).fetchall()
+            return serde.decode_trace(
+                (cid, base, link, from_jsonb(h), from_jsonb(b)) for cid, base, link, h, b in rows
+            )
+
+        return await self._call(history)
 
     async def delete(self, trace_id: str) -> None:
+        """Remove the run's checkpoints and ``runs()`` row (and its queue row, for a job id)."""
+
         def delete(conn: Conn) -> None:
             conn.execute("DELETE FROM trio_graph_checkpoints WHERE trace_id = %s", (trace_id,))
             conn.execute("DELETE FROM trio_graph_runs WHERE trace_id = %s", (trace_id,))
@@ -533,14 +573,17 @@ class PostgresStore:
             conn.execute("DELETE FROM trio_graph_decisions WHERE job_id = %s", (trace_id,))
 
         await self._call(delete)
+        self._planner.forget(trace_id)
 
     async def runs(self) -> builtins.list[RunInfo]:
+        """One row per run (per trace), least recently updated first."""
+
         def runs(conn: Conn) -> builtins.list[RunInfo]:
             rows = conn.execute(
                 """SELECT trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from
-                FROM trio_graph_runs ORDER BY seq"""
+                FROM trio_graph_runs ORDER BY updated_at, trace_id"""
             ).fetchall()
-            return [RunInfo(r[0], r[1], RunStatus(r[2]), r[3], r[4], r[5]) for r in rows]
+            return [_run_info(r) for r in rows]
 
         return await self._call(runs)
 
@@ -766,35 +809,10 @@ class PostgresStore:
         return await self._call(park)
 
     async def save_fenced(self, checkpoint: Checkpoint, job_id: str, epoch: int) -> None:
-        """Save ``checkpoint`` only while ``epoch`` is the job's current claim (else
-        ``LeaseLost``, nothing written); a terminal checkpoint also finishes the job."""
-        row = _encode(checkpoint)
-        cp = checkpoint
-        terminal = cp.next_node is None and cp.status in (RunStatus.COMPLETED, RunStatus.FAILED)
-
-        def save(conn: Conn) -> None:
-            current = conn.execute(
-                "SELECT epoch, status FROM trio_graph_jobs WHERE job_id = %s FOR UPDATE",
-                (job_id,),
-            ).fetchone()
-            if current is None or current[0] != epoch or current[1] != JobStatus.RUNNING:
-                raise LeaseLost(job_id, epoch)
-            self._insert(conn, row, job_id)
-            if terminal:
-                conn.execute(
-                    """UPDATE trio_graph_jobs SET trace_id = %s, checkpoint_id = %s,
-                    status = %s, error = %s, owner = NULL, lease_until = NULL,
-                    updated_at = clock_timestamp() WHERE job_id = %s""",
-                    (cp.trace_id, cp.checkpoint_id, cp.status.value, cp.error, job_id),
-                )
-            else:
-                conn.execute(
-                    """UPDATE trio_graph_jobs SET trace_id = %s, checkpoint_id = %s,
-                    updated_at = clock_timestamp() WHERE job_id = %s""",
-                    (cp.trace_id, cp.checkpoint_id, job_id),
-                )
-
-        await self._call(save)
+        """Save ``checkpoint`` only while ``epoch`` is the job's current claim, checked in
+        the write's own transaction (else ``LeaseLost``, nothing written). A terminal
+        checkpoint also settles the job (completed or failed) in that transaction."""
+        await self._write(checkpoint, (job_id, epoch))
 
     async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]:
         """Every decision kept for a job (wildcards have occurrence 0), oldest first."""

@@ -1,0 +1,156 @@
+"""Helpers for the PostgreSQL tests: the server's DSN, throw-away schemas, worker processes.
+
+Tests run against a real server: ``TRIO_GRAPH_PG_DSN`` (``eval "$(scripts/postgres.sh)"``
+starts one). Without it they skip, except under CI, where a missing DSN fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+
+CHILD = str(Path(__file__).with_name("_worker_child.py"))
+
+
+def dsn() -> str:
+    """The test server's DSN; skips (fails under CI) when there is none."""
+    value = os.environ.get("TRIO_GRAPH_PG_DSN")
+    if value:
+        return value
+    if os.environ.get("CI"):
+        pytest.fail(
+            "CI is set but TRIO_GRAPH_PG_DSN is not: .ci/run must start PostgreSQL "
+            "(scripts/postgres.sh) and export it"
+        )
+    pytest.skip('no PostgreSQL: set TRIO_GRAPH_PG_DSN (eval "$(scripts/postgres.sh)")')
+
+
+def new_schema() -> str:
+    return "t_" + uuid.uuid4().hex[:12]
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def connect(dsn: str, schema: str) -> psycopg.Connection[Any]:
+    """A plain autocommit connection whose search_path is ``schema``."""
+    return psycopg.connect(dsn, autocommit=True, options=f"-c search_path={schema}")
+
+
+def chain_tips(conn: psycopg.Connection[Any], job_id: str) -> list[str]:
+    """The tips of a job's checkpoint chain across its traces (one when it never forked).
+
+    Within a trace, each checkpoint must follow the one before it. A trace that another
+    trace resumed is continued only if all its checkpoints precede the resuming trace's
+    first one; the last checkpoint of every trace not so continued is a tip.
+    """
+    traces = dict(
+        conn.execute(
+            "SELECT trace_id, resumed_from FROM trio_graph_runs WHERE job_id = %s", (job_id,)
+        ).fetchall()
+    )
+    rows = conn.execute(
+        """SELECT checkpoint_id, trace_id, parent_id, seq FROM trio_graph_checkpoints
+        WHERE trace_id = ANY(%s) ORDER BY seq""",
+        (list(traces),),
+    ).fetchall()
+    by_trace: dict[str, list[tuple[str, str | None, int]]] = {}
+    for cid, trace, parent, seq in rows:
+        chain = by_trace.setdefault(trace, [])
+        expected = chain[-1][0] if chain else None
+        assert parent == expected, f"trace {trace} forked at {cid} (parent {parent})"
+        chain.append((cid, parent, seq))
+    tips = []
+    for trace, chain in by_trace.items():
+        last_seq = chain[-1][2]
+        continued = any(
+            traces.get(other) == trace and other_chain[0][2] > last_seq
+            for other, other_chain in by_trace.items()
+        )
+        if not continued:
+            tips.append(chain[-1][0])
+    return tips
+
+
+class Child:
+    """One worker process (tests/_worker_child.py)."""
+
+    def __init__(self, dsn: str, schema: str, *args: str) -> None:
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, CHILD, dsn, schema, *args],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        self.pid = self.proc.pid
+
+    def _err(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()[-3000:]
+
+    async def ready(self) -> None:
+        """Wait until the worker serves."""
+        assert self.proc.stdout is not None
+        line = await trio.to_thread.run_sync(self.proc.stdout.readline)
+        assert line.startswith("ready"), f"worker did not start: {line!r}\n{self._err()}"
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    async def wait(self, limit: float = 60) -> dict[str, int]:
+        """Wait for the process to exit; its stats (empty if it was killed)."""
+        try:
+            out, _ = await trio.to_thread.run_sync(lambda: self.proc.communicate(timeout=limit))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise AssertionError(f"worker {self.pid} did not exit\n{self._err()}") from None
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        if self.proc.returncode == 0:
+            assert lines, f"worker {self.pid} printed no stats\n{self._err()}"
+        return json.loads(lines[-1]) if lines else {}
+
+    async def stop(self, limit: float = 30) -> dict[str, int]:
+        """SIGTERM (graceful shutdown) and wait."""
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+        return await self.wait(limit)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr.close()
+
+
+def throwaway_store(**options: Any) -> Any:
+    """An unopened PostgresStore in a fresh schema that is dropped when the store closes."""
+    from trio_graph.stores.postgres import PostgresStore
+
+    class ThrowawayPostgresStore(PostgresStore):
+        async def aclose(self) -> None:
+            await super().aclose()
+            await trio.to_thread.run_sync(drop_schema, self.dsn, self.schema)
+
+    return ThrowawayPostgresStore(dsn(), schema=new_schema(), **options)
+
+
+SKIP_WITHOUT_SERVER = pytest.mark.skipif(
+    not os.environ.get("TRIO_GRAPH_PG_DSN") and not os.environ.get("CI"),
+    reason='no PostgreSQL: set TRIO_GRAPH_PG_DSN (eval "$(scripts/postgres.sh)")',
+)
+"""Skip when no server is configured, except under CI (where the test then fails)."""
