@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import datetime
 import importlib
+import json
 import logging
 import os
 import sqlite3
@@ -43,6 +44,7 @@ from .executor import Executor
 from .graph import BarrierNode, Graph
 from .run import Run
 from .stores.protocol import RunInfo, Store
+from .stores.queue import QueueStore
 from .view import LineReader, View, ask, default_decision, describe_decision, parse_value
 
 PROG = "trio-graph"
@@ -69,38 +71,44 @@ class _Parser(argparse.ArgumentParser):
 # -- the parser ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (options --db/--dsn/--json go before or after the command)."""
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--db",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help=f"SQLite database file (default ./{DEFAULT_DB})",
-    )
-    common.add_argument(
-        "--dsn",
-        metavar="DSN",
-        default=argparse.SUPPRESS,
-        help="PostgreSQL connection string instead of SQLite (needs the postgres extra)",
-    )
-    common.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="print events and rows as JSON lines",
-    )
+
+    def common(default: Any) -> _Parser:
+        # Two copies: argparse shares action objects with parents, and the copy on the
+        # subcommands must not set a value the one before the command already set.
+        p = _Parser(add_help=False)
+        p.add_argument(
+            "--db",
+            metavar="PATH",
+            default=default,
+            help=f"SQLite database file (default ./{DEFAULT_DB})",
+        )
+        p.add_argument(
+            "--dsn",
+            metavar="DSN",
+            default=default,
+            help="PostgreSQL connection string instead of SQLite (needs the postgres extra)",
+        )
+        p.add_argument(
+            "--json",
+            action="store_true",
+            default=False if default is None else default,
+            help="print events and rows as JSON lines",
+        )
+        return p
+
     parser = _Parser(
         prog=PROG,
         description="trio_graph: run, inspect, decide and resume graph workflows.",
-        parents=[common],
+        parents=[common(None)],
         epilog=f"Start with: {PROG} demo",
     )
-    parser.set_defaults(db=None, dsn=None, json=False)
+    sub_common = common(argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(
-            name, help=help, description=help, parents=[common]
+            name, help=help, description=help, parents=[sub_common]
         )
         return p
 
@@ -158,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("mermaid", "print a graph as a Mermaid flowchart")
     p.add_argument("graph", metavar="MODULE:ATTR", help=f"e.g. {DEMO_GRAPH}")
     p.set_defaults(handler=cmd_mermaid)
+
+    p = command("submit", "queue a run of a graph for the workers (PostgreSQL store)")
+    p.add_argument("name", metavar="GRAPH", help="the graph's name, as the workers serve it")
+    p.add_argument("--state", default="{}", metavar="JSON", help="initial state (a JSON object)")
+    p.set_defaults(handler=cmd_submit)
 
     p = command("worker", "serve graphs from a PostgreSQL store (runs and decisions)")
     p.add_argument(
@@ -262,7 +275,7 @@ def _setup_logging() -> None:
 # -- stores, graphs, trace ids -------------------------------------------------------------
 def _where(args: Any) -> str:
     if getattr(args, "dsn", None):
-        return "(PostgreSQL --dsn)"
+        return f"PostgreSQL {_safe_dsn(args.dsn)}"
     return str(getattr(args, "db", None) or os.path.join(".", DEFAULT_DB))
 
 
@@ -272,15 +285,16 @@ async def open_store(args: Any, *, create: bool = False) -> AsyncIterator[Store]
     store: Any
     if args.dsn:
         try:
-            from .stores.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+            from .stores.postgres import PostgresStore
         except ImportError as exc:
             raise UsageError(
                 f"--dsn needs PostgreSQL support: pip install 'trio_graph[postgres]' ({exc})"
             ) from exc
+        await trio.to_thread.run_sync(_probe_postgres, args.dsn)
         store = PostgresStore(args.dsn)
     else:
         path = _sqlite_path(args, create=create)
-        from .stores.sqlite import SQLiteStore  # type: ignore[import-not-found,unused-ignore]
+        from .stores.sqlite import SQLiteStore
 
         store = SQLiteStore(path)
     try:
@@ -288,6 +302,24 @@ async def open_store(args: Any, *, create: bool = False) -> AsyncIterator[Store]
     finally:
         with trio.CancelScope(shield=True):
             await store.aclose()
+
+
+def _probe_postgres(dsn: str) -> None:
+    """Connect once, quickly, so an unreachable server is one clear error, not a long wait."""
+    import psycopg
+
+    try:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot connect to PostgreSQL ({_safe_dsn(dsn)}): {first}") from None
+
+
+def _safe_dsn(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", re.sub(r"password=\S+", "password=***", dsn))
 
 
 def _sqlite_path(args: Any, *, create: bool) -> str:
@@ -516,9 +548,8 @@ async def cmd_history(args: Any) -> int:
     if after is not None:
         head += f"; continued in {after.trace_id}"
     print(head)
-    table = [("#", "CHECKPOINT", "STEP", "NEXT", "STATUS", "BARRIER", "SNAPSHOT", "KEYS", "TIME")]
+    table = [("#", "CHECKPOINT", "STEP", "NEXT", "STATUS", "BARRIER", "KEYS", "TIME")]
     for i, cp in enumerate(checkpoints, 1):
-        snapshot = "full" if cp.base_id is None else f"+{len(cp.deltas)} deltas"
         table.append(
             (
                 str(i),
@@ -527,7 +558,6 @@ async def cmd_history(args: Any) -> int:
                 cp.next_node or "-",
                 str(cp.status),
                 str(cp.pending_barrier) if cp.pending_barrier else "-",
-                snapshot,
                 str(len(cp.state)),
                 _time(cp.created_at, with_ms=True),
             )
@@ -619,24 +649,44 @@ async def cmd_mermaid(args: Any) -> int:
 
 
 async def cmd_worker(args: Any) -> int:
-    """Serve graphs from a PostgreSQL store until interrupted."""
-    if not args.dsn:
-        raise UsageError("worker needs --dsn (a PostgreSQL store shared by the workers)")
+    """Serve graphs from a store with a run queue (PostgreSQL) until interrupted."""
     graphs = [load_graph(spec) for spec in args.graph]
-    try:
-        from .worker import Worker  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise UsageError(f"workers are not available: {exc}") from exc
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError(f"--concurrency must be a positive int, got {args.concurrency}")
+    from .worker import Worker
+
     async with open_store(args) as store:
-        options = {} if args.concurrency is None else {"concurrency": args.concurrency}
-        worker = Worker(store, graphs, **options)
+        if not isinstance(store, QueueStore):
+            raise UsageError(
+                f"worker needs a store with a run queue: --dsn DSN (PostgreSQL); {store!r} has none"
+            )
+        worker = Worker(store, graphs, concurrency=args.concurrency or 1)
+        names = ", ".join(repr(g.name) for g in graphs)
         print(
-            f"worker serving {', '.join(repr(g.name) for g in graphs)} from {_where(args)}; "
-            "Ctrl-C to stop",
+            f"worker {worker.worker_id} serving {names} from {_where(args)}; Ctrl-C to stop",
             file=sys.stderr,
             flush=True,
         )
         await worker.serve()
+    return EXIT_OK
+
+
+async def cmd_submit(args: Any) -> int:
+    """Queue a run of a graph for the workers (a store with a run queue)."""
+    try:
+        state = json.loads(args.state)
+    except ValueError as exc:
+        raise UsageError(f"--state must be a JSON object: {exc}") from None
+    if not isinstance(state, dict):
+        raise UsageError(f"--state must be a JSON object, got {type(state).__name__}")
+    async with open_store(args) as store:
+        submit = getattr(store, "submit", None)
+        if submit is None:
+            raise UsageError(
+                f"submit needs a store with a run queue: --dsn DSN (PostgreSQL); {store!r} has none"
+            )
+        job_id = await submit(args.name, state)
+    print(job_id, flush=True)
     return EXIT_OK
 
 

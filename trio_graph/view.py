@@ -86,6 +86,7 @@ class View:
         self._keys: dict[int, list[str]] = {}
         self._branches: dict[str, tuple[int, int]] = {}
         self._status = ""
+        self._top_step = 0
         self.steps_done = 0
 
     # -- output ----------------------------------------------------------------------
@@ -115,7 +116,7 @@ class View:
     def status(self, event: ev.Event) -> str:
         """The transient status line after ``event`` ("" for none)."""
         if isinstance(event, ev.NodeStart):
-            return f"{self._progress(event.step)} {event.node} running..."
+            return f"{self._progress(self._top_step)} {event.node} running..."
         if isinstance(event, ev.ParallelStarted | ev.BranchCompleted):
             done, total = self._branches.get(event.node, (0, 0))
             return f"{' ' * 9}{event.node}: {done}/{total} branches done..."
@@ -143,7 +144,11 @@ class View:
                 )
             return [text]
         if isinstance(event, ev.NodeStart):
-            self._steps[event.span_id] = event.step
+            # A subgraph's nodes ("sub/x") count their own steps: show the outer step.
+            if "/" in event.node:
+                self._steps[event.span_id] = self._top_step
+            else:
+                self._steps[event.span_id] = self._top_step = event.step
             self._keys[event.span_id] = []
             return []
         if isinstance(event, ev.StateChanged):
@@ -162,7 +167,10 @@ class View:
             return [f"{self._progress(step)} {event.node:<{self.width}} {took:>9}  {changed}"]
         if isinstance(event, ev.ObservedError):
             err = event.error
-            return [f"{pad}! {event.node} {err.kind.lower()}: {err.message}"]
+            text = f"{pad}! {event.node} {err.kind.lower()}: {err.message}"
+            if err.kind == "Retrying":
+                text += f" (retry in {format_duration(err.delay)})"
+            return [text]
         if isinstance(event, ev.BarrierWaiting):
             return [f"{pad}|| {event.barrier_id} waits for a decision"]
         if isinstance(event, ev.BarrierResolved):
@@ -189,10 +197,14 @@ class View:
         if isinstance(event, ev.GraphComplete):
             res = event.result
             steps = len(res.execution_log)
-            lines = [f"completed in {format_duration(res.duration)}: {steps} steps; final state:"]
+            took = format_duration(res.duration)
+            count = f"{steps} step{'' if steps == 1 else 's'}"
+            if self.steps_done > steps:  # a resumed run: earlier steps ran before
+                count += f" here, {self.steps_done} in all"
+            lines = [f"completed in {took}: {count}; final state:"]
             items = list(res.state.items())
             for key, value in items[:_STATE_LINES]:
-                lines.append(f"{pad}{key} = {_short(value, 70)}")
+                lines.append(f"{pad}{key} = {_short(value, 90)}")
             if len(items) > _STATE_LINES:
                 lines.append(f"{pad}... and {len(items) - _STATE_LINES} more keys")
             return lines
