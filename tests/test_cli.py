@@ -403,3 +403,43 @@ def test_json_runs(demo: tuple[Path, str, str], tmp_path: Path) -> None:
     assert [(r["trace_id"], r["graph_name"], r["status"]) for r in rows] == [
         (trace, "demo", "completed")
     ]
+
+
+def test_worker_flow_on_postgres(tmp_path: Path) -> None:
+    """submit -> worker parks the run at its barrier -> decide (store) -> worker completes it."""
+    from _pg import drop_schema, dsn, new_schema
+
+    server, schema = dsn(), new_schema()
+    (tmp_path / "flows.py").write_text(FLOWS)
+    pg = ["--dsn", server, "--schema", schema]
+    try:
+        submitted = cli("submit", "flows", "--state", '{"n": 0}', *pg, cwd=tmp_path)
+        assert submitted.returncode == 0, submitted.stderr
+        job = submitted.stdout.strip()
+        serve = ["worker", "--graph", "flows:graph", "--until-idle", *pg]
+        first = cli(*serve, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        assert "1 claimed, 0 completed, 1 parked at barriers" in first.stderr
+        decided = cli("decide", job[:8], "gate", "approve", *pg, cwd=tmp_path)
+        assert decided.returncode == 0, decided.stderr
+        assert decided.stdout.startswith(f"decision for gate#1 of run {job} recorded (approve)")
+        second = cli(*serve, cwd=tmp_path)
+        assert "1 claimed, 1 completed, 0 parked" in second.stderr
+        rows = cli("runs", "--json", *pg, cwd=tmp_path).stdout.splitlines()
+        assert [json.loads(r)["status"] for r in rows] == ["waiting", "completed"]
+        assert "secret" not in first.stderr
+    finally:
+        drop_schema(server, schema)
+
+
+def test_worker_needs_a_queue_store(tmp_path: Path) -> None:
+    """`worker` on SQLite (no run queue) is a one-line error."""
+    from trio_graph.stores import SQLiteStore
+
+    if hasattr(SQLiteStore, "claim"):
+        pytest.skip("this SQLiteStore has a run queue")
+    db = tmp_path / "x.db"
+    db.touch()
+    proc = cli("worker", "--graph", "trio_graph.demo:graph", cwd=tmp_path, db=db)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("trio-graph: error: worker needs a store with a run queue")

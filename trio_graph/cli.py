@@ -11,12 +11,12 @@ Exit codes: 0 done (a run completed, or was left waiting at a barrier on request
 ``module:attr``, unreachable database, a decision the run cannot take), reported as
 one line on stderr, never a traceback; 130 interrupted (Ctrl-C).
 
-``decide`` answers a stored run waiting at a barrier. When the run's graph is at
-hand (``--graph module:attr``, or the bundled demo, recognised by its hash) the
-decision is applied by resuming the run in this process, which then runs on until
-it completes or waits again. Without a graph, the decision is handed to the store
-(``store.decide``) for a worker serving that graph to pick up; a store that cannot
-hold decisions makes ``--graph`` required.
+``decide`` answers a stored run waiting at a barrier. On a store with a run queue
+(PostgreSQL) and no ``--graph``, the decision is recorded with ``store.decide`` and a
+worker serving the graph resumes the run. Otherwise the run is resumed in this
+process with the decision (``executor.resume(graph, trace, decisions=...)``) and runs
+on until it completes or waits again; that needs the graph: ``--graph module:attr``,
+or nothing for the bundled demo (recognised by its graph hash).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
@@ -87,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DSN",
             default=default,
             help="PostgreSQL connection string instead of SQLite (needs the postgres extra)",
+        )
+        p.add_argument(
+            "--schema",
+            metavar="NAME",
+            default=default,
+            help="PostgreSQL schema for trio_graph's tables (default public)",
         )
         p.add_argument(
             "--json",
@@ -182,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--concurrency", type=int, default=None, metavar="N", help="runs at once (worker default)"
+    )
+    p.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit once no runnable run is left (runs waiting at barriers stay parked)",
     )
     p.set_defaults(handler=cmd_worker)
     return parser
@@ -291,7 +303,10 @@ async def open_store(args: Any, *, create: bool = False) -> AsyncIterator[Store]
                 f"--dsn needs PostgreSQL support: pip install 'trio_graph[postgres]' ({exc})"
             ) from exc
         await trio.to_thread.run_sync(_probe_postgres, args.dsn)
-        store = PostgresStore(args.dsn)
+        try:
+            store = PostgresStore(args.dsn, schema=args.schema or "public")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     else:
         path = _sqlite_path(args, create=create)
         from .stores.sqlite import SQLiteStore
@@ -592,27 +607,30 @@ async def cmd_decide(args: Any) -> int:
     async with open_store(args) as store:
         info, rows = await resolve_trace(store, args.trace, args)
         trace = info.trace_id
-        _refuse_continued(trace, rows, "decide on")
-        checkpoint = await store.latest(trace)
-        if checkpoint is None or checkpoint.status != RunStatus.WAITING:
-            status = checkpoint.status if checkpoint is not None else info.status
-            raise UsageError(f"run {trace} is not waiting at a barrier (status {status})")
-        bid = _barrier_id(args.barrier, checkpoint)
-        graph = _graph_for(args.graph, checkpoint)
-        if graph is None:
-            store_decide = getattr(store, "decide", None)
-            if store_decide is None:
-                raise UsageError(
-                    f"decide needs --graph MODULE:ATTR for graph {info.graph_name!r} "
-                    "(this store cannot hold a decision for a worker)"
-                )
-            await store_decide(trace, bid, decision)
+        if isinstance(store, QueueStore) and not args.graph:
+            # Workers serve this store: record the decision, a worker resumes the run.
+            job = await store.job(trace)
+            pending = job.pending_barrier if job is not None else None
+            bid = _barrier_id(args.barrier, pending)
+            await store.decide(trace, bid, decision)
             print(
                 f"decision for {bid} of run {trace} recorded ({describe_decision(decision)}); "
                 f"a worker serving graph {info.graph_name!r} will resume it",
                 flush=True,
             )
             return EXIT_OK
+        _refuse_continued(trace, rows, "decide on")
+        checkpoint = await store.latest(trace)
+        if checkpoint is None or checkpoint.status != RunStatus.WAITING:
+            status = checkpoint.status if checkpoint is not None else info.status
+            raise UsageError(f"run {trace} is not waiting at a barrier (status {status})")
+        bid = _barrier_id(args.barrier, checkpoint.pending_barrier)
+        graph = _graph_for(args.graph, checkpoint)
+        if graph is None:
+            raise UsageError(
+                f"decide needs --graph MODULE:ATTR for graph {info.graph_name!r} "
+                "(the graph the run was started with)"
+            )
         executor = Executor(store=store, max_steps=args.max_steps)
         mode = _barrier_mode(args, no_terminal="leave")
         async with executor.resume(
@@ -662,13 +680,35 @@ async def cmd_worker(args: Any) -> int:
             )
         worker = Worker(store, graphs, concurrency=args.concurrency or 1)
         names = ", ".join(repr(g.name) for g in graphs)
+        until = "until no run is left" if args.until_idle else "Ctrl-C to stop"
         print(
-            f"worker {worker.worker_id} serving {names} from {_where(args)}; Ctrl-C to stop",
+            f"worker {worker.worker_id} serving {names} from {_where(args)} ({until})",
             file=sys.stderr,
             flush=True,
         )
-        await worker.serve()
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_stop_on_signals, scope)
+                await worker.serve(until_idle=args.until_idle)
+                nursery.cancel_scope.cancel()
+        stats = worker.stats
+        print(
+            f"worker stopped: {stats.claimed} claimed, {stats.completed} completed, "
+            f"{stats.parked} parked at barriers, {stats.failed} failed, "
+            f"{stats.released} released",
+            file=sys.stderr,
+            flush=True,
+        )
     return EXIT_OK
+
+
+async def _stop_on_signals(scope: trio.CancelScope) -> None:
+    """SIGTERM or SIGINT: stop serving gracefully (runs checkpoint, leases released)."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            print("stopping: checkpointing runs in flight...", file=sys.stderr, flush=True)
+            scope.cancel()
+            return
 
 
 async def cmd_submit(args: Any) -> int:
@@ -699,8 +739,8 @@ def _refuse_continued(trace: str, rows: Sequence[RunInfo], what: str) -> None:
         )
 
 
-def _barrier_id(text: str, checkpoint: Checkpoint) -> BarrierId:
-    pending = checkpoint.pending_barrier
+def _barrier_id(text: str, pending: BarrierId | None) -> BarrierId:
+    """``node#n`` as given; a bare ``node`` is the occurrence waiting, else the first."""
     if "#" not in text and pending is not None and pending.node == text:
         return pending
     try:
