@@ -65,6 +65,7 @@ class GraphBuilder:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         blocking: bool = False,
+        fallback_on: tuple[type[BaseException], ...] = (),
         token_cost: float = 0.0,
         side_effects: bool = False,
     ) -> GraphBuilder:
@@ -73,6 +74,8 @@ class GraphBuilder:
         ``timeout`` (seconds) bounds each attempt (``NodeTimeout``); ``retry`` retries
         failures with back-off; ``blocking=True`` runs a plain function in a worker
         thread so it cannot stall the run (abandoned if the run is cancelled).
+        ``fallback_on`` lists failure types (``NodeTimeout``, your exceptions) that take
+        the node's fallback edge like a ``Fallback`` result instead of ending the run.
         ``token_cost``/``side_effects`` feed the adaptive checkpoint policy.
         """
         where = f"node {name!r}"
@@ -82,6 +85,11 @@ class GraphBuilder:
         is_async = is_async_callable(fn)
         if blocking and is_async:
             self._problems.append(f"{where}: blocking=True is for plain functions, not async ones")
+        if fallback_on and not (
+            isinstance(fallback_on, tuple)
+            and all(isinstance(t, type) and issubclass(t, BaseException) for t in fallback_on)
+        ):
+            self._problems.append(f"{where}: fallback_on must be a tuple of exception types")
         if retry is not None and not isinstance(retry, RetryPolicy):
             self._problems.append(f"{where}: retry must be a RetryPolicy, got {retry!r:.60}")
         self._nodes.append(
@@ -93,6 +101,7 @@ class GraphBuilder:
                 meta=_meta(token_cost, side_effects),
                 retry=retry,
                 blocking=blocking,
+                fallback_on=tuple(fallback_on),
             )
         )
         return self

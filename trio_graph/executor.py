@@ -21,7 +21,7 @@ from . import events as ev
 from .checkpoint import Checkpoint, CheckpointPolicy
 from .decisions import BarrierId, Decision
 from .errors import CheckpointError, GraphChanged, GraphError, InvalidGraph
-from .graph import BarrierNode, Graph
+from .graph import Graph
 from .loop import Loop, check_state, registry_from
 from .run import Run
 from .stores.protocol import Store
@@ -127,9 +127,9 @@ class Executor:
         """
         decisions = dict(decisions or {})
         waiting = [
-            n.name
-            for n in graph.nodes.values()
-            if isinstance(n, BarrierNode) and n.timeout is None and n.name not in decisions
+            path
+            for path in graph.barriers()  # subgraph barriers as "sub/node" paths
+            if getattr(graph.find(path), "timeout", None) is None and path not in decisions
         ]
         if waiting:
             raise InvalidGraph(
@@ -166,7 +166,8 @@ class Executor:
             # The loop never raises except Cancelled: give the caller the bare error.
             errors = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
             if len(errors) == 1:
-                raise errors[0] from None
+                error = errors[0]
+                raise error from error.__cause__  # keep the cause; hide the group
             raise
 
     def _need_store(self, what: str) -> Store:

@@ -53,6 +53,9 @@ class TaskNode:
     retry: RetryPolicy | None = None
     blocking: bool = False
     """A plain function that blocks: run it in a worker thread (abandoned on cancel)."""
+    fallback_on: tuple[type[BaseException], ...] = ()
+    """Failures of these types take the fallback edge (as ``Fallback``) instead of ending
+    the run; e.g. ``(NodeTimeout,)``."""
     kind: str = "task"
 
 

@@ -258,31 +258,33 @@ class Loop:
         """Run to one terminal event, then close the channel."""
         self._send = send
         self._started = trio.current_time()
-        async with send:
-            terminal: ev.Event | None = None
-            try:
-                with self.cancel_scope:
-                    terminal = await self._run()
-                if terminal is None:  # our own scope was cancelled: run.cancel()
-                    terminal = await self._fail(self._cancelled())
-                await self.emit(terminal)
-            except _ConsumerGone:
-                # The consumer stopped listening: stop as if cancelled (checkpoint included);
-                # from now on events that cannot be sent at once are dropped.
-                if self.error is None and self.result is None:
-                    await self._fail(self._cancelled())
-            except BaseException as exc:
-                if not only_cancelled(exc):
-                    raise
-                # An enclosing scope cancelled us: record, checkpoint (shielded), say
-                # so if the consumer still has room, and let Cancelled propagate.
-                self._closing = True
-                with trio.CancelScope(shield=True):
-                    terminal = await self._fail(self._cancelled())
-                    await self.emit(terminal)
+        terminal: ev.Event | None = None
+        try:
+            with self.cancel_scope:
+                terminal = await self._run()
+            if terminal is None:  # our own scope was cancelled: run.cancel()
+                terminal = await self._fail(self._cancelled())
+            await self.emit(terminal)
+        except _ConsumerGone:
+            # The consumer stopped listening: stop as if cancelled (checkpoint included);
+            # from now on events that cannot be sent at once are dropped.
+            if self.error is None and self.result is None:
+                await self._fail(self._cancelled())
+        except BaseException as exc:
+            if not only_cancelled(exc):
                 raise
-            finally:
-                self.finished = True
+            # An enclosing scope cancelled us: record, checkpoint (shielded), say
+            # so if the consumer still has room, and let Cancelled propagate.
+            self._closing = True
+            with trio.CancelScope(shield=True):
+                terminal = await self._fail(self._cancelled())
+                await self.emit(terminal)
+            raise
+        finally:
+            self.finished = True
+            # Closed synchronously: an awaited aclose() here would be a checkpoint at
+            # which a cancel could replace an exception on its way out.
+            send.close()
 
     def _cancelled(self) -> Cancelled:
         inner = self.chain()[-1]
@@ -371,16 +373,24 @@ class Loop:
         self._open = (name, span, t0)
         self._resumable = True
         if isinstance(node, TaskNode):
-            if node.retry is None and not node.blocking:
-                try:
-                    raw = await call_node(name, node.fn, node.is_async, self.view, node.timeout)
-                except NodeExecutionFailed:
+            try:
+                if node.retry is None and not node.blocking:
+                    try:
+                        raw = await call_node(name, node.fn, node.is_async, self.view, node.timeout)
+                    except NodeExecutionFailed:
+                        raise
+                    except Exception as exc:
+                        raise failure(name, exc) from exc
+                else:
+                    raw = await self._attempts(node)
+                outcome = normalise(name, raw)
+            except NodeExecutionFailed as err:
+                caught = node.fallback_on and (
+                    isinstance(err, node.fallback_on) or isinstance(err.__cause__, node.fallback_on)
+                )
+                if not caught:
                     raise
-                except Exception as exc:
-                    raise failure(name, exc) from exc
-            else:
-                raw = await self._attempts(node)
-            outcome = normalise(name, raw)
+                outcome = Outcome((), fallback=str(err))
         elif isinstance(node, BarrierNode):
             outcome = await self._barrier(node, span, step)
         elif isinstance(node, ParallelNode):
