@@ -690,6 +690,91 @@ async def test_run_decision_for_a_non_barrier_raises(autojump_clock: Any) -> Non
         await Executor().run(linear(timeout=1), {}, decisions={"prep": Approve()})
 
 
+# -- a barrier inside a subgraph ------------------------------------------------------------
+
+
+def with_sub_barrier(**barrier: Any) -> Graph:
+    inner = (
+        GraphBuilder("inner")
+        .barrier("b", **barrier)
+        .task("t", lambda s: {"x": 1})
+        .edge("b", "t")
+        .start("b")
+        .end("t")
+        .build()
+    )
+    return (
+        GraphBuilder("outer")
+        .task("prep", _prep)
+        .subgraph("sub", inner)
+        .task("end", lambda s: None)
+        .edge("prep", "sub")
+        .edge("sub", "end")
+        .start("prep")
+        .end("end")
+        .build()
+    )
+
+
+async def test_subgraph_barrier_is_answered_by_its_path(autojump_clock: Any) -> None:
+    """A barrier in subgraph "sub" is "sub/b#1"; decide() by that path, the bare name refused."""
+
+    async def handler(run: Any, event: ev.Event) -> None:
+        if isinstance(event, ev.BarrierWaiting):
+            assert event.barrier_id == BarrierId("sub/b", 1)
+            with pytest.raises(BarrierError, match=r"not a barrier \(node 'b'\)$"):
+                run.decide_all("b", Approve())
+            await trio.sleep(1)
+            run.decide(event.barrier_id, Reject("inner no"))
+
+    async with Executor().stream(with_sub_barrier(), {}) as run:
+        seen = await drive(run, handler)
+    [(t_done, resolved)] = of_type(seen, ev.BarrierResolved)
+    assert (resolved.node, t_done) == ("sub/b", PREP + 1)
+    assert resolutions(seen) == [("sub/b#1", Reject("inner no"), False)]
+    assert final_state(seen)["b.reject_reason"] == "inner no"
+
+
+async def test_subgraph_barrier_timeout_and_run(autojump_clock: Any) -> None:
+    """run() refuses an untimed subgraph barrier by path; a timed one fires on time."""
+    with pytest.raises(InvalidGraph, match=r"barrier 'sub/b' has no timeout"):
+        await Executor().run(with_sub_barrier(), {})
+    result = await Executor().run(with_sub_barrier(), {}, decisions={"sub/b": Approve()})
+    assert result.state["b.approved"] is True
+    t0 = trio.current_time()
+    result = await Executor().run(with_sub_barrier(timeout=2, default="skip"), {})
+    assert trio.current_time() - t0 == PREP + 2
+    assert "b.approved" not in result.state
+
+
+# -- durable: leave a waiting run, resume it with the decision -----------------------------
+
+
+async def test_left_at_a_barrier_resumes_at_that_occurrence(autojump_clock: Any) -> None:
+    """Leaving the stream at b#2 and resuming with decisions={b#2: Approve()} finishes it."""
+    executor = Executor(store=MemoryStore())
+
+    async def handler(run: Any, event: ev.Event) -> None:
+        if isinstance(event, ev.BarrierWaiting) and event.barrier_id.occurrence == 1:
+            run.decide(event.barrier_id, Reject("again"))
+
+    async with executor.stream(review_loop(), {}) as run:
+        async for event in run:
+            await handler(run, event)
+            if isinstance(event, ev.BarrierWaiting) and event.barrier_id.occurrence == 2:
+                break  # the person goes home
+    assert isinstance(run.error, Cancelled)
+    assert run.error.barrier == "b#2"
+    async with executor.resume(
+        review_loop(), run.trace_id, decisions={BarrierId("b", 2): Approve()}
+    ) as resumed:
+        seen = await drive(resumed)
+    assert [str(e.barrier_id) for _, e in of_type(seen, ev.BarrierWaiting)] == ["b#2"]
+    assert resolutions(seen) == [("b#2", Approve(), False)]
+    state = final_state(seen)
+    assert (state["drafts"], state["b.approved"]) == (2, True)
+
+
 # -- known bugs (see the report): strict xfails flip when they are fixed --------------------
 
 
