@@ -82,3 +82,44 @@ def test_an_example_runs_as_a_script(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "published: draft 2"
+
+
+README = EXAMPLES.parent / "README.md"
+
+
+def test_readme_example_runs(tmp_path: Path) -> None:
+    """The README's 30-line example runs as written and prints what it says."""
+    text = README.read_text()
+    section = text.split("## A 30-line example", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.splitlines()) <= 36
+    script = tmp_path / "readme_example.py"
+    script.write_text(code)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:-1]] == [
+        "write",
+        "check",
+        "write",
+        "check",
+        "review",
+        "publish",
+    ]
+    assert lines[-1] == "draft 2"
+
+
+def test_readme_commands_match_ci() -> None:
+    """The README's two fresh-clone commands are the ones CI runs (install extra, test command)."""
+    text = README.read_text()
+    install = (
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
+        ".venv/bin/python -m trio_graph demo"
+    )
+    assert install in text
+    assert "\n.venv/bin/python -m pytest -q\n" in text
+    ci = EXAMPLES.parent / ".ci" / "run"
+    if ci.exists():
+        assert "\n.venv/bin/python -m pytest -q" in ci.read_text()
