@@ -407,6 +407,7 @@ def test_json_runs(demo: tuple[Path, str, str], tmp_path: Path) -> None:
 
 def test_worker_flow_on_postgres(tmp_path: Path) -> None:
     """submit -> worker parks the run at its barrier -> decide (store) -> worker completes it."""
+    pytest.importorskip("psycopg")
     from _pg import drop_schema, dsn, new_schema
 
     server, schema = dsn(), new_schema()
