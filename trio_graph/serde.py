@@ -20,8 +20,16 @@ from cattrs.strategies import configure_tagged_union
 
 from . import errors
 from . import events as ev
-from .checkpoint import Checkpoint, RunStatus, StoredDelta, restore
-from .decisions import Decision, Modify
+from .checkpoint import (
+    BranchResult,
+    Checkpoint,
+    DecisionEntry,
+    Frame,
+    RunStatus,
+    StoredDelta,
+    restore,
+)
+from .decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute
 from .reducers import BUILTINS
 
 T = TypeVar("T")
@@ -358,3 +366,41 @@ def decode_trace(
         last = link
         out.append(attrs.evolve(decode_header(header, checkpoint_id), state=state))
     return out
+
+
+_warm = False
+
+
+def warm() -> None:
+    """Generate the converter's checkpoint hooks now, once per process.
+
+    cattrs compiles a structuring function the first time it meets a class; doing
+    it here, from our own sample, means loading a stored checkpoint never compiles
+    or executes anything. Stores call this when they are created.
+    """
+    global _warm
+    if _warm:
+        return
+    decisions: list[Decision] = [Approve(), Reject("r"), Modify("k", 1), Reroute("n")]
+    sample = Checkpoint(
+        checkpoint_id="warm",
+        trace_id="warm",
+        graph_name="warm",
+        graph_hash="",
+        next_node="n",
+        step=1,
+        state={},
+        status=RunStatus.WAITING,
+        pending_barrier=BarrierId("n", 1),
+        occurrences={"n": 1},
+        decisions=[DecisionEntry("n", i, d) for i, d in enumerate(decisions)],
+        branches=[BranchResult("b", {"k": 1})],
+        frames=[Frame("n", "m", 1, {"k": 1}, [("k", 1)])],
+        deltas=[StoredDelta("k", 1, None)],
+        error="e",
+    )
+    decode_header(encode_header(sample), "warm")
+    from_json(to_json(sample), Checkpoint)
+    for decision in decisions:
+        from_json(to_json(decision, Decision), Decision)
+    _warm = True

@@ -36,6 +36,7 @@ class MemoryStore:
     """An in-memory :class:`~trio_graph.stores.protocol.Store`."""
 
     def __init__(self) -> None:
+        serde.warm()
         self._rows: dict[str, builtins.list[_Row]] = {}
         self._where: dict[str, tuple[str, int]] = {}  # checkpoint id -> (trace, index)
         self._runs: dict[str, RunInfo] = {}

@@ -125,6 +125,7 @@ class SQLiteStore:
             raise ValueError(f"readers must be a positive int, got {readers!r}")
         if not isinstance(inline_max, int) or inline_max < 0:
             raise ValueError(f"inline_max must be an int >= 0, got {inline_max!r}")
+        serde.warm()
         self._busy_timeout = busy_timeout
         self._inline_max = inline_max
         self._wal_pages = 0  # WAL pages written since our last checkpoint (an estimate)
