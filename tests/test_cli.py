@@ -444,3 +444,43 @@ def test_worker_needs_a_queue_store(tmp_path: Path) -> None:
     proc = cli("worker", "--graph", "trio_graph.demo:graph", cwd=tmp_path, db=db)
     assert proc.returncode == 2
     assert proc.stderr.startswith("trio-graph: error: worker needs a store with a run queue")
+
+
+def test_warnings_show_their_structured_fields() -> None:
+    """Library warnings print as one line with their `extra` fields."""
+    import logging
+
+    from trio_graph.cli import _FieldsFormatter
+
+    record = logging.LogRecord("trio_graph.x", logging.WARNING, "f", 1, "lease lost", None, None)
+    record.trace_id = "abc"
+    record.node = "pay"
+    assert _FieldsFormatter().format(record) == (
+        "trio-graph: warning: lease lost (trace_id=abc node=pay)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "params", "decision"),
+    [
+        ("approve", [], "Approve()"),
+        ("reject", [], "Reject(reason='rejected from the command line')"),
+        ("reject", ["too", "long"], "Reject(reason='too long')"),
+        ("modify", ["n", "41"], "Modify(key='n', value=41)"),
+        ("modify", ["tone", "friendly"], "Modify(key='tone', value='friendly')"),
+        ("reroute", ["archive"], "Reroute(target='archive')"),
+    ],
+)
+def test_decision_arguments(action: str, params: list[str], decision: str) -> None:
+    """`decide` actions and their arguments map to decisions (values as JSON, else text)."""
+    from trio_graph.cli import decision_from
+
+    assert repr(decision_from(action, params)) == decision
+
+
+def test_passwords_never_appear_in_messages() -> None:
+    """A DSN is shown without its password."""
+    from trio_graph.cli import _safe_dsn
+
+    assert _safe_dsn("postgresql://u:pw@h:5/db") == "postgresql://u:***@h:5/db"
+    assert _safe_dsn("host=h password=pw dbname=x") == "host=h password=*** dbname=x"

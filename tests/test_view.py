@@ -278,3 +278,43 @@ async def test_ask_is_cancelled_when_the_barrier_resolves_otherwise() -> None:
             scope.cancel()
     gate.set()
     assert sent == []
+
+
+async def test_subgraph_nodes_show_the_outer_step() -> None:
+    """A subgraph's nodes ("sub/x") count their own steps; the view shows the outer one."""
+    inner = (
+        GraphBuilder("inner")
+        .task("x", lambda s: {"n": 1})
+        .task("y", lambda s: None)
+        .edge("x", "y")
+        .start("x")
+        .end("y")
+        .build()
+    )
+    outer = (
+        GraphBuilder("outer")
+        .task("a", lambda s: None)
+        .subgraph("sub", inner)
+        .edge("a", "sub")
+        .start("a")
+        .end("sub")
+        .build()
+    )
+    out = io.StringIO()
+    view = View(out, max_steps=9, live=False)
+    async with Executor(max_steps=9).stream(outer, {}) as run:
+        async for event in run:
+            view.show(event)
+    lines = [line[:11] for line in out.getvalue().splitlines() if line.startswith("[")]
+    assert lines == ["[1/9] a    ", "[2/9] sub/x", "[2/9] sub/y", "[2/9] sub  "]
+
+
+def test_retry_line_names_the_delay() -> None:
+    """A retry is shown with its message and the back-off before the next attempt."""
+    out = io.StringIO()
+    view = View(out, live=False)
+    failure = ev.Observed("Retrying", "attempt 1 failed: ConnectionError: reset", 1, 0.5)
+    view.show(ev.ObservedError("t", "fetch", failure))
+    assert out.getvalue() == (
+        "      ! fetch retrying: attempt 1 failed: ConnectionError: reset (retry in 500.0 ms)\n"
+    )
