@@ -95,7 +95,7 @@ def _delta(key: str, value: Any, reducer: str | None) -> Any:
 
 
 @pytest.mark.parametrize("factory", _factories())
-@settings(max_examples=40)
+@settings(max_examples=25)
 @given(steps=st.lists(st.tuples(UPDATES, st.booleans()), min_size=1, max_size=30))
 def test_stores_restore_the_live_state(
     factory: Callable[[Path], Store],
@@ -220,7 +220,7 @@ def test_store_against_model(
     """Random save/load/latest/list/delete/runs/reopen sequences agree with the model."""
     run_state_machine_as_test(
         lambda: StoreMachine(factory, tmp_path),
-        settings=settings(max_examples=30, stateful_step_count=30, deadline=None),
+        settings=settings(max_examples=25, stateful_step_count=25, deadline=None),
     )
 
 
