@@ -60,6 +60,10 @@ EXIT_INTERRUPTED = 130
 log = logging.getLogger("trio_graph.cli")
 
 
+_INTERRUPTED: dict[str, str] = {}
+"""The run being shown, for the message when Ctrl-C interrupts it (it checkpoints)."""
+
+
 class UsageError(Exception):
     """A mistake on the command line: reported as one line on stderr, exit code 2."""
 
@@ -212,7 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        lead = "\n" if sys.stderr.isatty() else ""
+        trace = _INTERRUPTED.get("trace")
+        flags = _INTERRUPTED.get("flags", "")
+        hint = f"; run {trace} is saved: `{PROG} resume {trace}{flags}`" if trace else ""
+        print(f"{lead}{PROG}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -431,6 +439,8 @@ async def drive(
     """
     json_mode = bool(args.json)
     notes = sys.stderr if json_mode else sys.stdout
+    _INTERRUPTED["trace"] = run.trace_id  # every run shown here has a store
+    _INTERRUPTED["flags"] = _store_flags(args)
     view = None if json_mode else View(sys.stdout, max_steps=args.max_steps, graph=graph)
     reader = LineReader() if barriers == "prompt" else None
     prompts: dict[BarrierId, trio.CancelScope] = {}
@@ -483,8 +493,16 @@ async def drive(
     return EXIT_RUN_FAILED
 
 
+def _store_flags(args: Any) -> str:
+    """The options naming the store, to repeat in a suggested command."""
+    if args.dsn:
+        schema = f" --schema {args.schema}" if args.schema else ""
+        return f" --dsn '{_safe_dsn(args.dsn)}'{schema}"
+    return f" --db {args.db}" if args.db else ""
+
+
 def _left_waiting(trace_id: str, bid: BarrierId, args: Any) -> str:
-    store = f" --dsn '{args.dsn}'" if args.dsn else (f" --db {args.db}" if args.db else "")
+    store = _store_flags(args)
     return (
         f"run {trace_id} is left waiting at {bid} (saved in {_where(args)}); answer it with:\n"
         f"  {PROG} decide {trace_id} {bid} approve{store}"
