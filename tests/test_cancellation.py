@@ -305,3 +305,32 @@ async def test_no_task_outlives_the_block_on_error(autojump_clock: trio.testing.
     assert live_tasks() == before
     assert sleeper.unwound == 1
     assert run.done
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: run.cancel() while the loop waits to send a node's StateChanged/NodeEnd "
+    "(full buffer) drops that node's NodeEnd (loop._finish clears _open before sending)",
+)
+async def test_cancel_with_a_full_buffer_keeps_the_contract() -> None:
+    """run.cancel() while the run is blocked on a full event buffer (at any event position)
+    still yields a stream where every NodeStart has its NodeEnd, ending in Cancelled."""
+    g = (
+        GraphBuilder("busy")
+        .task("a", lambda s: {"x": 1, "y": 2})
+        .task("b", lambda s: {"z": 3})
+        .task("end", lambda s: None)
+        .edge_if("a", "end", lambda s: False)
+        .edge("a", "b")
+        .edge("b", "a")
+        .start("a")
+        .end("end")
+        .build()
+    )
+    for buffer in range(1, 9):  # the run blocks on each kind of event in turn
+        async with Executor(max_steps=1000, buffer=buffer).stream(g, {}) as run:
+            await trio.testing.wait_all_tasks_blocked()
+            run.cancel()
+            events = [e async for e in run]
+        assert isinstance(events[-1].error, Cancelled)
+        check_contract(events, run.trace_id)
