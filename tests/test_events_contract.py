@@ -77,19 +77,26 @@ def outcome_of(terminal: Any) -> str:
 
 
 @settings(max_examples=150)
-@given(spec=graph_specs(), state=states, max_steps=st.sampled_from([25, 40, 13, 8, 5, 3, 2, 1]))
+@given(
+    spec=graph_specs(),
+    state=states,
+    max_steps=st.sampled_from([25, 40, 13, 8, 5, 3, 2, 1]),
+    buffer=st.sampled_from([256, 1, 2, 3, 5]),
+)
 def test_random_runs_keep_the_contract_and_match_the_reference(
-    spec: GraphSpec, state: dict[str, Any], max_steps: int
+    spec: GraphSpec, state: dict[str, Any], max_steps: int, buffer: int
 ) -> None:
-    """Random graph + behaviours: the event stream keeps the lifecycle contract, and node
-    order, success flags, StateChanged, Degraded, outcome and state match the reference."""
+    """Random graph + behaviours (+ event buffer size): the event stream keeps the lifecycle
+    contract, and node order, success flags, StateChanged, Degraded, outcome and state match
+    the reference."""
     expected = simulate(spec, state, max_steps)
     event(f"outcome: {expected.outcome}")
     event(f"steps: {'>5' if len(expected.nodes) > 5 else '<=5'}")
     calls: Counter[str] = Counter()
 
     async def main() -> None:
-        events, run = await collect(Executor(max_steps=max_steps), build_graph(spec, calls), state)
+        executor = Executor(max_steps=max_steps, buffer=buffer)
+        events, run = await collect(executor, build_graph(spec, calls), state)
         check_contract(events, run.trace_id)
         terminal = events[-1]
         ends = [(e.node, e.success) for e in events if isinstance(e, ev.NodeEnd)]
