@@ -334,3 +334,38 @@ async def test_cancel_with_a_full_buffer_keeps_the_contract() -> None:
             events = [e async for e in run]
         assert isinstance(events[-1].error, Cancelled)
         check_contract(events, run.trace_id)
+
+
+async def test_cancel_requested_by_a_plain_node_stops_before_the_next_node() -> None:
+    """run.cancel() called while a plain (sync) node runs takes effect before the next node:
+    the node completes (its updates and NodeEnd are kept) and nothing else runs."""
+    holder: dict[str, Any] = {}
+
+    def a(state: Any) -> dict[str, int]:
+        holder["run"].cancel()
+        return {"a": 1}
+
+    ran_b: list[bool] = []
+    g = (
+        GraphBuilder("c")
+        .task("a", a)
+        .task("b", lambda s: ran_b.append(True))
+        .edge("a", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    async with Executor().stream(g, {}) as run:
+        holder["run"] = run
+        events = [e async for e in run]
+    check_contract(events, run.trace_id)
+    assert [type(e).__name__ for e in events] == [
+        "GraphStart",
+        "NodeStart",
+        "StateChanged",
+        "NodeEnd",
+        "GraphError",
+    ]
+    assert isinstance(events[-1].error, Cancelled)
+    assert events[-1].state == {"a": 1}
+    assert ran_b == []

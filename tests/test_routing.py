@@ -282,3 +282,20 @@ def test_route_on_built_graphs_matches_brute_force(spec: GraphSpec, state: dict[
             else:
                 with pytest.raises(MissingEdge):
                     check_target(name, graph.out[name], other)
+
+
+async def test_max_visits_is_only_a_hint() -> None:
+    """An edge's max_visits never changes routing: a loop edge with max_visits=1 is taken as
+    often as its condition holds."""
+    g = (
+        GraphBuilder("hint")
+        .task("a", lambda s: {"i": s["i"] + 1})
+        .task("end", lambda s: None)
+        .edge_if("a", "a", lambda s: s["i"] < 5, max_visits=1)
+        .edge("a", "end", max_visits=1)
+        .start("a")
+        .end("end")
+        .build()
+    )
+    result = await Executor().run(g, {"i": 0})
+    assert [x.node for x in result.execution_log] == ["a"] * 5 + ["end"]
