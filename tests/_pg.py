@@ -63,7 +63,7 @@ def chain_tips(conn: psycopg.Connection[Any], job_id: str) -> list[str]:
         ).fetchall()
     )
     rows = conn.execute(
-        """SELECT checkpoint_id, trace_id, parent_id, seq FROM trio_graph_checkpoints
+        """SELECT checkpoint_id, trace_id, header->>'parent_id', seq FROM trio_graph_checkpoints
         WHERE trace_id = ANY(%s) ORDER BY seq""",
         (list(traces),),
     ).fetchall()
@@ -134,6 +134,8 @@ class Child:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.stderr.close()
 
 

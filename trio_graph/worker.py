@@ -240,7 +240,7 @@ class Worker:
             else:
                 ctx = executor.resume(graph, latest.trace_id, force=self.force)
             async with ctx as run:
-                parked = await self._watch(run, job_id, exact, wild)
+                parked, refused = await self._watch(run, job_id, exact, wild)
         except GraphError as exc:  # could not start: graph changed, bad checkpoint...
             if isinstance(exc, LeaseLost):
                 state.lost = True
@@ -253,7 +253,7 @@ class Worker:
         elif run.result is not None:
             await self._settle(claim, state, JobStatus.COMPLETED)
         elif isinstance(error, Cancelled) and parked is not None:
-            if await store.park(job_id, epoch, parked):
+            if await store.park(job_id, epoch, parked, refused=refused):
                 self.stats.parked += 1
             state.settled = True
         else:
@@ -277,9 +277,29 @@ class Worker:
         job_id: str,
         exact: dict[BarrierId, Decision],
         wild: dict[str, Decision],
+    ) -> tuple[BarrierId | None, list[DecisionEntry]]:
+        """Consume the run's events; returns the barrier it was parked at, if any, and
+        the stored decisions the graph refused.
+
+        Shielded: on shutdown or a lost lease the run itself is cancelled (the same
+        enclosing scope reaches it) and saves its checkpoint on the way out; the consumer
+        reads to the end rather than leaving first, which would stop the run at its next
+        event without that checkpoint.
+        """
+        refused = _apply(run, exact, wild)
+        parked = None
+        with trio.CancelScope(shield=True):
+            parked = await self._consume(run, job_id, exact, wild, refused)
+        return parked, refused
+
+    async def _consume(
+        self,
+        run: Run,
+        job_id: str,
+        exact: dict[BarrierId, Decision],
+        wild: dict[str, Decision],
+        refused: list[DecisionEntry],
     ) -> BarrierId | None:
-        """Consume the run's events; returns the barrier it was parked at, if any."""
-        _apply(run, exact, wild)
         parked: BarrierId | None = None
         async for event in run:
             if not isinstance(event, ev.BarrierWaiting) or parked is not None:
@@ -289,13 +309,13 @@ class Worker:
                 continue  # the run takes it at once
             found = _lookup(await self.store.decisions(job_id), bid)
             if found is not None:
-                if found.occurrence:
-                    exact[bid] = found.decision
-                    _apply(run, {bid: found.decision}, {})
-                else:
-                    wild[bid.node] = found.decision
-                    _apply(run, {}, {bid.node: found.decision})
-                continue
+                more_exact = {bid: found.decision} if found.occurrence else {}
+                more_wild = {} if found.occurrence else {bid.node: found.decision}
+                refused += _apply(run, more_exact, more_wild)
+                exact.update(more_exact)
+                wild.update(more_wild)
+                if more_exact or more_wild:
+                    continue
             parked = bid
             run.cancel()
         return parked
@@ -313,19 +333,29 @@ def _lookup(entries: list[DecisionEntry], bid: BarrierId) -> DecisionEntry | Non
     return wildcard
 
 
-def _apply(run: Run, exact: Mapping[BarrierId, Decision], wild: Mapping[str, Decision]) -> None:
-    """Hand stored decisions to a run (what ``executor.resume(decisions=...)`` does), skipping
-    any the graph refuses (not a barrier, no edge for a Reroute) instead of failing the job."""
-    for bid, decision in exact.items():
+def _apply(
+    run: Run, exact: dict[BarrierId, Decision], wild: dict[str, Decision]
+) -> list[DecisionEntry]:
+    """Hand stored decisions to a run (what ``executor.resume(decisions=...)`` does). Any
+    the graph refuses (not a barrier, no edge for a Reroute) is logged, dropped from
+    ``exact``/``wild`` and returned, instead of failing the job: its barrier parks as if
+    unanswered."""
+    refused = []
+    for bid, decision in list(exact.items()):
         try:
             run.decide(bid, decision)
         except GraphError as exc:
+            del exact[bid]
+            refused.append(DecisionEntry(bid.node, bid.occurrence, decision))
             log.warning("decision for %s not applied: %s", bid, exc)
-    for node, decision in wild.items():
+    for node, decision in list(wild.items()):
         try:
             run.decide_all(node, decision)
         except GraphError as exc:
+            del wild[node]
+            refused.append(DecisionEntry(node, 0, decision))
             log.warning("decision for every %s not applied: %s", node, exc)
+    return refused
 
 
 __all__ = ["Worker", "WorkerStats"]

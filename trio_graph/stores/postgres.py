@@ -31,7 +31,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar
@@ -780,8 +780,20 @@ class PostgresStore:
 
         return await self._call(update)
 
-    async def park(self, job_id: str, epoch: int, barrier_id: BarrierId) -> bool:
-        """Park a claimed job at a barrier (runnable again at once if answered meanwhile)."""
+    async def park(
+        self,
+        job_id: str,
+        epoch: int,
+        barrier_id: BarrierId,
+        *,
+        refused: Sequence[DecisionEntry] = (),
+    ) -> bool:
+        """Park a claimed job at a barrier until a decision for it arrives.
+
+        If one arrived meanwhile (other than those in ``refused``, which the graph would
+        not take) the job stays runnable, so no decision is missed.
+        """
+        ignore = [_decision_doc(e.decision) for e in refused]
 
         def park(conn: Conn) -> bool:
             row = conn.execute(
@@ -792,8 +804,9 @@ class PostgresStore:
                 return False
             answered = conn.execute(
                 """SELECT 1 FROM trio_graph_decisions
-                WHERE job_id = %s AND node = %s AND occurrence IN (0, %s)""",
-                (job_id, barrier_id.node, barrier_id.occurrence),
+                WHERE job_id = %s AND node = %s AND occurrence IN (0, %s)
+                AND NOT (decision = ANY(%s::jsonb[]))""",
+                (job_id, barrier_id.node, barrier_id.occurrence, ignore),
             ).fetchone()
             status = JobStatus.QUEUED if answered else JobStatus.WAITING
             conn.execute(

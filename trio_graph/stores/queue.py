@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 import enum
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -115,7 +116,14 @@ class QueueStore(Protocol):
     ) -> builtins.list[Claim]: ...
     async def renew(self, job_id: str, epoch: int, lease: float) -> bool: ...
     async def release(self, job_id: str, epoch: int) -> bool: ...
-    async def park(self, job_id: str, epoch: int, barrier_id: BarrierId) -> bool: ...
+    async def park(
+        self,
+        job_id: str,
+        epoch: int,
+        barrier_id: BarrierId,
+        *,
+        refused: Sequence[DecisionEntry] = (),
+    ) -> bool: ...
     async def finish(
         self, job_id: str, epoch: int, status: JobStatus, error: str | None = None
     ) -> bool: ...

@@ -1,0 +1,150 @@
+"""A worker process for tests/test_worker.py and benchmarks/workers.py.
+
+    python tests/_worker_child.py DSN SCHEMA [--concurrency N] [--lease S] [--delay S]
+        [--until-idle] [--idle-tx-timeout S]
+
+Serves two graphs from ``PostgresStore(DSN, schema=SCHEMA)``:
+
+- ``count``: node ``step`` runs until ``n == state["steps"]``, each run sleeping
+  ``--delay`` seconds and recording ``(job, step, pid, t0, t1)`` in the side table
+  ``steps`` (when the state has ``record: true``); ``done`` records step 0 at the end.
+- ``hitl``: ``a`` -> barrier ``review`` -> ``b``.
+
+Prints ``ready <pid>`` once serving, and its ``WorkerStats`` as one JSON line on exit.
+SIGTERM/SIGINT shut it down gracefully (in-flight runs checkpoint, leases released).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import psycopg
+import trio
+
+from trio_graph import GraphBuilder, reducers
+from trio_graph.graph import Graph
+from trio_graph.stores.postgres import PostgresStore
+from trio_graph.worker import Worker
+
+SIDE_TABLE = """CREATE TABLE IF NOT EXISTS steps (
+    job text NOT NULL, step integer NOT NULL, pid integer NOT NULL,
+    t0 double precision NOT NULL, t1 double precision NOT NULL)"""
+
+
+class Recorder:
+    """Writes step records to the side table over one connection (one thread at a time)."""
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        self._conn = psycopg.connect(dsn, autocommit=True, options=f"-c search_path={schema}")
+        self._lock = threading.Lock()
+
+    def record(self, job: str, step: int, t0: float, t1: float) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO steps (job, step, pid, t0, t1) VALUES (%s, %s, %s, %s, %s)",
+                (job, step, os.getpid(), t0, t1),
+            )
+
+
+def graphs(recorder: Recorder | None, delay: float) -> dict[str, Graph]:
+    async def step(state: Mapping[str, Any]) -> dict[str, Any]:
+        t0 = time.time()
+        if delay:
+            await trio.sleep(delay)
+        n = state["n"] + 1
+        if recorder is not None and state.get("record"):
+            await trio.to_thread.run_sync(recorder.record, state["job"], n, t0, time.time())
+        return {"n": n, "path": [n]}
+
+    async def done(state: Mapping[str, Any]) -> dict[str, Any]:
+        if recorder is not None and state.get("record"):
+            t = time.time()
+            await trio.to_thread.run_sync(recorder.record, state["job"], 0, t, t)
+        return {"finished": True}
+
+    count = (
+        GraphBuilder("count")
+        .task("step", step)
+        .task("done", done)
+        .edge_if("step", "step", lambda s: s["n"] < s["steps"])
+        .edge("step", "done")
+        .reducer("path", reducers.extend)
+        .start("step")
+        .end("done")
+        .build()
+    )
+    hitl = (
+        GraphBuilder("hitl")
+        .task("a", lambda s: {"a": 1})
+        .barrier("review")
+        .task("b", lambda s: {"b": 2})
+        .edge("a", "review")
+        .edge("review", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    return {"count": count, "hitl": hitl}
+
+
+async def main(args: argparse.Namespace) -> None:
+    recorder = Recorder(args.dsn, args.schema)
+    store = PostgresStore(
+        args.dsn, schema=args.schema, idle_in_transaction_timeout=args.idle_tx_timeout
+    )
+    async with store:
+        worker = Worker(
+            store,
+            graphs(recorder, args.delay),
+            concurrency=args.concurrency,
+            lease=args.lease,
+            poll_interval=args.poll,
+        )
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(stop_on_signal)
+                await nursery.start(_serve, worker, args.until_idle, nursery.cancel_scope)
+                print(f"ready {os.getpid()}", flush=True)
+        print(json.dumps(attrs.asdict(worker.stats)), flush=True)
+
+
+async def _serve(
+    worker: Worker,
+    until_idle: bool,
+    scope: trio.CancelScope,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await worker.serve(until_idle=until_idle, task_status=task_status)
+    scope.cancel()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("dsn")
+    p.add_argument("schema")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--lease", type=float, default=1.0)
+    p.add_argument("--poll", type=float, default=0.2)
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--until-idle", action="store_true")
+    p.add_argument("--idle-tx-timeout", type=float, default=None)
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    trio.run(main, parse(sys.argv[1:]))

@@ -1,0 +1,444 @@
+"""Workers sharing runs through PostgreSQL: contention, failover, fencing, durable HITL.
+
+Real worker processes (tests/_worker_child.py) against the ``TRIO_GRAPH_PG_DSN`` server;
+skipped without it, failed without it under CI. These tests run on the wall clock (other
+processes and the database's clock decide the leases): they poll the database in short
+sleeps and keep leases at 1 s so the suite stays fast. In-process tests at the end cover
+the worker's handling of decisions, failures and graph changes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import trio
+from _pg import SKIP_WITHOUT_SERVER, Child, chain_tips, connect, drop_schema, dsn, new_schema
+
+from trio_graph import Approve, BarrierId, GraphBuilder, Reject, Reroute
+from trio_graph.stores.postgres import PostgresStore
+from trio_graph.stores.queue import Job, JobStatus
+from trio_graph.worker import Worker
+
+pytestmark = SKIP_WITHOUT_SERVER
+
+FENCING_TRIALS = int(os.environ.get("TRIO_GRAPH_FENCING_TRIALS", "3"))
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    name = new_schema()
+    yield name
+    drop_schema(dsn(), name)
+
+
+@pytest.fixture
+async def store(schema: str) -> AsyncIterator[PostgresStore]:
+    async with PostgresStore(dsn(), schema=schema, max_size=4) as opened:
+        with connect(dsn(), schema) as conn:
+            conn.execute(
+                """CREATE TABLE steps (job text NOT NULL, step integer NOT NULL,
+                pid integer NOT NULL, t0 double precision NOT NULL, t1 double precision NOT NULL)"""
+            )
+        yield opened
+
+
+@pytest.fixture
+def children() -> Iterator[list[Child]]:
+    started: list[Child] = []
+    yield started
+    for child in started:
+        child.kill()
+
+
+async def start(children: list[Child], schema: str, *args: str) -> Child:
+    child = Child(dsn(), schema, *args)
+    children.append(child)
+    await child.ready()
+    return child
+
+
+async def until(predicate: Any, limit: float = 30, what: str = "condition") -> Any:
+    """Poll ``predicate`` (an async callable) until it returns something truthy."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await trio.sleep(0.05)
+
+
+def step_rows(schema: str, job: str | None = None) -> list[tuple[Any, ...]]:
+    with connect(dsn(), schema) as conn:
+        if job is None:
+            return conn.execute("SELECT job, step, pid, t0, t1 FROM steps ORDER BY t0").fetchall()
+        return conn.execute(
+            "SELECT job, step, pid, t0, t1 FROM steps WHERE job = %s ORDER BY t0", (job,)
+        ).fetchall()
+
+
+async def _recorded(schema: str, job: str, test: Any) -> bool:
+    rows = await trio.to_thread.run_sync(step_rows, schema, job)
+    return bool(test(rows))
+
+
+async def final_state(store: PostgresStore, job: Job) -> dict[str, Any]:
+    latest = await store.latest(job.trace_id)
+    assert latest is not None
+    return latest.state
+
+
+def count_job(tag: str, steps: int) -> dict[str, Any]:
+    return {"job": tag, "n": 0, "steps": steps, "path": [], "record": True}
+
+
+def expected_count(tag: str, steps: int) -> dict[str, Any]:
+    return {
+        **count_job(tag, steps),
+        "n": steps,
+        "path": list(range(1, steps + 1)),
+        "finished": True,
+    }
+
+
+# -- contention -------------------------------------------------------------------------------
+async def test_four_workers_share_200_runs(
+    store: PostgresStore, schema: str, children: list[Child]
+) -> None:
+    """4 worker processes, 200 runs: each completes exactly once, no step of a run runs in
+    two places at once, every final state is right."""
+    runs, steps = 200, 3
+    ids = {await store.submit("count", count_job(f"j{i}", steps)): f"j{i}" for i in range(runs)}
+    workers = [
+        await start(children, schema, "--concurrency", "4", "--lease", "2", "--until-idle")
+        for _ in range(4)
+    ]
+    stats = [await w.wait(limit=240) for w in workers]
+    jobs = {j.job_id: j for j in await store.jobs()}
+    assert {j.status for j in jobs.values()} == {JobStatus.COMPLETED}
+    assert {j.epoch for j in jobs.values()} == {1}  # claimed once each
+    for job_id, tag in ids.items():
+        assert await final_state(store, jobs[job_id]) == expected_count(tag, steps)
+    rows = step_rows(schema)
+    by_job: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_job.setdefault(row[0], []).append(row)
+    overlaps = 0
+    for tag, recorded in by_job.items():
+        assert sorted(r[1] for r in recorded) == [0, *range(1, steps + 1)], tag  # each once
+        for before, after in itertools.pairwise(recorded):
+            overlaps += after[3] < before[4]
+    assert len(by_job) == runs
+    assert overlaps == 0
+    assert sum(s["completed"] for s in stats) == runs
+    assert sum(s["lease_lost"] for s in stats) == 0
+    assert len({r[2] for r in rows}) > 1  # the work was shared
+
+
+# -- failover ---------------------------------------------------------------------------------
+async def test_a_killed_workers_run_is_taken_over_after_its_lease(
+    store: PostgresStore, schema: str, children: list[Child]
+) -> None:
+    """kill -9 a worker mid-run: once its lease expires another worker resumes the run
+    from its last checkpoint and completes it with the right state."""
+    lease, steps = 1.0, 8
+    job = await store.submit("count", count_job("f", steps))
+    first = await start(children, schema, "--lease", str(lease), "--delay", "0.15")
+    await until(lambda: _recorded(schema, "f", lambda rows: len(rows) >= 2))
+    first.proc.kill()  # SIGKILL: no shutdown, the lease is left to expire
+    killed_at = time.time()
+    await first.wait()
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.RUNNING  # still leased to the dead
+    second = await start(children, schema, "--lease", str(lease), "--delay", "0.15")
+
+    async def done() -> Job | None:
+        j = await store.job(job)
+        return j if j is not None and j.status == JobStatus.COMPLETED else None
+
+    info = await until(done, what="the run to complete")
+    stats = await second.stop()
+    assert await final_state(store, info) == expected_count("f", steps)
+    assert info.epoch == 2 and info.trace_id != job
+    taken_over = [r for r in step_rows(schema, "f") if r[2] == second.pid]
+    assert taken_over and min(r[3] for r in taken_over) > killed_at + lease / 3
+    assert stats["completed"] == 1
+    with connect(dsn(), schema) as conn:
+        assert chain_tips(conn, job) == [info.checkpoint_id]
+
+
+# -- fencing ----------------------------------------------------------------------------------
+async def test_a_paused_worker_cannot_write_after_losing_its_lease(
+    store: PostgresStore, schema: str, children: list[Child]
+) -> None:
+    """SIGSTOP a worker past its lease, let another take the run, SIGCONT the first: its
+    late writes are refused (LeaseLost), the chain has one tip, the final state is right.
+    Repeated TRIO_GRAPH_FENCING_TRIALS times (default 3)."""
+    lease, steps = 1.0, 12
+    failures = []
+    for trial in range(FENCING_TRIALS):
+        tag = f"fence{trial}"
+        args = ("--lease", str(lease), "--delay", "0.15", "--idle-tx-timeout", "0.5")
+        paused = await start(children, schema, *args)
+        other = await start(children, schema, *args)
+        other.signal(signal.SIGSTOP)  # so that the first worker claims the run
+        job = await store.submit("count", count_job(tag, steps))
+        await until(lambda tag=tag: _recorded(schema, tag, lambda rows: len(rows) >= 1))
+        other.signal(signal.SIGCONT)
+        paused.signal(signal.SIGSTOP)
+
+        async def taken(job: str = job) -> bool:
+            j = await store.job(job)
+            return j is not None and j.epoch >= 2
+
+        await until(taken, limit=20, what="the run to be taken over")
+        await until(
+            lambda tag=tag, pid=other.pid: _recorded(
+                schema, tag, lambda rows: any(r[2] == pid for r in rows)
+            ),
+            what="the new owner to make progress",
+        )
+        paused.signal(signal.SIGCONT)
+
+        async def completed(job: str = job) -> Job | None:
+            j = await store.job(job)
+            return j if j is not None and j.status == JobStatus.COMPLETED else None
+
+        info = await until(completed, what="the run to complete")
+        paused_stats = await paused.stop()
+        other_stats = await other.stop()
+        with connect(dsn(), schema) as conn:
+            tips = chain_tips(conn, job)
+        state = await final_state(store, info)
+        ok = (
+            paused_stats["lease_lost"] == 1
+            and paused_stats["refused_writes"] >= 1
+            and paused_stats["completed"] == 0
+            and other_stats["completed"] == 1
+            and tips == [info.checkpoint_id]
+            and state == expected_count(tag, steps)
+        )
+        if not ok:
+            failures.append((trial, paused_stats, other_stats, tips, state))
+    assert failures == [], f"{len(failures)}/{FENCING_TRIALS} trials failed: {failures}"
+
+
+# -- durable human-in-the-loop -------------------------------------------------------------------
+async def test_a_decision_sent_after_every_worker_exited_completes_the_run(
+    store: PostgresStore, schema: str, children: list[Child]
+) -> None:
+    """A run waits at a barrier; all workers exit; store.decide() from another process;
+    a new worker resumes and completes the run."""
+    job = await store.submit("hitl", {"x": 1})
+    worker = await start(children, schema)
+
+    async def parked() -> Job | None:
+        j = await store.job(job)
+        return j if j is not None and j.status == JobStatus.WAITING else None
+
+    info = await until(parked, what="the run to park at the barrier")
+    assert info.pending_barrier == BarrierId("review", 1)
+    stats = await worker.stop()
+    assert stats["parked"] == 1
+    assert all(c.proc.poll() is not None for c in children)  # nobody is running
+
+    await store.decide(job, BarrierId("review", 1), Approve())
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.QUEUED
+    await start(children, schema, "--until-idle")
+    stats = await children[-1].wait()
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.COMPLETED
+    assert stats["completed"] == 1
+    assert await final_state(store, info) == {"x": 1, "a": 1, "review.approved": True, "b": 2}
+
+
+# -- graceful shutdown ---------------------------------------------------------------------------
+async def test_shutdown_checkpoints_and_releases_in_flight_runs(
+    store: PostgresStore, schema: str, children: list[Child]
+) -> None:
+    """SIGTERM: the in-flight run checkpoints and gives its lease back, so another worker
+    takes it at once (the 60 s lease never has to expire)."""
+    steps = 6
+    job = await store.submit("count", count_job("g", steps))
+    args = ("--lease", "60", "--delay", "0.15")
+    first = await start(children, schema, *args)
+    await until(lambda: _recorded(schema, "g", lambda rows: len(rows) >= 2))
+    stats = await first.stop()
+    assert stats["released"] == 1
+    info = await store.job(job)
+    assert info is not None
+    assert (info.status, info.owner) == (JobStatus.QUEUED, None)
+    assert info.checkpoint_id is not None
+    await start(children, schema, *args, "--until-idle")
+    with trio.fail_after(30):
+        stats = await children[-1].wait()
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.COMPLETED
+    assert await final_state(store, info) == expected_count("g", steps)
+
+
+# -- in-process: decisions, failures, graph changes --------------------------------------------
+def review_graph(**barrier: Any) -> Any:
+    return (
+        GraphBuilder("review")
+        .task("draft", lambda s: {"drafts": s.get("drafts", 0) + 1})
+        .barrier("review", **barrier)
+        .task("publish", lambda s: {"published": True})
+        .edge("draft", "review")
+        .edge_if("review", "draft", lambda s: not s["review.approved"])
+        .edge("review", "publish")
+        .start("draft")
+        .end("publish")
+        .build()
+    )
+
+
+async def serve(store: PostgresStore, graphs: dict[str, Any], **options: Any) -> Worker:
+    worker = Worker(store, graphs, poll_interval=0.05, lease=5, **options)
+    with trio.fail_after(30):
+        await worker.serve(until_idle=True)
+    return worker
+
+
+async def test_decisions_sent_ahead_are_used_without_parking(store: PostgresStore) -> None:
+    """Decisions sent before their barrier is reached (exact and wildcard) let the run go
+    straight through; the run never parks."""
+    job = await store.submit("review", {})
+    await store.decide(job, BarrierId("review", 1), Approve())
+    other = await store.submit("review", {})
+    await store.decide_all(other, "review", Approve())
+    worker = await serve(store, {"review": review_graph()})
+    assert (worker.stats.completed, worker.stats.parked) == (2, 0)
+    for j in (job, other):
+        info = await store.job(j)
+        assert info is not None and info.status == JobStatus.COMPLETED
+
+
+async def test_each_barrier_occurrence_parks_until_decided(store: PostgresStore) -> None:
+    """A rejected draft loops back to the barrier (occurrence 2), which parks again; stale
+    decisions are not reapplied; the second approval completes the run."""
+    job = await store.submit("review", {})
+    graphs = {"review": review_graph()}
+    await serve(store, graphs)
+    await store.decide(job, BarrierId("review", 1), Reject("again"))
+    await serve(store, graphs)
+    info = await store.job(job)
+    assert info is not None
+    assert (info.status, info.pending_barrier) == (JobStatus.WAITING, BarrierId("review", 2))
+    await store.decide(info.trace_id, BarrierId("review", 2), Approve())
+    worker = await serve(store, graphs)
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.COMPLETED
+    state = await final_state(store, info)
+    assert (state["drafts"], state["review.approved"], state["published"]) == (2, True, True)
+    assert worker.stats.completed == 1
+
+
+async def test_a_decision_the_graph_refuses_is_skipped(store: PostgresStore) -> None:
+    """A stored Reroute with no edge is logged and skipped; the run parks instead of failing."""
+    job = await store.submit("review", {})
+    await store.decide(job, BarrierId("review", 1), Reroute("nowhere"))
+    worker = await serve(store, {"review": review_graph()})
+    assert worker.stats.parked == 1
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.WAITING
+
+
+async def test_a_failing_node_fails_the_job(store: PostgresStore) -> None:
+    """A node's exception fails the job, recording the error; it is not retried."""
+
+    def boom(state: Any) -> None:
+        raise ValueError("no luck")
+
+    graph = GraphBuilder("boom").task("a", boom).start("a").end("a").build()
+    job = await store.submit("boom", {})
+    worker = await serve(store, {"boom": graph})
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.FAILED
+    assert info.error is not None and "no luck" in info.error
+    assert worker.stats.failed == 1 and worker.stats.claimed == 1
+
+
+async def test_a_changed_graph_fails_the_job_unless_forced(store: PostgresStore) -> None:
+    """Resuming with a graph whose structure changed fails the job with GraphChanged;
+    force=True resumes it."""
+    job = await store.submit("review", {})
+    await serve(store, {"review": review_graph()})
+    await store.decide(job, BarrierId("review", 1), Approve())
+    changed = (
+        GraphBuilder("review")
+        .task("draft", lambda s: {"drafts": 1})
+        .barrier("review")
+        .task("publish", lambda s: {"published": True})
+        .task("extra", lambda s: None)
+        .edge("draft", "review")
+        .edge("review", "publish")
+        .edge("publish", "extra")
+        .start("draft")
+        .end("extra")
+        .build()
+    )
+    forced = await serve(store, {"review": changed}, force=True)
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.COMPLETED
+    assert forced.stats.completed == 1
+    second = await store.submit("review", {})
+    await serve(store, {"review": review_graph()})
+    await store.decide(second, BarrierId("review", 1), Approve())
+    await serve(store, {"review": changed})
+    info = await store.job(second)
+    assert info is not None and info.status == JobStatus.FAILED
+    assert info.error is not None and "changed since the checkpoint" in info.error
+
+
+async def test_cancelling_serve_releases_in_flight_runs(store: PostgresStore) -> None:
+    """Cancelling worker.serve() checkpoints the running job and releases its lease."""
+    started = trio.Event()
+
+    async def slow(state: Any) -> dict[str, Any]:
+        started.set()
+        await trio.sleep_forever()
+        return {}
+
+    graph = (
+        GraphBuilder("slow")
+        .task("a", lambda s: {"a": 1})
+        .task("b", slow)
+        .edge("a", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    job = await store.submit("slow", {})
+    worker = Worker(store, {"slow": graph}, lease=60, poll_interval=0.05)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.serve)
+            await started.wait()
+            nursery.cancel_scope.cancel()
+    assert worker.stats.released == 1
+    info = await store.job(job)
+    assert info is not None and (info.status, info.owner) == (JobStatus.QUEUED, None)
+    latest = await store.latest(info.trace_id)
+    assert latest is not None and (latest.next_node, latest.state) == ("b", {"a": 1})
+
+
+def test_worker_arguments_are_checked() -> None:
+    """Bad worker options are refused with plain messages."""
+    graph = review_graph()
+    store: Any = object()
+    with pytest.raises(ValueError, match=r"^concurrency must be a positive int, got 0$"):
+        Worker(store, {"review": graph}, concurrency=0)
+    with pytest.raises(ValueError, match=r"^lease must be positive seconds, got 0$"):
+        Worker(store, {"review": graph}, lease=0)
+    with pytest.raises(ValueError, match=r"^graphs must name at least one graph$"):
+        Worker(store, {})
+    assert Worker(store, [graph]).graphs == {"review": graph}
