@@ -3,6 +3,7 @@
 #
 #   eval "$(scripts/postgres.sh)"          # start; exports TRIO_GRAPH_PG_DSN, TRIO_GRAPH_PG_DIR
 #   scripts/postgres.sh stop [DIR]         # stop the cluster in DIR (default $TRIO_GRAPH_PG_DIR)
+#                                          # and remove DIR
 #
 # Installs Debian's `postgresql` package if no server binaries are found (needs root
 # and apt-get), creates a cluster with initdb under a temp dir, and starts it with
@@ -39,6 +40,7 @@ if [ "${1:-}" = stop ]; then
     [ -n "$dir" ] || { say "stop: no directory given and TRIO_GRAPH_PG_DIR unset"; exit 2; }
     bindir="$(find_bindir)"
     as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >&2
+    case "$dir" in */trio_graph_pg.*) rm -rf "$dir" ;; esac
     exit 0
 fi
 
