@@ -385,16 +385,14 @@ async def test_cancel_writes_a_consistent_checkpoint_first(
     assert calls == Counter(a=1, slow=2, c=1)
 
 
-def fan_graph(calls: Counter[str], gate: dict[str, Any]) -> Graph:
-    """fan (parallel b1..b4) -> done. Branch bN sleeps N seconds (MockClock); b3 and b4
-    then wait on ``gate["event"]`` when it is set."""
+def fan_graph(calls: Counter[str], gates: dict[str, trio.Event] | None = None) -> Graph:
+    """fan (parallel b1..b4) -> done. With ``gates``, branch bN waits for ``gates[bN]``."""
 
     def branch(name: str) -> Any:
         async def run(state: Mapping[str, Any]) -> Any:
             calls[name] += 1
-            await trio.sleep(int(name[1]))  # they finish in order: b1 first
-            if name in ("b3", "b4") and gate.get("event") is not None:
-                await gate["event"].wait()
+            if gates is not None:
+                await gates[name].wait()
             return {name: True, "total": 1}
 
         return run
@@ -414,33 +412,42 @@ def fan_graph(calls: Counter[str], gate: dict[str, Any]) -> Graph:
 FAN_RESULT = {"total": 4, "b1": True, "b2": True, "b3": True, "b4": True, "finished": True}
 
 
+async def _one_branch_at_a_time(run: Any, gates: dict[str, trio.Event], stop_after: int) -> None:
+    """Let b1 finish, then after each branch record the next; cancel after ``stop_after``."""
+    order = iter(["b1", "b2", "b3", "b4"])
+    recorded = 0
+    async for event in run:
+        if isinstance(event, ev.ParallelStarted):
+            gates[next(order)].set()
+        elif isinstance(event, ev.CheckpointSaved) and event.node == "fan":
+            recorded += 1
+            if recorded == stop_after:
+                run.cancel()
+            else:
+                gates[next(order, "b4")].set()
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="Loop._fail saves the cancel checkpoint without the fan-out's finished branches",
 )
-async def test_cancel_mid_fan_out_resumes_only_unfinished_branches(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+async def test_cancel_mid_fan_out_resumes_only_unfinished_branches() -> None:
     """Branches recorded as finished are not run again after a cancel."""
     calls: Counter[str] = Counter()
-    gate: dict[str, Any] = {"event": trio.Event()}
-    graph = fan_graph(calls, gate)
+    gates = {f"b{i}": trio.Event() for i in range(1, 5)}
+    graph = fan_graph(calls, gates)
     store = MemoryStore()
     executor = Executor(store=store)
     async with executor.stream(graph, {"total": 0}) as run:
-        saved = 0
-        async for event in run:
-            if isinstance(event, ev.CheckpointSaved) and event.node == "fan":
-                saved += 1
-                if saved == 2:  # b1 and b2 recorded; b3 and b4 still waiting
-                    run.cancel()
+        await _one_branch_at_a_time(run, gates, stop_after=2)
+    assert calls == Counter(b1=1, b2=1, b3=1, b4=1)  # b3 and b4 were running
     latest = await store.latest(run.trace_id)
     assert latest is not None
     assert sorted(b.branch for b in latest.branches) == ["b1", "b2"]
-    assert calls == Counter(b1=1, b2=1, b3=1, b4=1)
 
-    gate["event"] = None
     async with executor.resume(graph, run.trace_id) as resumed:
+        for gate in gates.values():
+            gate.set()
         result = await resumed.wait()
     assert result.state == FAN_RESULT
     assert calls == Counter(b1=1, b2=1, b3=2, b4=2, done=1)
@@ -448,27 +455,27 @@ async def test_cancel_mid_fan_out_resumes_only_unfinished_branches(
 
 @pytest.mark.parametrize("store_factory", STORE_FACTORIES)
 async def test_crash_mid_fan_out_resumes_only_unfinished_branches(
-    store_factory: Callable[[Path], Store], tmp_path: Path, autojump_clock: trio.testing.MockClock
+    store_factory: Callable[[Path], Store], tmp_path: Path
 ) -> None:
     """After a crash just before the 3rd branch's record, only the other two branches rerun."""
     calls: Counter[str] = Counter()
-    graph = fan_graph(calls, {})
+    gates = {f"b{i}": trio.Event() for i in range(1, 5)}
+    graph = fan_graph(calls, gates)
     async with store_factory(tmp_path) as inner:
         crashing = CrashingStore(inner, crash_at=3)
-        await Executor(store=crashing).run(graph, {"total": 0})  # type: ignore[arg-type]
-        [row] = await inner.runs()
-        latest = await inner.latest(row.trace_id)
+        executor = Executor(store=crashing)  # type: ignore[arg-type]
+        async with executor.stream(graph, {"total": 0}) as run:
+            await _one_branch_at_a_time(run, gates, stop_after=0)
+        assert run.result is not None  # the old process ran on; none of it was stored
+        latest = await inner.latest(run.trace_id)
         assert latest is not None
         assert (latest.next_node, latest.status) == ("fan", RunStatus.RUNNING)
-        done = {b.branch for b in latest.branches}
-        assert done == {"b1", "b2"}
+        assert [b.branch for b in latest.branches] == ["b1", "b2"]
         before = calls.copy()
-        async with Executor(store=inner).resume(graph, row.trace_id) as run:
-            result = await run.wait()
+        async with Executor(store=inner).resume(graph, run.trace_id) as resumed:
+            result = await resumed.wait()
     assert result.state == FAN_RESULT
-    assert calls - before == Counter(
-        {b: 1 for b in ("b1", "b2", "b3", "b4") if b not in done}
-    ) + Counter(done=1)
+    assert calls - before == Counter(b3=1, b4=1, done=1)
 
 
 # -- fork ---------------------------------------------------------------------------------------
