@@ -1,16 +1,46 @@
 """Parallel nodes at run time: branches as child tasks under one cancel scope.
 
-Runtime layer. Every branch sees the same read-only view of **one** shallow copy
-of the pre-fork state (one copy per fork, never per branch: a branch cannot
-write to the state, it returns updates; the copy only keeps the view stable).
-``fail_fast`` cancels the siblings at once on the first failure; ``collect_all``
-lets every branch finish and reports every failure together. The merge happens
-after all branches finished, in declaration order, whatever the completion order
-(:func:`trio_graph.state.merge_branches`).
+Runtime layer (DESIGN §4, §7). The loop calls :func:`run_parallel` between the
+node's ``NodeStart`` and ``NodeEnd``; it returns the merged updates, which the loop
+commits and announces (``StateChanged`` each) like any node's.
 
-With a store, each finished branch is recorded as it completes (a checkpoint
-pointing at this node, carrying the finished branches), so a resume after a
-crash or cancel runs only the unfinished branches.
+**The copy rule: one read-only shallow copy per fork, never one per branch.** The
+pre-fork state is copied once (``dict(state)``) and every branch gets the same
+read-only ``MappingProxyType`` view of that copy. A branch cannot write to the
+state (it returns updates), so there is nothing to copy per branch; the copy only
+keeps the view stable for the whole fork. It is shallow: nested values are shared
+with the live state and with sibling branches, so a branch must not mutate them in
+place. To change a nested value, build a new one and return it as an update (the
+built-in reducers never mutate either).
+
+**Strategies.** ``fail_fast`` (default): the first failing branch cancels the
+fork's scope before doing anything else, so its siblings, running or still waiting
+for a slot, are cancelled at once, even when the event channel is full; the error
+is ``NodeExecutionFailed`` naming the branch (``err.branch``; for failures at the
+same instant, the first declared). ``collect_all``: every branch runs to its end
+and every failure is reported together: ``err.failures`` in declaration order, and
+an ``ExceptionGroup`` as ``__cause__`` whose members carry a note naming their
+branch. Nothing is merged when any branch failed.
+
+**Limit.** ``limit=N`` is a ``trio.CapacityLimiter``. A branch's duration and its
+timeout count from when it gets its slot, not while it waits for one.
+
+**Events.** ``ParallelStarted``; one ``BranchCompleted`` per branch run by this
+fork, in completion order (``success=False`` for a failure and for a branch
+cancelled by a failing sibling; a branch cancelled while still queued reports a
+duration of 0); ``ParallelCompleted``. Then the loop sends the merged
+``StateChanged`` and the ``NodeEnd``. When the whole run is cancelled, none of these
+is sent: the node's ``NodeEnd(success=False)`` closes the fork.
+
+**Merge.** After every branch has finished, in declaration order whatever the
+completion order (:func:`trio_graph.state.merge_branches`): two branches writing a
+key without a reducer is ``StateError("parallel merge conflict", key, branches)``.
+
+**Records.** With a store (``CheckpointPolicy.branch_writes``), each finished branch
+is checkpointed as it completes: a checkpoint pointing at this node that carries
+every branch finished so far. These saves are serialised, so a later checkpoint
+never carries fewer branches. A run resumed or forked from one runs only the
+unfinished branches.
 """
 
 from __future__ import annotations
@@ -25,13 +55,86 @@ from . import events as ev
 from .checkpoint import BranchResult
 from .errors import BranchFailure, NodeExecutionFailed, StateError
 from .graph import Branch, ParallelNode
+from .loop import call_node, failure
 from .results import Outcome
+from .state import merge_branches
 
 if TYPE_CHECKING:
     from .loop import Loop
 
 
-def _branch_updates(node: str, branch: str, result: object) -> Mapping[str, Any]:
+async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> Outcome:
+    """Run the branches of ``node``; return their merged updates in declaration order."""
+    trace, name = loop.trace_id, node.name
+    t_fork = trio.current_time()
+    await loop.emit(ev.ParallelStarted(trace, name, span, len(node.branches)))
+    done: dict[str, Mapping[str, Any]] = dict(loop.resumed_branches)  # finished earlier
+    loop.resumed_branches = {}
+    failures: dict[str, Exception] = {}
+    running: dict[str, float] = {}  # branch -> when it got its slot, until it ends
+    unsent: list[ev.Event] = []  # events that branches cancelled mid-send hand back
+    view = types.MappingProxyType(dict(loop.state))  # the fork's one copy
+    limiter = trio.CapacityLimiter(node.limit) if node.limit else None
+    fail_fast = node.strategy == "fail_fast"
+    record = trio.Lock() if loop.store is not None and loop.policy.branch_writes else None
+
+    async def send(event: ev.Event) -> None:
+        try:
+            await loop.emit(event)
+        except trio.Cancelled:
+            unsent.append(event)
+            raise
+
+    async def run_branch(branch: Branch, scope: trio.CancelScope) -> None:
+        bname = branch.name
+        t0 = running[bname] = trio.current_time()
+        try:
+            raw = await call_node(
+                name, branch.fn, branch.is_async, view, branch.timeout, branch=bname
+            )
+            updates = _updates(name, bname, raw)
+        except Exception as exc:
+            failures[bname] = exc
+            if fail_fast:
+                scope.cancel()  # before anything that could wait
+            ok = False
+        else:
+            done[bname] = updates
+            ok = True
+        del running[bname]
+        await send(ev.BranchCompleted(trace, name, bname, ok, trio.current_time() - t0))
+        if ok and record is not None:
+            async with record:
+                finished = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]
+                await loop.save(name, branches=finished)
+
+    async def queue(branch: Branch, scope: trio.CancelScope) -> None:
+        assert limiter is not None
+        async with limiter:  # held until the branch's event is sent
+            await run_branch(branch, scope)
+
+    start = run_branch if limiter is None else queue
+    async with trio.open_nursery() as nursery:
+        for branch in node.branches:
+            if branch.name not in done:
+                nursery.start_soon(start, branch, nursery.cancel_scope)
+    now = trio.current_time()
+    for event in unsent:
+        await loop.emit(event)
+    for branch in node.branches:  # cancelled by a failing sibling, running or queued
+        bname = branch.name
+        if bname not in done and bname not in failures:
+            took = now - running.get(bname, now)
+            await loop.emit(ev.BranchCompleted(trace, name, bname, False, took))
+    await loop.emit(ev.ParallelCompleted(trace, name, now - t_fork))
+    if failures:
+        raise _failure(node, failures)
+    deltas = merge_branches(name, loop.graph.reducers, _ordered(node, done))
+    return Outcome([(d.key, d.value) for d in deltas])
+
+
+def _updates(node: str, branch: str, result: object) -> Mapping[str, Any]:
+    """A branch's result as updates: a mapping with str keys, or None for none."""
     if result is None:
         return {}
     if isinstance(result, Mapping):
@@ -47,128 +150,30 @@ def _branch_updates(node: str, branch: str, result: object) -> Mapping[str, Any]
     )
 
 
-async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> Outcome:
-    """Run the branches of ``node``; return the merged updates in declaration order."""
-    from .loop import call_node
-
-    trace = loop.trace_id
-    t_fork = trio.current_time()
-    await loop.emit(ev.ParallelStarted(trace, node.name, span, len(node.branches)))
-    done: dict[str, Mapping[str, Any]] = {}
-    if loop.resumed_branches:
-        done.update(loop.resumed_branches)  # finished before the crash: not run again
-        loop.resumed_branches = {}
-    failures: dict[str, BaseException] = {}
-    view = types.MappingProxyType(dict(loop.state))
-    limiter = trio.CapacityLimiter(node.limit) if node.limit else None
-    fail_fast = node.strategy == "fail_fast"
-    record = loop.store is not None and loop.policy.branch_writes
-    started: dict[str, float] = {}
-    deferred: list[ev.Event] = []
-
-    async def emit(event: ev.Event) -> None:
-        # A branch cancelled (by a failing sibling) while the channel is full hands
-        # its event to the parent, which sends it after the nursery: none is lost.
-        try:
-            await loop.emit(event)
-        except trio.Cancelled:
-            deferred.append(event)
-            raise
-
-    async def run_branch(branch: Branch, scope: trio.CancelScope) -> None:
-        started[branch.name] = t0 = trio.current_time()
-        try:
-            if limiter is not None:
-                async with limiter:
-                    raw = await call_node(
-                        node.name,
-                        branch.fn,
-                        branch.is_async,
-                        view,
-                        branch.timeout,
-                        branch=branch.name,
-                    )
-            else:
-                raw = await call_node(
-                    node.name,
-                    branch.fn,
-                    branch.is_async,
-                    view,
-                    branch.timeout,
-                    branch=branch.name,
-                )
-            updates = _branch_updates(node.name, branch.name, raw)
-        except Exception as exc:
-            failures[branch.name] = exc
-            await emit(
-                ev.BranchCompleted(trace, node.name, branch.name, False, trio.current_time() - t0)
-            )
-            if fail_fast:
-                scope.cancel()
-            return
-        done[branch.name] = updates
-        await emit(
-            ev.BranchCompleted(trace, node.name, branch.name, True, trio.current_time() - t0)
-        )
-        if record:
-            await loop.save(
-                node.name,
-                branches=[BranchResult(b, dict(u)) for b, u in _ordered(node, done)],
-            )
-
-    async with trio.open_nursery() as nursery:
-        for branch in node.branches:
-            if branch.name not in done:
-                nursery.start_soon(run_branch, branch, nursery.cancel_scope)
-    for event in deferred:
-        await loop.emit(event)
-    # Branches cancelled by fail_fast did not complete: say so, once each.
-    now = trio.current_time()
-    for branch in node.branches:
-        name = branch.name
-        if name not in done and name not in failures and name in started:
-            await loop.emit(ev.BranchCompleted(trace, node.name, name, False, now - started[name]))
-    await loop.emit(ev.ParallelCompleted(trace, node.name, trio.current_time() - t_fork))
-    if failures:
-        raise _failure(node, failures)
-    from .state import merge_branches
-
-    deltas = merge_branches(node.name, loop.graph.reducers, _ordered(node, done))
-    return Outcome([(d.key, d.value) for d in deltas])
-
-
 def _ordered(
     node: ParallelNode, done: Mapping[str, Mapping[str, Any]]
 ) -> list[tuple[str, Mapping[str, Any]]]:
+    """The finished branches' updates, in declaration order."""
     return [(b.name, done[b.name]) for b in node.branches if b.name in done]
 
 
-def _failure(node: ParallelNode, failures: dict[str, BaseException]) -> NodeExecutionFailed:
+def _failure(node: ParallelNode, failures: dict[str, Exception]) -> NodeExecutionFailed:
+    """The error of a fork with failed branches (one for fail_fast, all for collect_all)."""
     order = [b.name for b in node.branches if b.name in failures]
     if node.strategy == "fail_fast":
-        first = order[0]
-        exc = failures[first]
-        if isinstance(exc, NodeExecutionFailed):
-            return exc
-        err = NodeExecutionFailed(node.name, type(exc).__name__, str(exc), branch=first)
-        err.__cause__ = exc
-        return err
-    items = [
-        BranchFailure(name, type(failures[name]).__name__, str(failures[name])) for name in order
-    ]
+        branch = order[0]
+        exc = failures[branch]
+        if isinstance(exc, NodeExecutionFailed) and (exc.node, exc.branch) == (node.name, branch):
+            return exc  # a branch timeout: already names this node and branch
+        return failure(node.name, exc, branch=branch)
+    items = [BranchFailure(b, type(failures[b]).__name__, str(failures[b])) for b in order]
     err = NodeExecutionFailed(
         node.name, "ExceptionGroup", f"{len(items)} branch(es) failed", failures=items
     )
-    group = ExceptionGroup(
+    for b in order:
+        failures[b].add_note(f"in branch {b!r}")
+    err.__cause__ = ExceptionGroup(
         f"parallel node {node.name!r}: {len(items)} branch(es) failed",
-        [_named(failures[name], name) for name in order],
+        [failures[b] for b in order],
     )
-    err.__cause__ = group
     return err
-
-
-def _named(exc: BaseException, branch: str) -> Exception:
-    if isinstance(exc, Exception):
-        exc.add_note(f"in branch {branch!r}")
-        return exc
-    return RuntimeError(f"branch {branch!r}: {exc!r}")
