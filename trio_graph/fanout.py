@@ -110,7 +110,7 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
 
     async def queue(branch: Branch, scope: trio.CancelScope) -> None:
         assert limiter is not None
-        async with limiter:  # held until the branch's event is sent
+        async with limiter:  # held until its event is sent and its record saved
             await run_branch(branch, scope)
 
     start = run_branch if limiter is None else queue
