@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="stop at the first barrier that waits and leave the run saved in the store",
         )
 
-    p = command("demo", "run the bundled demo graph on SQLite and show its events live")
+    p = command(
+        "demo", "run the bundled demo graph and show its events live (it asks you at its barrier)"
+    )
     run_options(p)
     p.set_defaults(handler=cmd_demo)
 
@@ -157,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--graph",
         metavar="MODULE:ATTR",
-        help="resume the run here with this graph (default: the bundled demo's runs only)",
+        help="the run's graph, to resume it here with the decision (optional for the "
+        "bundled demo; without it a PostgreSQL store records the decision for a worker)",
     )
     p.add_argument("--force", action="store_true", help="resume even if the graph changed")
     run_options(p)
