@@ -601,7 +601,8 @@ async def cmd_history(args: Any) -> int:
     _print_table(table)
     last = checkpoints[-1] if checkpoints else None
     if last is not None and last.error:
-        print(f"error: {last.error}")
+        word = "error" if last.status == RunStatus.FAILED else "stopped"
+        print(f"{word}: {last.error}")
     return EXIT_OK
 
 
