@@ -201,21 +201,46 @@ def _decision_doc(decision: Decision) -> str:
     return dumps(serde.converter.unstructure(decision, _DECISION))
 
 
-_INSERT_CHECKPOINT = """
-INSERT INTO trio_graph_checkpoints (checkpoint_id, trace_id, base_id, link, header, body)
-VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb)
-ON CONFLICT (checkpoint_id) DO NOTHING RETURNING 1
+# One statement per save (one round trip, its own transaction on an autocommit
+# connection): the checkpoint row and the run's row, and for a worker's save the fence
+# check (the job row locked FOR UPDATE until commit, so no claim can slip in between),
+# and the job row. A claim that bumped the epoch first leaves ``fence`` empty: nothing
+# is written. ``ON CONFLICT DO NOTHING`` leaves ``ins`` empty for a duplicate id.
+_SAVE = """
+WITH fence AS ({fence}),
+ins AS (
+    INSERT INTO trio_graph_checkpoints (checkpoint_id, trace_id, base_id, link, header, body)
+    SELECT %(cid)s, %(trace)s, %(base)s, %(link)s, %(header)s::jsonb, %(body)s::jsonb
+    FROM fence
+    ON CONFLICT (checkpoint_id) DO NOTHING RETURNING 1
+),
+run AS (
+    INSERT INTO trio_graph_runs
+        (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from, job_id)
+    SELECT %(trace)s, %(graph)s, %(status)s, %(at)s, %(cid)s, %(resumed)s, %(job)s FROM ins
+    ON CONFLICT (trace_id) DO UPDATE SET
+        graph_name = EXCLUDED.graph_name, status = EXCLUDED.status,
+        updated_at = EXCLUDED.updated_at, checkpoint_id = EXCLUDED.checkpoint_id,
+        resumed_from = EXCLUDED.resumed_from,
+        job_id = coalesce(EXCLUDED.job_id, trio_graph_runs.job_id)
+){job}
+SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM ins)
 """
-_UPSERT_RUN = """
-INSERT INTO trio_graph_runs
-    (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from, job_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (trace_id) DO UPDATE SET
-    graph_name = EXCLUDED.graph_name, status = EXCLUDED.status,
-    updated_at = EXCLUDED.updated_at, checkpoint_id = EXCLUDED.checkpoint_id,
-    resumed_from = EXCLUDED.resumed_from,
-    job_id = coalesce(EXCLUDED.job_id, trio_graph_runs.job_id)
-"""
+_SAVE_PLAIN = _SAVE.format(fence="SELECT 1", job="")
+_SAVE_FENCED = _SAVE.format(
+    fence="""SELECT 1 FROM trio_graph_jobs
+    WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' FOR UPDATE""",
+    job=""",
+job AS (
+    UPDATE trio_graph_jobs SET trace_id = %(trace)s, checkpoint_id = %(cid)s,
+        status = CASE WHEN %(terminal)s THEN %(status)s ELSE status END,
+        error = CASE WHEN %(terminal)s THEN %(error)s ELSE error END,
+        owner = CASE WHEN %(terminal)s THEN NULL ELSE owner END,
+        lease_until = CASE WHEN %(terminal)s THEN NULL ELSE lease_until END,
+        updated_at = clock_timestamp()
+    WHERE job_id = %(job)s AND EXISTS (SELECT 1 FROM ins)
+)""",
+)
 _JOB_COLUMNS = """
     job_id, graph_name, status, trace_id, checkpoint_id, pending_barrier, epoch, owner,
     attempts, error, extract(epoch FROM created_at)::float8,
@@ -319,6 +344,9 @@ class PostgresStore:
     size the connection pool and ``timeout`` bounds waiting for a connection;
     ``idle_in_transaction_timeout`` (seconds) has the server end a session left inside
     a transaction, e.g. by a paused process, so its locks do not block other workers.
+    ``synchronous_commit=False`` does not wait for the WAL flush at each commit (a
+    checkpoint then costs a round trip instead of a disk sync); a crash of the *server*
+    may lose the last fraction of a second of commits, never their order or the fencing.
     """
 
     def __init__(
@@ -330,6 +358,7 @@ class PostgresStore:
         max_size: int = 8,
         timeout: float = 30.0,
         idle_in_transaction_timeout: float | None = 60.0,
+        synchronous_commit: bool = True,
     ) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema must be a plain SQL identifier, got {schema!r}")
@@ -343,13 +372,15 @@ class PostgresStore:
             # the server ends such a session instead.
             ms = max(1, round(idle_in_transaction_timeout * 1000))
             options += f" -c idle_in_transaction_session_timeout={ms}"
+        if not synchronous_commit:
+            options += " -c synchronous_commit=off"
         self._pool = ConnectionPool(
             dsn,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
             open=False,
-            kwargs={"options": options},
+            kwargs={"options": options, "autocommit": True},
             name=f"trio_graph.{schema}",
         )
         self._open_lock = threading.Lock()
@@ -395,20 +426,26 @@ class PostgresStore:
             elif version < SCHEMA_VERSION:
                 conn.execute("UPDATE trio_graph_schema SET version = %s", (SCHEMA_VERSION,))
 
-    def _tx(self, fn: Callable[[Conn], T], checkpoint_id: str = "") -> T:
-        """Run ``fn(conn)`` in one transaction (in a worker thread)."""
+    def _tx(self, fn: Callable[[Conn], T], checkpoint_id: str, atomic: bool) -> T:
+        """Run ``fn(conn)`` in a worker thread: in one transaction when ``atomic`` (else
+        each statement commits on its own: for single statements and plain reads)."""
         self._open_sync()
         try:
-            with self._pool.connection() as conn, conn.transaction():
-                return fn(conn)
+            with self._pool.connection() as conn:
+                if not atomic:
+                    return fn(conn)
+                with conn.transaction():
+                    return fn(conn)
         except psycopg.Error as exc:
             message = str(exc).splitlines()[0] if str(exc) else ""
             raise CheckpointError(
                 f"postgres: {type(exc).__name__}: {message}", checkpoint_id=checkpoint_id
             ) from exc
 
-    async def _call(self, fn: Callable[[Conn], T], *, checkpoint_id: str = "") -> T:
-        return await trio.to_thread.run_sync(functools.partial(self._tx, fn, checkpoint_id))
+    async def _call(
+        self, fn: Callable[[Conn], T], *, checkpoint_id: str = "", atomic: bool = True
+    ) -> T:
+        return await trio.to_thread.run_sync(functools.partial(self._tx, fn, checkpoint_id, atomic))
 
     def _notify(self, conn: Conn) -> None:
         conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
@@ -464,12 +501,12 @@ class PostgresStore:
 
                 def write(conn: Conn) -> int:
                     row = _encode(checkpoint, base_id, link)
-                    if fence is not None:
-                        self._check_fence(conn, *fence)
-                    self._insert(conn, row, None if fence is None else fence[0])
+                    self._insert(conn, row, fence)
                     return len(row.header) + len(row.body)
 
-                nbytes = await self._call(write, checkpoint_id=checkpoint.checkpoint_id)
+                nbytes = await self._call(
+                    write, checkpoint_id=checkpoint.checkpoint_id, atomic=False
+                )
                 self._planner.wrote(checkpoint, base_id, nbytes)
         finally:
             entry.users -= 1
@@ -477,63 +514,41 @@ class PostgresStore:
                 del self._trace_locks[trace_id]
 
     @staticmethod
-    def _insert(conn: Conn, row: _Row, job_id: str | None) -> None:
+    def _insert(conn: Conn, row: _Row, fence: tuple[str, int] | None) -> None:
+        """Write one checkpoint row (and the run's and job's rows) in one statement."""
         cp = row.checkpoint
         cid = cp.checkpoint_id
-        inserted = conn.execute(
-            _INSERT_CHECKPOINT, (cid, cp.trace_id, row.base_id, row.link, row.header, row.body)
-        ).fetchone()
-        if inserted is None:
+        status = RunStatus(cp.status).value
+        params = {
+            "cid": cid,
+            "trace": cp.trace_id,
+            "base": row.base_id,
+            "link": row.link,
+            "header": row.header,
+            "body": row.body,
+            "graph": cp.graph_name,
+            "status": status,
+            "at": cp.created_at,
+            "resumed": cp.resumed_from,
+            "job": None,
+        }
+        if fence is not None:
+            params["job"], params["epoch"] = fence
+            params["terminal"] = cp.next_node is None and status in ("completed", "failed")
+            params["error"] = cp.error
+        result = conn.execute(_SAVE_PLAIN if fence is None else _SAVE_FENCED, params).fetchone()
+        fenced, inserted = result if result is not None else (0, 0)
+        if not fenced:
+            assert fence is not None
+            raise LeaseLost(*fence)
+        if not inserted:
             raise CheckpointError(
                 "cannot save: a checkpoint with this id already exists", checkpoint_id=cid
             )
-        conn.execute(
-            _UPSERT_RUN,
-            (
-                cp.trace_id,
-                cp.graph_name,
-                RunStatus(cp.status).value,
-                cp.created_at,
-                cid,
-                cp.resumed_from,
-                job_id,
-            ),
-        )
-        if job_id is not None:
-            terminal = cp.next_node is None and cp.status in (
-                RunStatus.COMPLETED,
-                RunStatus.FAILED,
-            )
-            conn.execute(
-                """UPDATE trio_graph_jobs SET trace_id = %(trace)s, checkpoint_id = %(cid)s,
-                status = CASE WHEN %(terminal)s THEN %(status)s ELSE status END,
-                error = CASE WHEN %(terminal)s THEN %(error)s ELSE error END,
-                owner = CASE WHEN %(terminal)s THEN NULL ELSE owner END,
-                lease_until = CASE WHEN %(terminal)s THEN NULL ELSE lease_until END,
-                updated_at = clock_timestamp() WHERE job_id = %(job)s""",
-                {
-                    "trace": cp.trace_id,
-                    "cid": cid,
-                    "terminal": terminal,
-                    "status": RunStatus(cp.status).value,
-                    "error": cp.error,
-                    "job": job_id,
-                },
-            )
-
-    @staticmethod
-    def _check_fence(conn: Conn, job_id: str, epoch: int) -> None:
-        """``LeaseLost`` unless ``epoch`` is the job's current claim (row locked till commit)."""
-        current = conn.execute(
-            "SELECT epoch, status FROM trio_graph_jobs WHERE job_id = %s FOR UPDATE",
-            (job_id,),
-        ).fetchone()
-        if current is None or current[0] != epoch or current[1] != JobStatus.RUNNING:
-            raise LeaseLost(job_id, epoch)
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The checkpoint with its full state; ``CheckpointError`` if unknown or corrupted."""
-        return await self._call(lambda conn: _load(conn, checkpoint_id))
+        return await self._call(lambda conn: _load(conn, checkpoint_id), atomic=False)
 
     async def latest(self, trace_id: str) -> Checkpoint | None:
         """The run's newest checkpoint, or None for an unknown run."""
@@ -546,7 +561,7 @@ class PostgresStore:
             ).fetchone()
             return None if row is None else _load(conn, row[0])
 
-        return await self._call(latest)
+        return await self._call(latest, atomic=False)
 
     async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
         """The run's checkpoints, oldest first (``[]`` for an unknown run)."""
@@ -561,7 +576,7 @@ class PostgresStore:
                 (cid, base, link, from_jsonb(h), from_jsonb(b)) for cid, base, link, h, b in rows
             )
 
-        return await self._call(history)
+        return await self._call(history, atomic=False)
 
     async def delete(self, trace_id: str) -> None:
         """Remove the run's checkpoints and ``runs()`` row (and its queue row, for a job id)."""
@@ -585,7 +600,7 @@ class PostgresStore:
             ).fetchall()
             return [_run_info(r) for r in rows]
 
-        return await self._call(runs)
+        return await self._call(runs, atomic=False)
 
     # -- the queue: anyone ---------------------------------------------------------------
     async def submit(
@@ -706,7 +721,7 @@ class PostgresStore:
             ).fetchone()
             return _job(row) if row else None
 
-        return await self._call(job)
+        return await self._call(job, atomic=False)
 
     async def jobs(self, status: JobStatus | None = None) -> builtins.list[Job]:
         """Queue rows, oldest first; only those with ``status`` if given."""
@@ -719,7 +734,7 @@ class PostgresStore:
             ).fetchall()
             return [_job(r) for r in rows]
 
-        return await self._call(jobs)
+        return await self._call(jobs, atomic=False)
 
     # -- the queue: workers --------------------------------------------------------------
     async def claim(
@@ -737,7 +752,7 @@ class PostgresStore:
                 for r in rows
             ]
 
-        return await self._call(claim)
+        return await self._call(claim, atomic=False)
 
     async def renew(self, job_id: str, epoch: int, lease: float) -> bool:
         """Extend the lease of a claim; False if the claim is no longer current."""
@@ -778,7 +793,7 @@ class PostgresStore:
                 self._notify(conn)
             return ok
 
-        return await self._call(update)
+        return await self._call(update, atomic=False)
 
     async def park(
         self,
@@ -841,7 +856,7 @@ class PostgresStore:
                 for n, o, d in rows
             ]
 
-        return await self._call(decisions)
+        return await self._call(decisions, atomic=False)
 
     async def wait_for_work(self, seconds: float) -> None:
         """Return when work may have arrived (a NOTIFY) or after ``seconds``."""
