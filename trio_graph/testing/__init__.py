@@ -1,0 +1,51 @@
+"""A kit for fuzzing graph semantics: strategies, a reference interpreter, a harness.
+
+Needs Hypothesis (the ``test`` extra). The pieces:
+
+- :mod:`~trio_graph.testing.spec`: graphs as plain data (:class:`GraphSpec`) whose
+  nodes follow scripted :class:`Behaviour` s, built into real graphs by
+  :func:`build_graph`; the scripted person (:class:`DecisionScript`); traces.
+- :mod:`~trio_graph.testing.strategies`: Hypothesis strategies for all of it, and
+  :func:`invalid_graphs` that ``build()`` must reject.
+- :mod:`~trio_graph.testing.reference`: :func:`interpret`, DESIGN's semantics as a
+  small sequential program, with no Trio.
+- :mod:`~trio_graph.testing.harness`: :func:`run_graph` runs the Trio executor the
+  same way (MockClock, the same person), :func:`assert_same` compares the traces,
+  :func:`check_event_contract` checks the event lifecycle.
+
+See docs/semantics.md for the semantics and an example test to copy.
+"""
+
+from __future__ import annotations
+
+from .harness import assert_same as assert_same
+from .harness import check_event_contract as check_event_contract
+from .harness import differences as differences
+from .harness import drive as drive
+from .harness import run_graph as run_graph
+from .reference import Unsupported as Unsupported
+from .reference import interpret as interpret
+from .spec import BarrierSpec as BarrierSpec
+from .spec import Behaviour as Behaviour
+from .spec import BehaviourError as BehaviourError
+from .spec import BranchSpec as BranchSpec
+from .spec import Cond as Cond
+from .spec import ConditionSpec as ConditionSpec
+from .spec import DecisionScript as DecisionScript
+from .spec import EdgeSpec as EdgeSpec
+from .spec import ErrorInfo as ErrorInfo
+from .spec import GraphSpec as GraphSpec
+from .spec import ParallelSpec as ParallelSpec
+from .spec import Send as Send
+from .spec import TaskSpec as TaskSpec
+from .spec import Trace as Trace
+from .spec import build_graph as build_graph
+from .spec import error_info as error_info
+from .strategies import InvalidGraphCase as InvalidGraphCase
+from .strategies import Scenario as Scenario
+from .strategies import decision_scripts as decision_scripts
+from .strategies import graphs as graphs
+from .strategies import invalid_graphs as invalid_graphs
+from .strategies import node_behaviours as node_behaviours
+from .strategies import scenarios as scenarios
+from .strategies import states as states

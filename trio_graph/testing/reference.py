@@ -1,0 +1,489 @@
+"""The reference interpreter: DESIGN §3-7 as a small sequential program, for clarity.
+
+It runs a built :class:`~trio_graph.Graph` on a state, with a scripted person
+answering barriers (:class:`~trio_graph.testing.spec.DecisionScript`), and returns
+the :class:`~trio_graph.testing.spec.Trace` the Trio executor must produce: the events
+(without ids and durations), the nodes run, the final state or the error.
+
+It shares no code with the executor: it reads the graph's nodes and its ``edges``
+(in registration order) and nothing else, applies the built-in reducers with its own
+definitions, and knows nothing of Trio. Time exists only to order parallel branches:
+a branch finishes ``fn.delay`` seconds after its fork (0 when it has no ``delay``),
+and branches finishing at the same instant all finish.
+
+Node functions are called directly; a function with a ``reference`` attribute is
+called through it instead (how the generated async nodes skip their sleep). An async
+function without one must not really await anything. Not modelled (``Unsupported``):
+node timeouts, retries, blocking nodes, ``fallback_on``, subgraphs, a parallel
+``limit`` smaller than the branch count, cancellation and checkpoints.
+
+Each rule below says where DESIGN states it; where DESIGN is silent the rule follows
+the Rust executor (DESIGN: "read it for the exact behaviour").
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import itertools
+import numbers
+import types
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ..decisions import Approve, BarrierId, Modify, Reject, Reroute
+from ..graph import BarrierNode, ConditionNode, Edge, Graph, ParallelNode, TaskNode
+from ..reducers import Reducer
+from ..results import Fallback, Goto
+from .spec import Call, DecisionScript, ErrorInfo, Human, Record, Trace, error_info
+
+
+class Unsupported(Exception):
+    """The graph uses something the reference does not model."""
+
+
+# -- the built-in reducers, as their documentation states them (DESIGN §4) ---------------
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Number) and not isinstance(x, bool)
+
+
+def _append(old: Any, new: Any) -> Any:
+    if not isinstance(old, list):
+        raise TypeError("append: not a list")
+    return [*old, new]
+
+
+def _extend(old: Any, new: Any) -> Any:
+    if not isinstance(old, list) or not isinstance(new, list | tuple):
+        raise TypeError("extend: needs a list and a list or tuple")
+    return [*old, *new]
+
+
+def _add(old: Any, new: Any) -> Any:
+    if _is_number(old) and _is_number(new):
+        return old + new
+    if type(old) is type(new) and isinstance(old, str | list | tuple):
+        return old + new
+    raise TypeError("add: needs two numbers or two str/list of the same type")
+
+
+def _merge(old: Any, new: Any) -> Any:
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        raise TypeError("merge: needs two mappings")
+    return {**old, **new}
+
+
+def _union(old: Any, new: Any) -> Any:
+    if isinstance(old, set | frozenset) and isinstance(new, set | frozenset | list | tuple):
+        return set(old) | set(new)
+    if isinstance(old, list) and isinstance(new, list | tuple | set | frozenset):
+        result = list(old)
+        for item in new:
+            if item not in result:
+                result.append(item)
+        return result
+    raise TypeError("union: needs sets or lists")
+
+
+_BUILTIN: dict[str, tuple[Callable[[Any, Any], Any], Callable[[], Any] | None]] = {
+    "append": (_append, list),
+    "extend": (_extend, list),
+    "add": (_add, None),
+    "merge": (_merge, dict),
+    "union": (_union, None),
+    "max": (builtins.max, None),
+    "min": (builtins.min, None),
+}
+
+
+def _reducer(reducer: Reducer) -> tuple[Callable[[Any, Any], Any], Callable[[], Any] | None]:
+    if reducer.builtin and reducer.name in _BUILTIN:
+        return _BUILTIN[reducer.name]
+    return reducer.fn, reducer.initial
+
+
+# -- node results -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Outcome:
+    """What a node asks for: updates in order, and a Goto target or a fallback reason."""
+
+    items: tuple[tuple[str, Any], ...] = ()
+    goto: str | None = None
+    fallback: str | None = None
+
+
+class _NodeFailed(Exception):
+    """The running node failed: its ``NodeEnd(success=False)`` comes next, then the error."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        self.info = info
+
+
+class _RunFailed(Exception):
+    """The run ends with this error (no node is open)."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        self.info = info
+
+
+def _state_error(node: str, key: str = "", branches: Sequence[str] = ()) -> _NodeFailed:
+    return _NodeFailed(error_info("StateError", node=node, key=key, branches=tuple(branches)))
+
+
+def _updates(node: str, updates: Mapping[Any, Any]) -> tuple[tuple[str, Any], ...]:
+    """The updates of a result; a key that is not a str is a ``StateError`` (DESIGN §4)."""
+    if any(not isinstance(key, str) for key in updates):
+        raise _state_error(node)
+    return tuple(updates.items())
+
+
+def read_result(node: str, raw: Any) -> _Outcome:
+    """A task node's return value (DESIGN §5 "Node results", §10 ``draft``)."""
+    if raw is None:
+        return _Outcome()
+    if isinstance(raw, Goto):
+        if not isinstance(raw.target, str):
+            raise _state_error(node)
+        return _Outcome(_updates(node, raw.updates), goto=raw.target)
+    if isinstance(raw, Fallback):
+        return _Outcome(_updates(node, raw.updates), fallback=str(raw.reason))
+    if isinstance(raw, Mapping):
+        return _Outcome(_updates(node, raw))
+    raise _state_error(node)
+
+
+def read_branch_result(node: str, raw: Any) -> dict[str, Any]:
+    """A branch's return value: updates (a mapping with str keys) or None (DESIGN §7)."""
+    if raw is None:
+        return {}
+    if isinstance(raw, Mapping) and all(isinstance(k, str) for k in raw):
+        return dict(raw)
+    raise _state_error(node)
+
+
+def call_function(fn: Any, is_async: bool, view: Mapping[str, Any]) -> Any:
+    """Call a node function sequentially (see the module docstring)."""
+    stand_in = getattr(fn, "reference", None)
+    if callable(stand_in):
+        return stand_in(view)
+    if not is_async:
+        return fn(view)
+    coro = fn(view)
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise Unsupported(f"{fn!r} awaits something: give it a `reference` stand-in")
+
+
+# -- the interpreter ----------------------------------------------------------------------
+
+
+def interpret(
+    graph: Graph,
+    state: Mapping[str, Any],
+    script: DecisionScript | None = None,
+    *,
+    max_steps: int = 50,
+) -> Trace:
+    """The trace DESIGN prescribes for running ``graph`` on ``state`` with ``script``
+    (the same as ``Executor(max_steps=max_steps)`` driven by
+    :func:`trio_graph.testing.harness.run_graph`). Call node functions with memory on a
+    fresh graph: the reference calls them as the executor would."""
+    return _Interpreter(graph, script or DecisionScript(), max_steps).run(state)
+
+
+class _Interpreter:
+    def __init__(self, graph: Graph, script: DecisionScript, max_steps: int) -> None:
+        self.graph = graph
+        self.max_steps = max_steps
+        self.out: dict[str, list[Edge]] = {name: [] for name in graph.nodes}
+        for edge in graph.edges:  # registration order
+            self.out[edge.frm].append(edge)
+        self.events: list[Record] = []
+        self.nodes_run: list[str] = []
+        self.log: list[tuple[int, str, bool]] = []
+        self.state: dict[str, Any] = {}
+        self.visits: Counter[str] = Counter()
+        # decisions (DESIGN §6): exact ones kept until their occurrence, wildcards forever
+        self.exact: dict[BarrierId, Any] = {}
+        self.wildcards: dict[str, Any] = {}
+        self.resolved: set[BarrierId] = set()
+        self.finished = False
+        timeouts = {n.name: n.timeout for n in graph.nodes.values() if isinstance(n, BarrierNode)}
+        self.human = Human(script, timeouts, self.decide)
+
+    def emit(self, *record: Any) -> None:
+        self.events.append(copy.deepcopy(record))
+
+    # -- the run (DESIGN §5) --------------------------------------------------------------
+    def run(self, state: Mapping[str, Any]) -> Trace:
+        self.state = copy.deepcopy(dict(state))
+        self.emit("GraphStart", self.graph.name, self.graph.start, 0, None)
+        self.human.start()
+        error: ErrorInfo | None = None
+        try:
+            self.steps()
+        except _RunFailed as failed:
+            error = failed.info
+            self.emit("GraphError", error, self.state)
+        else:
+            self.emit("GraphComplete", self.state, tuple(self.log))
+        self.finished = True
+        self.human.finished()
+        return Trace(
+            events=tuple(self.events),
+            nodes=tuple(self.nodes_run),
+            state=copy.deepcopy(self.state),
+            error=error,
+            decisions=tuple(self.human.results),
+        )
+
+    def steps(self) -> None:
+        current = self.graph.start
+        step = 0
+        while True:
+            step += 1
+            if step > self.max_steps:
+                raise _RunFailed(error_info("StepsExceeded", limit=self.max_steps, node=current))
+            node = self.graph.nodes.get(current)
+            if node is None:
+                raise _RunFailed(error_info("NodeNotFound", node=current))
+            self.nodes_run.append(current)
+            self.emit("NodeStart", current, step)
+            try:
+                outcome = self.execute(node)
+                fallback_to: str | None = None
+                if outcome.fallback is not None:
+                    fallback_to = self.first(current, "fallback")
+                    if fallback_to is None:  # DESIGN §5: no fallback edge -> failure
+                        raise _NodeFailed(
+                            error_info("NodeExecutionFailed", node=current, error_type="Fallback")
+                        )
+                self.commit(current, outcome.items)
+            except _NodeFailed as failed:
+                self.emit("NodeEnd", current, False)
+                raise _RunFailed(failed.info) from None
+            self.log.append((step, current, True))
+            for key, value in outcome.items:
+                self.emit("StateChanged", current, key, value)
+            self.emit("NodeEnd", current, True)
+            if fallback_to is not None:
+                # A fallback is taken even from the end node (rs:970-1017).
+                self.emit("ObservedError", current, "Degraded", outcome.fallback)
+                current = fallback_to
+                continue
+            if current == self.graph.end:  # DESIGN §3: reaching the end, after it ran
+                return
+            current = self.next_node(current, outcome.goto)
+
+    def first(self, node: str, kind: str) -> str | None:
+        for edge in self.out[node]:
+            if edge.kind == kind:
+                return edge.to
+        return None
+
+    # -- routing (DESIGN §3) ----------------------------------------------------------------
+    def next_node(self, node: str, goto: str | None) -> str:
+        edges = self.out[node]
+        if goto is not None:
+            if any(edge.to == goto for edge in edges):
+                return goto
+            raise _RunFailed(error_info("MissingEdge", frm=node, to=goto))
+        attempted = []
+        for edge in edges:
+            if edge.kind != "conditional":
+                continue
+            assert edge.condition is not None
+            try:
+                holds = bool(edge.condition(types.MappingProxyType(self.state)))
+            except Exception as exc:
+                raise _RunFailed(
+                    error_info("NodeExecutionFailed", node=node, error_type=type(exc).__name__)
+                ) from None
+            if holds:
+                return edge.to
+            attempted.append((edge.to, False))
+        for kind in ("normal", "fallback"):
+            target = self.first(node, kind)
+            if target is not None:
+                return target
+        raise _RunFailed(error_info("Unrouted", node=node, attempted=tuple(attempted)))
+
+    # -- state (DESIGN §4) --------------------------------------------------------------------
+    def commit(self, node: str, items: Iterable[tuple[str, Any]]) -> None:
+        """Fold the updates through the reducers; all of them apply, or none."""
+        new: dict[str, Any] = {}
+        for key, value in items:
+            reducer = self.graph.reducers.get(key)
+            if reducer is None:
+                new[key] = value  # no reducer: overwrite
+                continue
+            fn, initial = _reducer(reducer)
+            if key in new:
+                old = new[key]
+            elif key in self.state:
+                old = self.state[key]
+            elif initial is not None:
+                old = initial()
+            else:
+                new[key] = value  # first value of a reducer without a start value
+                continue
+            try:
+                new[key] = fn(old, value)
+            except Exception:
+                raise _state_error(node, key) from None
+        self.state.update(new)
+
+    # -- nodes --------------------------------------------------------------------------------
+    def execute(self, node: Any) -> _Outcome:
+        if isinstance(node, TaskNode):
+            if node.timeout is not None or node.retry is not None or node.blocking:
+                raise Unsupported(f"task {node.name!r}: timeout, retry and blocking")
+            if getattr(node, "fallback_on", ()):
+                raise Unsupported(f"task {node.name!r}: fallback_on")
+            view = types.MappingProxyType(self.state)
+            try:
+                raw = call_function(node.fn, node.is_async, view)
+            except Unsupported:
+                raise
+            except Exception as exc:
+                raise _NodeFailed(
+                    error_info("NodeExecutionFailed", node=node.name, error_type=type(exc).__name__)
+                ) from None
+            return read_result(node.name, raw)
+        if isinstance(node, ConditionNode):
+            return _Outcome()  # routed by its conditional edges
+        if isinstance(node, BarrierNode):
+            return self.barrier(node)
+        if isinstance(node, ParallelNode):
+            return self.parallel(node)
+        raise Unsupported(f"node {node.name!r} of kind {node.kind!r}")
+
+    # -- barriers (DESIGN §6) -------------------------------------------------------------------
+    def barrier(self, node: BarrierNode) -> _Outcome:
+        self.visits[node.name] += 1
+        bid = BarrierId(node.name, self.visits[node.name])
+        self.emit("BarrierWaiting", node.name, bid)
+        self.human.waiting(bid)  # the person reacts while the run waits
+        decision = self.exact.pop(bid, None)  # an exact decision beats a wildcard
+        if decision is None:
+            decision = self.wildcards.get(node.name)
+        self.resolved.add(bid)
+        timed_out = decision is None
+        if timed_out:
+            if node.timeout is None:
+                raise Unsupported(f"barrier {bid}: no decision and no timeout, waits forever")
+            if node.default == "approve":
+                decision = Approve()
+            elif node.default == "reject":
+                decision = Reject(f"timed out after {node.timeout}s")
+        self.emit("BarrierResolved", node.name, bid, decision, timed_out)
+        if isinstance(decision, Approve):
+            return _Outcome(((node.approved_key, True),))
+        if isinstance(decision, Reject):
+            return _Outcome(((node.approved_key, False), (node.reason_key, decision.reason)))
+        if isinstance(decision, Modify):
+            return _Outcome(((decision.key, decision.value),))
+        if isinstance(decision, Reroute):
+            return _Outcome(goto=decision.target)
+        return _Outcome()  # timed out, default "skip": no approval keys
+
+    def decide(self, call: Call) -> str | None:
+        """``run.decide`` / ``run.decide_all``: the error type raised, or None if kept."""
+        node = call.barrier_id.node if call.barrier_id is not None else call.node
+        decision = call.decision
+        if self.finished or not isinstance(self.graph.nodes.get(node), BarrierNode):
+            return "BarrierError"
+        if not isinstance(decision, Approve | Reject | Modify | Reroute):
+            return "BarrierError"
+        if isinstance(decision, Modify) and not isinstance(decision.key, str):
+            return "BarrierError"
+        if isinstance(decision, Reroute) and all(e.to != decision.target for e in self.out[node]):
+            return "MissingEdge"
+        if call.barrier_id is None:
+            self.wildcards[node] = decision
+            return None
+        if call.barrier_id in self.resolved:
+            return "BarrierError"
+        self.exact[call.barrier_id] = decision
+        return None
+
+    # -- parallel nodes (DESIGN §4 "Parallel merge", §7) ---------------------------------------
+    def parallel(self, node: ParallelNode) -> _Outcome:
+        branches = node.branches
+        if node.limit is not None and node.limit < len(branches):
+            raise Unsupported(f"parallel node {node.name!r}: limit")
+        if any(b.timeout is not None for b in branches):
+            raise Unsupported(f"parallel node {node.name!r}: branch timeouts")
+        self.emit("ParallelStarted", node.name, len(branches))
+        view = types.MappingProxyType(copy.copy(self.state))  # every branch: the pre-fork state
+        # Every branch starts; what each one returns (or raises) when it finishes:
+        results: dict[str, tuple[bool, Any]] = {}
+        for branch in branches:
+            try:
+                raw = call_function(branch.fn, branch.is_async, view)
+                results[branch.name] = (True, read_branch_result(node.name, raw))
+            except Unsupported:
+                raise
+            except _NodeFailed:
+                results[branch.name] = (False, "StateError")
+            except Exception as exc:
+                results[branch.name] = (False, type(exc).__name__)
+        # They finish in order of time; all of those finishing at one instant finish.
+        done: dict[str, dict[str, Any]] = {}
+        failed: dict[str, str] = {}
+        by_time = sorted(branches, key=lambda b: float(getattr(b.fn, "delay", 0.0)))
+        for _, group in itertools.groupby(
+            by_time, key=lambda b: float(getattr(b.fn, "delay", 0.0))
+        ):
+            for branch in group:
+                ok, value = results[branch.name]
+                (done if ok else failed)[branch.name] = value
+                self.emit("BranchCompleted", node.name, branch.name, ok)
+            if failed and node.strategy == "fail_fast":
+                break  # the first failure cancels the siblings still running
+        for branch in branches:
+            if branch.name not in done and branch.name not in failed:
+                self.emit("BranchCompleted", node.name, branch.name, False)  # cancelled
+        self.emit("ParallelCompleted", node.name)
+        order = [b.name for b in branches]
+        if failed:
+            names = [b for b in order if b in failed]
+            if node.strategy == "fail_fast":
+                first = names[0]
+                raise _NodeFailed(
+                    error_info(
+                        "NodeExecutionFailed",
+                        node=node.name,
+                        error_type=failed[first],
+                        branch=first,
+                    )
+                )
+            raise _NodeFailed(
+                error_info(
+                    "NodeExecutionFailed",
+                    node=node.name,
+                    error_type="ExceptionGroup",
+                    failures=tuple((b, failed[b]) for b in names),
+                )
+            )
+        # Merge in declaration order; a key written twice needs a reducer.
+        writers: dict[str, list[str]] = {}
+        items: list[tuple[str, Any]] = []
+        for name in order:
+            for key, value in done[name].items():
+                writers.setdefault(key, []).append(name)
+                items.append((key, value))
+        for key, names in writers.items():
+            if len(names) > 1 and key not in self.graph.reducers:
+                raise _state_error(node.name, key, names)
+        return _Outcome(tuple(items))
