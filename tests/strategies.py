@@ -228,12 +228,10 @@ def graph_specs(
             (8, st.builds(Updates, updates_st)),
             (3, st.just(ReturnNone())),
         ]
-        if name != end:  # Goto/Fallback at the end node: left to dedicated tests
-            if targets:
-                options.append((3, st.builds(GotoAct, st.sampled_from(targets), updates_st)))
-            options.append(
-                (2, st.builds(FallbackAct, st.sampled_from(("slow", "bad")), updates_st))
-            )
+        # Goto/Fallback are honoured at the end node too.
+        if targets:
+            options.append((3, st.builds(GotoAct, st.sampled_from(targets), updates_st)))
+        options.append((2, st.builds(FallbackAct, st.sampled_from(("slow", "bad")), updates_st)))
         if allow_failures:
             options += [
                 (1, st.builds(GotoAct, st.sampled_from(missing), updates_st)),
@@ -434,13 +432,13 @@ def simulate(spec: GraphSpec, initial: Mapping[str, Any], max_steps: int) -> Exp
             degraded.append(cur)
             cur = fallback_to
             continue
-        if cur == spec.end:
-            return done("complete")
-        if goto is not None:
+        if goto is not None:  # honoured even at the end node (an edge must lead there)
             if goto not in {e.to for e in out}:
                 return done("MissingEdge")
             cur = goto
             continue
+        if cur == spec.end:
+            return done("complete")
         how, what = brute_route(out, state)
         if how == "raised":
             return done("NodeExecutionFailed")

@@ -800,10 +800,6 @@ class _DecideWhenLoopWakes(trio.abc.Instrument):
                 self.accepted = True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a decision accepted at the timeout instant is dropped (mark_resolved pops it)",
-)
 async def test_decision_accepted_at_the_timeout_instant_is_not_dropped(
     autojump_clock: Any,
 ) -> None:
@@ -819,7 +815,6 @@ async def test_decision_accepted_at_the_timeout_instant_is_not_dropped(
     assert resolutions(seen) == [("b#1", Approve(), False)]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: impossible occurrences are accepted silently")
 @pytest.mark.parametrize("occurrence", [0, -1, "1"])
 async def test_decision_for_an_impossible_occurrence_raises(
     autojump_clock: Any, occurrence: Any
@@ -831,7 +826,6 @@ async def test_decision_for_an_impossible_occurrence_raises(
         run.cancel()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: registry.resolved is not restored on resume")
 async def test_resolved_occurrence_stays_resolved_after_resume(autojump_clock: Any) -> None:
     """After resuming at b#2, deciding the already-resolved b#1 still raises BarrierError."""
     executor = Executor(store=MemoryStore())

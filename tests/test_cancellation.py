@@ -307,11 +307,6 @@ async def test_no_task_outlives_the_block_on_error(autojump_clock: trio.testing.
     assert run.done
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: run.cancel() while the loop waits to send a node's StateChanged/NodeEnd "
-    "(full buffer) drops that node's NodeEnd (loop._finish clears _open before sending)",
-)
 async def test_cancel_with_a_full_buffer_keeps_the_contract() -> None:
     """run.cancel() while the run is blocked on a full event buffer (at any event position)
     still yields a stream where every NodeStart has its NodeEnd, ending in Cancelled."""

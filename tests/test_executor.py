@@ -407,9 +407,6 @@ async def test_plain_function_run_does_not_starve_other_tasks() -> None:
     assert longest <= 32, f"{longest} steps in a row without letting another task run"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: loop._finish ignores Goto at the end node; the run completes"
-)
 async def test_goto_from_the_end_node_without_edge_is_missing_edge() -> None:
     """A Goto without an edge is a MissingEdge even from the end node (never ignored)."""
     g = (

@@ -706,11 +706,6 @@ async def test_each_finished_branch_is_recorded_and_a_fork_runs_only_the_rest(
     assert of(events, ev.ParallelStarted)[0].branch_count == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Loop._fail saves the terminal checkpoint with branches=[]: a resume after "
-    "run.cancel() mid fan-out reruns finished branches (reported to the lead)",
-)
 async def test_resume_after_cancel_mid_fanout_skips_finished_branches(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

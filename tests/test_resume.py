@@ -427,10 +427,6 @@ async def _one_branch_at_a_time(run: Any, gates: dict[str, trio.Event], stop_aft
                 gates[next(order, "b4")].set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Loop._fail saves the cancel checkpoint without the fan-out's finished branches",
-)
 async def test_cancel_mid_fan_out_resumes_only_unfinished_branches() -> None:
     """Branches recorded as finished are not run again after a cancel."""
     calls: Counter[str] = Counter()

@@ -204,7 +204,7 @@ def test_subgraph_mermaid_block_and_hash() -> None:
     graph = outer_graph(inner_graph())
     text = graph.to_mermaid()
     assert 'subgraph n_sub ["sub"]' in text
-    assert "n_sub_x --> n_sub_y" in text
+    assert "n_sub_2f_x --> n_sub_2f_y" in text
     other = (
         GraphBuilder("inner")
         .task("x", lambda s: None)

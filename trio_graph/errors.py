@@ -135,7 +135,8 @@ class NodeTimeout(NodeExecutionFailed):
     limit: float = 0.0
 
     def describe(self) -> str:
-        return f"node {self.node!r} timed out after {self.limit}s"
+        branch = f" branch {self.branch!r}" if self.branch is not None else ""
+        return f"node {self.node!r}{branch} timed out after {self.limit}s"
 
 
 @attrs.define(eq=False, str=False)

@@ -70,6 +70,7 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
     await loop.emit(ev.ParallelStarted(trace, name, span, len(node.branches)))
     done: dict[str, Mapping[str, Any]] = dict(loop.resumed_branches)  # finished earlier
     loop.resumed_branches = {}
+    loop.fanout = (node, done)  # a cancel/failure checkpoint records the finished branches
     failures: dict[str, Exception] = {}
     running: dict[str, float] = {}  # branch -> when it got its slot, until it ends
     unsent: list[ev.Event] = []  # events that branches cancelled mid-send hand back
@@ -129,6 +130,7 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
     await loop.emit(ev.ParallelCompleted(trace, name, now - t_fork))
     if failures:
         raise _failure(node, failures)
+    loop.fanout = None
     deltas = merge_branches(name, loop.graph.reducers, _ordered(node, done))
     return Outcome([(d.key, d.value) for d in deltas])
 

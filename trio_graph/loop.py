@@ -154,7 +154,8 @@ class Loop:
         self.tracker = SnapshotTracker(policy.full_every) if store is not None else None
         self.last_checkpoint: str | None = None
         self._spans = 0
-        self._open: tuple[str, int, float] | None = None  # node, span, start of the node running
+        # The node whose NodeEnd is owed: (name, span, start, end time once committed).
+        self._open: tuple[str, int, float, float | None] | None = None
         self._waiting: BarrierId | None = None
         self._wakeup: trio.Event | None = None
         self._checkpoint_requested = False
@@ -167,6 +168,8 @@ class Loop:
         self.prefix = prefix
         self.frames = list(frames or [])  # subgraph runs to resume inside, outermost first
         self.child: Loop | None = None
+        # The fan-out in progress and its finished branches (see fanout.run_parallel).
+        self.fanout: tuple[ParallelNode, dict[str, Mapping[str, Any]]] | None = None
         self.collected: list[tuple[str, Any]] | None = [] if parent is not None else None
 
     def chain(self) -> list[Loop]:
@@ -181,6 +184,11 @@ class Loop:
         if not isinstance(barrier_id, BarrierId):
             raise BarrierError(
                 f"decide() needs a BarrierId, got {type(barrier_id).__name__} {barrier_id!r}"
+            )
+        occ = barrier_id.occurrence
+        if not isinstance(occ, int) or isinstance(occ, bool) or occ < 1:
+            raise BarrierError(
+                f"barrier occurrence must be an int >= 1, got {occ!r}", node=barrier_id.node
             )
         self._check_decision(barrier_id.node, decision)
         if barrier_id in self.registry.resolved:
@@ -302,11 +310,21 @@ class Loop:
             waiting = self.chain()[-1]._waiting
             if interrupted:
                 status = RunStatus.WAITING if waiting is not None else RunStatus.RUNNING
+            fanout = self.chain()[-1].fanout
+            branches = None
+            if fanout is not None:
+                node, done = fanout
+                branches = [
+                    BranchResult(b.name, dict(done[b.name]))
+                    for b in node.branches
+                    if b.name in done
+                ]
             try:
                 await self.save(
                     self.current if self._resumable else None,
                     status=status,
                     pending=waiting,
+                    branches=branches,
                     error=str(error),
                 )
             except GraphError as exc:
@@ -321,8 +339,11 @@ class Loop:
         """End every open node span (innermost subgraph first) with ``NodeEnd(success=False)``."""
         for loop in reversed(self.chain()):
             if loop._open is not None:
-                node, span, t0 = loop._open
+                node, span, t0, committed = loop._open
                 loop._open = None
+                if committed is not None:  # interrupted while sending its events: it succeeded
+                    await loop.emit(ev.NodeEnd(self.trace_id, node, span, True, committed - t0))
+                    continue
                 end = trio.current_time()
                 loop.execution_log.append(ev.ExecutionEntry(loop.step + 1, node, t0, end, False))
                 await loop.emit(ev.NodeEnd(self.trace_id, node, span, False, end - t0))
@@ -370,16 +391,16 @@ class Loop:
         span = self.next_span()
         await self.emit(ev.NodeStart(trace, name, span, step))
         t0 = trio.current_time()
-        self._open = (name, span, t0)
+        self._open = (name, span, t0, None)
         self._resumable = True
         if isinstance(node, TaskNode):
             try:
                 if node.retry is None and not node.blocking:
                     try:
                         raw = await call_node(name, node.fn, node.is_async, self.view, node.timeout)
-                    except NodeExecutionFailed:
-                        raise
                     except Exception as exc:
+                        if _own_timeout(exc, name):
+                            raise
                         raise failure(name, exc) from exc
                 else:
                     raw = await self._attempts(node)
@@ -430,24 +451,27 @@ class Loop:
         target: str | None = None
         if fallback_to is not None:
             target = fallback_to
+        elif outcome.goto is not None:  # honoured even at the end node (needs an edge)
+            try:
+                target = check_target(name, out, outcome.goto)
+            except GraphError as exc:
+                routing_error = exc
         elif name != graph.end:
             try:
-                if outcome.goto is not None:
-                    target = check_target(name, out, outcome.goto)
-                else:
-                    target = route(name, out, self.view)
+                target = route(name, out, self.view)
             except GraphError as exc:
                 routing_error = exc
         self._resumable = target is not None
         if target is not None:
             self.current = target
         end = trio.current_time()
-        self._open = None
+        self._open = (name, span, t0, end)  # a cancel while sending still owes NodeEnd
         self.execution_log.append(ev.ExecutionEntry(step, name, t0, end, True))
         trace = self.trace_id
         for key, value in items:
             await self.emit(ev.StateChanged(trace, name, span, key, value))
         await self.emit(ev.NodeEnd(trace, name, span, True, end - t0))
+        self._open = None  # only now: a NodeEnd whose send was cancelled is still owed
         if fallback_to is not None:
             await self.emit(
                 ev.ObservedError(trace, name, ev.Observed("Degraded", outcome.fallback or ""))
@@ -517,6 +541,11 @@ class Loop:
                     return decision, False
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
+        # A decision accepted after the deadline passed but before we woke up wins:
+        # decide() returned without error, so it must not be dropped.
+        decision = self.registry.take(bid)
+        if decision is not None:
+            return decision, False
         self.registry.mark_resolved(bid)
         if node.default == "approve":
             return Approve(), True
@@ -611,7 +640,11 @@ class Loop:
                 return await call_node(name, node.fn, node.is_async, self.view, node.timeout)
             except Exception as exc:
                 if policy is None or not policy.retries(exc, attempt):
-                    err = exc if isinstance(exc, NodeExecutionFailed) else failure(name, exc)
+                    err = (
+                        exc
+                        if isinstance(exc, NodeTimeout) and exc.node == name
+                        else failure(name, exc)
+                    )
                     err.attempts = attempt
                     err.previous = [f"{type(e).__name__}: {e}" for e in earlier]
                     for i, e in enumerate(earlier, 1):
@@ -676,6 +709,12 @@ class Loop:
         return entries
 
 
+def _own_timeout(exc: BaseException, node: str) -> bool:
+    """A ``NodeTimeout`` raised for this very node (others, e.g. from a nested run, are
+    the node's own failure like any exception)."""
+    return isinstance(exc, NodeTimeout) and exc.node == node
+
+
 class ChildLoop(Loop):
     """A subgraph's loop: its events go out through the parent with ``"sub/node"`` paths."""
 
@@ -704,6 +743,10 @@ def registry_from(checkpoint: Checkpoint) -> DecisionRegistry:
     pending = checkpoint.pending_barrier
     if pending is not None:
         reg.occurrences[pending.node] = pending.occurrence - 1
+    # Every arrival counted before this point was resolved: deciding it again is an error.
+    reg.resolved = {
+        BarrierId(n, i) for n, count in reg.occurrences.items() for i in range(1, count + 1)
+    }
     for e in checkpoint.decisions:
         if e.occurrence == 0:
             reg.submit_all(e.node, e.decision)

@@ -6,7 +6,6 @@ blocks holding the child graph, whose node ids carry the subgraph's path.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,7 +20,17 @@ _SHAPES = {
 
 
 def _ident(path: str) -> str:
-    return "n_" + re.sub(r"[^0-9A-Za-z_]", "_", path)
+    # Readable and collision-free: safe characters kept, every other one spelled out
+    # by its code point ("a-b" -> n_a_2d_b, "a_b" -> n_a__b).
+    out = []
+    for ch in path:
+        if ch.isascii() and ch.isalnum():
+            out.append(ch)
+        elif ch == "_":
+            out.append("__")
+        else:
+            out.append(f"_{ord(ch):x}_")
+    return "n_" + "".join(out)
 
 
 def _label(text: str) -> str:
