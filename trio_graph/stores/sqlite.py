@@ -51,6 +51,7 @@ from .. import serde
 from ..checkpoint import ChainPlanner, Checkpoint, RunStatus
 from ..errors import CheckpointError
 from .protocol import RunInfo
+from .sqlite_queue import SQLiteQueue
 
 T = TypeVar("T")
 
@@ -108,7 +109,7 @@ _UPSERT_RUN = (
 )
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteQueue):
     """A :class:`~trio_graph.stores.protocol.Store` in one SQLite file (WAL).
 
     ``readers`` bounds the reader connections (and concurrent reads); ``busy_timeout``
@@ -399,6 +400,7 @@ class SQLiteStore:
         cid = checkpoint.checkpoint_id
         try:
             try:
+                self._before_commit(db, checkpoint)  # a worker's fence (sqlite_queue.py)
                 db.execute(_INSERT, (cid, checkpoint.trace_id, base_id, link, header, body))
                 db.execute(
                     _UPSERT_RUN,
