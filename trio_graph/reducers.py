@@ -51,7 +51,12 @@ def _extend(old: Any, new: Any) -> Any:
     return [*old, *new]
 
 
+_PLAIN_NUMBERS = (int, float)
+
+
 def _add(old: Any, new: Any) -> Any:
+    if type(old) in _PLAIN_NUMBERS and type(new) in _PLAIN_NUMBERS:  # fast path, no ABCs
+        return old + new
     ok_num = isinstance(old, numbers.Number) and isinstance(new, numbers.Number)
     both_bool = isinstance(old, bool) or isinstance(new, bool)
     if ok_num and not both_bool:

@@ -53,6 +53,10 @@ def normalise(node: str, result: object) -> Outcome:
     """Turn a node's return value into an :class:`Outcome`, or raise ``StateError``."""
     if result is None:
         return NEXT
+    if type(result) is dict:  # the common case, without an ABC check
+        if not all(type(k) is str for k in result):
+            _check_keys(node, result)
+        return Outcome(list(result.items()))
     if isinstance(result, Mapping):
         _check_keys(node, result)
         return Outcome(list(result.items()))
