@@ -277,13 +277,15 @@ class _Interpreter:
                 self.emit("StateChanged", current, key, value)
             self.emit("NodeEnd", current, True)
             if fallback_to is not None:
-                # A fallback is taken even from the end node (rs:970-1017).
+                # A fallback is taken even from the end node (as rs:970-1017).
                 self.emit("ObservedError", current, "Degraded", outcome.fallback)
                 current = fallback_to
-                continue
-            if current == self.graph.end:  # DESIGN §3: reaching the end, after it ran
+            elif outcome.goto is not None:  # a Goto too is honoured at the end node
+                current = self.goto(current, outcome.goto)
+            elif current == self.graph.end:  # DESIGN §3: reaching the end, after it ran
                 return
-            current = self.next_node(current, outcome.goto)
+            else:
+                current = self.route(current)
 
     def first(self, node: str, kind: str) -> str | None:
         for edge in self.out[node]:
@@ -292,14 +294,16 @@ class _Interpreter:
         return None
 
     # -- routing (DESIGN §3) ----------------------------------------------------------------
-    def next_node(self, node: str, goto: str | None) -> str:
-        edges = self.out[node]
-        if goto is not None:
-            if any(edge.to == goto for edge in edges):
-                return goto
-            raise _RunFailed(error_info("MissingEdge", frm=node, to=goto))
+    def goto(self, node: str, target: str) -> str:
+        """A named target needs an edge of any class to it."""
+        if any(edge.to == target for edge in self.out[node]):
+            return target
+        raise _RunFailed(error_info("MissingEdge", frm=node, to=target))
+
+    def route(self, node: str) -> str:
+        """Conditional edges in order, else the first normal, else the first fallback."""
         attempted = []
-        for edge in edges:
+        for edge in self.out[node]:
             if edge.kind != "conditional":
                 continue
             assert edge.condition is not None
@@ -401,6 +405,10 @@ class _Interpreter:
         """``run.decide`` / ``run.decide_all``: the error type raised, or None if kept."""
         node = call.barrier_id.node if call.barrier_id is not None else call.node
         decision = call.decision
+        if call.barrier_id is not None:
+            occurrence = call.barrier_id.occurrence
+            if not isinstance(occurrence, int) or isinstance(occurrence, bool) or occurrence < 1:
+                return "BarrierError"  # an occurrence no run can have
         if self.finished or not isinstance(self.graph.nodes.get(node), BarrierNode):
             return "BarrierError"
         if not isinstance(decision, Approve | Reject | Modify | Reroute):
