@@ -1,7 +1,9 @@
-"""Helpers for the PostgreSQL tests: the server's DSN, throw-away schemas, worker processes.
+"""Helpers for the store and worker tests: the PostgreSQL server's DSN, throw-away
+schemas, the two queue backends (PostgreSQL, SQLite) and worker processes.
 
-Tests run against a real server: ``TRIO_GRAPH_PG_DSN`` (``eval "$(scripts/postgres.sh)"``
-starts one). Without it they skip, except under CI, where a missing DSN fails.
+PostgreSQL tests run against a real server: ``TRIO_GRAPH_PG_DSN``
+(``eval "$(scripts/postgres.sh)"`` starts one). Without it they skip, except under CI,
+where a missing DSN fails.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -50,30 +53,22 @@ def connect(dsn: str, schema: str) -> psycopg.Connection[Any]:
     return psycopg.connect(dsn, autocommit=True, options=f"-c search_path={schema}")
 
 
-def chain_tips(conn: psycopg.Connection[Any], job_id: str) -> list[str]:
+def tips(traces: dict[str, str | None], rows: list[tuple[str, str, str | None, int]]) -> list[str]:
     """The tips of a job's checkpoint chain across its traces (one when it never forked).
 
-    Within a trace, each checkpoint must follow the one before it. A trace that another
-    trace resumed is continued only if all its checkpoints precede the resuming trace's
-    first one; the last checkpoint of every trace not so continued is a tip.
+    ``traces`` maps each trace of the job to the trace it resumed; ``rows`` are
+    ``(checkpoint_id, trace_id, parent_id, seq)`` in write order. Within a trace, each
+    checkpoint must follow the one before it. A trace that another trace resumed is
+    continued only if all its checkpoints precede the resuming trace's first one; the
+    last checkpoint of every trace not so continued is a tip.
     """
-    traces = dict(
-        conn.execute(
-            "SELECT trace_id, resumed_from FROM trio_graph_runs WHERE job_id = %s", (job_id,)
-        ).fetchall()
-    )
-    rows = conn.execute(
-        """SELECT checkpoint_id, trace_id, header->>'parent_id', seq FROM trio_graph_checkpoints
-        WHERE trace_id = ANY(%s) ORDER BY seq""",
-        (list(traces),),
-    ).fetchall()
     by_trace: dict[str, list[tuple[str, str | None, int]]] = {}
     for cid, trace, parent, seq in rows:
         chain = by_trace.setdefault(trace, [])
         expected = chain[-1][0] if chain else None
         assert parent == expected, f"trace {trace} forked at {cid} (parent {parent})"
         chain.append((cid, parent, seq))
-    tips = []
+    found = []
     for trace, chain in by_trace.items():
         last_seq = chain[-1][2]
         continued = any(
@@ -81,17 +76,131 @@ def chain_tips(conn: psycopg.Connection[Any], job_id: str) -> list[str]:
             for other, other_chain in by_trace.items()
         )
         if not continued:
-            tips.append(chain[-1][0])
-    return tips
+            found.append(chain[-1][0])
+    return found
+
+
+class PostgresBackend:
+    """A fresh schema on the test server; the side table ``steps`` in it."""
+
+    name = "postgres"
+
+    def __init__(self) -> None:
+        self.dsn = dsn()
+        self.schema = new_schema()
+
+    def store(self) -> Any:
+        from trio_graph.stores.postgres import PostgresStore
+
+        return PostgresStore(self.dsn, schema=self.schema, max_size=4)
+
+    def child_args(self) -> list[str]:
+        return ["postgres", self.dsn, self.schema]
+
+    def create_side_table(self) -> None:
+        with connect(self.dsn, self.schema) as conn:
+            conn.execute(
+                """CREATE TABLE steps (job text NOT NULL, step integer NOT NULL, pid integer
+                NOT NULL, t0 double precision NOT NULL, t1 double precision NOT NULL)"""
+            )
+
+    def steps(self, job: str | None = None) -> list[tuple[Any, ...]]:
+        with connect(self.dsn, self.schema) as conn:
+            return conn.execute(
+                "SELECT job, step, pid, t0, t1 FROM steps WHERE %(j)s::text IS NULL OR job = %(j)s "
+                "ORDER BY t0",
+                {"j": job},
+            ).fetchall()
+
+    def tips(self, job_id: str) -> list[str]:
+        with connect(self.dsn, self.schema) as conn:
+            traces = dict(
+                conn.execute(
+                    "SELECT trace_id, resumed_from FROM trio_graph_runs WHERE job_id = %s",
+                    (job_id,),
+                ).fetchall()
+            )
+            rows = conn.execute(
+                """SELECT checkpoint_id, trace_id, header->>'parent_id', seq
+                FROM trio_graph_checkpoints WHERE trace_id = ANY(%s) ORDER BY seq""",
+                (list(traces),),
+            ).fetchall()
+        return tips(traces, rows)
+
+    def close(self) -> None:
+        drop_schema(self.dsn, self.schema)
+
+
+class SQLiteBackend:
+    """A store file and a side-table file in a temporary directory."""
+
+    name = "sqlite"
+
+    def __init__(self, tmp: Path) -> None:
+        self.path = str(tmp / "store.db")
+        self.steps_path = str(tmp / "steps.db")
+
+    def store(self) -> Any:
+        from trio_graph.stores.sqlite import SQLiteStore
+
+        return SQLiteStore(self.path)
+
+    def child_args(self) -> list[str]:
+        return ["sqlite", self.path, self.steps_path]
+
+    def _side(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.steps_path, timeout=30, isolation_level=None)
+
+    def create_side_table(self) -> None:
+        db = self._side()
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(
+            "CREATE TABLE steps (job TEXT NOT NULL, step INTEGER NOT NULL, pid INTEGER NOT NULL,"
+            " t0 REAL NOT NULL, t1 REAL NOT NULL)"
+        )
+        db.close()
+
+    def steps(self, job: str | None = None) -> list[tuple[Any, ...]]:
+        db = self._side()
+        try:
+            return db.execute(
+                "SELECT job, step, pid, t0, t1 FROM steps WHERE ? IS NULL OR job = ? ORDER BY t0",
+                (job, job),
+            ).fetchall()
+        finally:
+            db.close()
+
+    def tips(self, job_id: str) -> list[str]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            traces = dict(
+                db.execute(
+                    "SELECT r.trace_id, r.resumed_from FROM runs r JOIN job_traces t "
+                    "ON t.trace_id = r.trace_id WHERE t.job_id = ?",
+                    (job_id,),
+                ).fetchall()
+            )
+            marks = ", ".join("?" * len(traces))
+            rows = db.execute(
+                "SELECT checkpoint_id, trace_id, json_extract(header, '$.parent_id'), seq "
+                f"FROM checkpoints WHERE trace_id IN ({marks}) ORDER BY seq",
+                list(traces),
+            ).fetchall()
+        finally:
+            db.close()
+        return tips(traces, rows)
+
+    def close(self) -> None:
+        pass
 
 
 class Child:
     """One worker process (tests/_worker_child.py)."""
 
-    def __init__(self, dsn: str, schema: str, *args: str) -> None:
+    def __init__(self, *args: str) -> None:
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [sys.executable, CHILD, dsn, schema, *args],
+            [sys.executable, CHILD, *args],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,

@@ -1,9 +1,11 @@
 """A worker process for tests/test_worker.py and benchmarks/workers.py.
 
-    python tests/_worker_child.py DSN SCHEMA [--concurrency N] [--lease S] [--delay S]
-        [--until-idle] [--idle-tx-timeout S]
+    python tests/_worker_child.py postgres DSN SCHEMA [options]
+    python tests/_worker_child.py sqlite STORE_PATH STEPS_PATH [options]
+    options: [--concurrency N] [--lease S] [--delay S] [--until-idle] [--idle-tx-timeout S]
 
-Serves two graphs from ``PostgresStore(DSN, schema=SCHEMA)``:
+Serves two graphs from ``PostgresStore(DSN, schema=SCHEMA)`` (the side table in the same
+schema) or ``SQLiteStore(STORE_PATH)`` (the side table in the file STEPS_PATH):
 
 - ``count``: node ``step`` runs until ``n == state["steps"]``, each run sleeping
   ``--delay`` seconds and recording ``(job, step, pid, t0, t1)`` in the side table
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -33,24 +36,30 @@ import trio
 from trio_graph import GraphBuilder, reducers
 from trio_graph.graph import Graph
 from trio_graph.stores.postgres import PostgresStore
+from trio_graph.stores.sqlite import SQLiteStore
 from trio_graph.worker import Worker
-
-SIDE_TABLE = """CREATE TABLE IF NOT EXISTS steps (
-    job text NOT NULL, step integer NOT NULL, pid integer NOT NULL,
-    t0 double precision NOT NULL, t1 double precision NOT NULL)"""
 
 
 class Recorder:
     """Writes step records to the side table over one connection (one thread at a time)."""
 
-    def __init__(self, dsn: str, schema: str) -> None:
-        self._conn = psycopg.connect(dsn, autocommit=True, options=f"-c search_path={schema}")
+    def __init__(self, kind: str, where: str, schema_or_path: str) -> None:
         self._lock = threading.Lock()
+        self._pg = kind == "postgres"
+        if self._pg:
+            self._conn: Any = psycopg.connect(
+                where, autocommit=True, options=f"-c search_path={schema_or_path}"
+            )
+        else:
+            self._conn = sqlite3.connect(
+                schema_or_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
 
     def record(self, job: str, step: int, t0: float, t1: float) -> None:
+        mark = "%s" if self._pg else "?"
         with self._lock:
             self._conn.execute(
-                "INSERT INTO steps (job, step, pid, t0, t1) VALUES (%s, %s, %s, %s, %s)",
+                f"INSERT INTO steps (job, step, pid, t0, t1) VALUES ({', '.join([mark] * 5)})",
                 (job, step, os.getpid(), t0, t1),
             )
 
@@ -97,10 +106,14 @@ def graphs(recorder: Recorder | None, delay: float) -> dict[str, Graph]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    recorder = Recorder(args.dsn, args.schema)
-    store = PostgresStore(
-        args.dsn, schema=args.schema, idle_in_transaction_timeout=args.idle_tx_timeout
-    )
+    recorder = Recorder(args.kind, args.where, args.extra)
+    store: Any
+    if args.kind == "postgres":
+        store = PostgresStore(
+            args.where, schema=args.extra, idle_in_transaction_timeout=args.idle_tx_timeout
+        )
+    else:
+        store = SQLiteStore(args.where)
     async with store:
         worker = Worker(
             store,
@@ -135,8 +148,9 @@ async def _serve(
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser()
-    p.add_argument("dsn")
-    p.add_argument("schema")
+    p.add_argument("kind", choices=["postgres", "sqlite"])
+    p.add_argument("where", help="the DSN, or the SQLite store's path")
+    p.add_argument("extra", help="the schema, or the SQLite side table's path")
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--lease", type=float, default=1.0)
     p.add_argument("--poll", type=float, default=0.2)
