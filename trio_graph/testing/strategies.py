@@ -575,28 +575,41 @@ class InvalidGraphCase:
         return complaints
 
 
-@st.composite
-def invalid_graphs(
-    draw: st.DrawFn, /, *, max_injections: int = 4, **graph_options: Any
+def injections_for(
+    spec: GraphSpec, kinds: Sequence[str], picks: Sequence[int] = ()
 ) -> InvalidGraphCase:
-    """An :class:`InvalidGraphCase`: a valid graph from :func:`graphs` with 1 to
-    ``max_injections`` problems injected (each with its own fresh name)."""
-    spec = draw(graphs(**graph_options))
-    kinds = draw(st.lists(st.sampled_from(INJECTIONS), min_size=1, max_size=max_injections))
-    for pair in (("missing_start", "bad_start"), ("missing_end", "bad_end")):
-        if pair[0] in kinds and pair[1] in kinds:  # only one way to get start/end wrong
-            kinds = [k for k in kinds if k != pair[1]]
+    """The case injecting ``kinds`` into ``spec``, each with a fresh subject (``x<i>``;
+    an existing node for ``duplicate``, chosen by ``picks``). Only the first way of
+    getting the start (or the end) wrong is kept: the builder keeps one start and end."""
     injections: list[tuple[str, str]] = []
+    seen: set[str] = set()
     for i, kind in enumerate(kinds):
-        if kind in ("missing_start", "missing_end") and kind in [k for k, _ in injections]:
-            continue
+        group = "start" if kind.endswith("_start") else "end" if kind.endswith("_end") else ""
+        if group:
+            if group in seen:
+                continue
+            seen.add(group)
+        pick = picks[i] if i < len(picks) else 0
         if kind == "duplicate":
-            subject = draw(st.sampled_from(spec.node_names()))
+            names = spec.node_names()
+            subject = names[pick % len(names)]
         elif kind == "bad_name":
-            subject = f"x{i}" + draw(st.sampled_from(["/y", "#2"]))
+            subject = f"x{i}" + ("/y", "#2")[pick % 2]
         elif kind == "empty_name":
             subject = ""
         else:
             subject = f"x{i}"
         injections.append((kind, subject))
     return InvalidGraphCase(spec, tuple(injections))
+
+
+@st.composite
+def invalid_graphs(
+    draw: st.DrawFn, /, *, max_injections: int = 4, **graph_options: Any
+) -> InvalidGraphCase:
+    """An :class:`InvalidGraphCase`: a valid graph from :func:`graphs` with 1 to
+    ``max_injections`` problems injected (see :func:`injections_for`)."""
+    spec = draw(graphs(**graph_options))
+    kinds = draw(st.lists(st.sampled_from(INJECTIONS), min_size=1, max_size=max_injections))
+    picks = [draw(_below(8)) for _ in kinds]
+    return injections_for(spec, kinds, picks)
