@@ -222,6 +222,10 @@ async def test_a_paused_worker_cannot_write_after_losing_its_lease(
         )
         if not ok:
             failures.append((trial, paused_stats, other_stats, chain_tips, state))
+    print(
+        f"fencing on {backend.name}: {FENCING_TRIALS} trials, {len(failures)} failed, "
+        f"{inconclusive} inconclusive"
+    )
     assert failures == [], f"{len(failures)}/{FENCING_TRIALS} trials failed: {failures}"
     assert inconclusive <= 1, f"{inconclusive}/{FENCING_TRIALS} trials saw no takeover"
 
