@@ -1,0 +1,212 @@
+"""The run queue's primitives on both queue stores (PostgreSQL and SQLite): submit,
+claims with leases and epochs, fenced saves, parking and decisions, adoption.
+
+The PostgreSQL cases need ``TRIO_GRAPH_PG_DSN`` (skipped without it, failed without it
+under CI). Lease expiry is tested with ``lease=0`` (expired at once), never by waiting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
+
+from trio_graph import Approve, BarrierId, Executor, GraphBuilder, Modify, Reject, Reroute
+from trio_graph import events as ev
+from trio_graph.checkpoint import Checkpoint, DecisionEntry, RunStatus
+from trio_graph.errors import BarrierError, CheckpointError, LeaseLost, StateError
+from trio_graph.stores.queue import FencedStore, JobStatus, QueueStore
+from trio_graph.worker import Worker
+
+
+@pytest.fixture(
+    params=[pytest.param("postgres", marks=SKIP_WITHOUT_SERVER), pytest.param("sqlite")]
+)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    chosen = PostgresBackend() if request.param == "postgres" else SQLiteBackend(tmp_path)
+    yield chosen
+    chosen.close()
+
+
+@pytest.fixture
+async def store(backend: Any) -> AsyncIterator[Any]:
+    async with backend.store() as opened:
+        yield opened
+
+
+def checkpoint(trace: str, cid: str, **fields: Any) -> Checkpoint:
+    fields.setdefault("state", {"n": 0})
+    return Checkpoint(cid, trace, "g", "hash", "next", 0, **fields)
+
+
+async def test_store_is_a_queue_store(store: Any) -> None:
+    """Both queue stores implement the QueueStore protocol workers use."""
+    assert isinstance(store, QueueStore)
+
+
+async def test_submit_validates_the_state(store: Any) -> None:
+    """submit() refuses non-mappings, non-str keys and non-JSON values, naming the key."""
+    with pytest.raises(StateError, match=r"^initial state must be a mapping, got list$"):
+        await store.submit("g", [1])  # type: ignore[arg-type]
+    with pytest.raises(StateError, match=r"state keys must be str, got int"):
+        await store.submit("g", {1: "x"})  # type: ignore[dict-item]
+    with pytest.raises(CheckpointError, match=r"not JSON-compatible \(key 'bad'\)$"):
+        await store.submit("g", {"bad": {1}})
+    job = await store.submit("g", {"a": 1}, trace_id="same")
+    with pytest.raises(CheckpointError, match=r"^a run with id 'same' was already submitted$"):
+        await store.submit("g", {"a": 1}, trace_id="same")
+    assert job == "same"
+    assert [j.job_id for j in await store.jobs()] == ["same"]
+
+
+async def test_claims_are_exclusive_and_count_epochs(store: Any) -> None:
+    """A job is claimed once (epoch 1); an expired lease lets another claim it (epoch 2),
+    and the first claim can then neither renew, save, release nor finish."""
+    job = await store.submit("g", {"n": 1})
+    [first] = await store.claim("w1", ["g"], 5, 0.0)  # lease 0: expired at once
+    assert (first.job_id, first.epoch, first.state, first.checkpoint_id) == (job, 1, {"n": 1}, None)
+    [second] = await store.claim("w2", ["g"], 5, 30.0)
+    assert second.epoch == 2
+    assert await store.claim("w3", ["g"], 5, 30.0) == []
+    assert not await store.renew(job, 1, 30.0)
+    assert await store.renew(job, 2, 30.0)
+    stale = FencedStore(store, job, 1)
+    with pytest.raises(LeaseLost, match=rf"^lease on run '{job}' lost \(epoch 1 is stale\)"):
+        await stale.save(checkpoint(job, "c-stale"))
+    assert stale.refused == 1
+    assert await store.latest(job) is None  # nothing written
+    await FencedStore(store, job, 2).save(checkpoint(job, "c-ok"))
+    assert not await store.release(job, 1)
+    assert not await store.finish(job, 1, JobStatus.COMPLETED)
+    info = await store.job(job)
+    assert info is not None
+    assert (info.status, info.owner, info.epoch, info.checkpoint_id) == (
+        JobStatus.RUNNING,
+        "w2",
+        2,
+        "c-ok",
+    )
+
+
+async def test_release_requeues_and_claim_filters_graphs(store: Any) -> None:
+    """A released job is runnable again at once; claims only take the graphs asked for."""
+    a = await store.submit("a", {})
+    b = await store.submit("b", {})
+    [claim] = await store.claim("w", ["a"], 5, 30.0)
+    assert claim.job_id == a
+    assert await store.release(a, 1)
+    claims = await store.claim("w", ["a", "b"], 5, 30.0)
+    assert sorted((c.job_id, c.epoch) for c in claims) == sorted([(a, 2), (b, 1)])
+
+
+async def test_terminal_checkpoint_settles_the_job(store: Any) -> None:
+    """A completed checkpoint saved through the fence completes the job in the same write."""
+    job = await store.submit("g", {})
+    [claim] = await store.claim("w", ["g"], 1, 30.0)
+    done = attrs.evolve(checkpoint(job, "c1", status=RunStatus.COMPLETED), next_node=None)
+    await FencedStore(store, job, claim.epoch).save(done)
+    info = await store.job(job)
+    assert info is not None
+    assert (info.status, info.owner, info.checkpoint_id) == (JobStatus.COMPLETED, None, "c1")
+    assert await store.claim("w", ["g"], 1, 30.0) == []
+
+
+async def test_decisions_wake_parked_jobs(store: Any) -> None:
+    """A job parked at a barrier stays put until a decision for that occurrence (or a
+    wildcard for the node) arrives; then it is runnable. Decisions are kept in order."""
+    job = await store.submit("g", {})
+    [claim] = await store.claim("w", ["g"], 1, 30.0)
+    assert await store.park(job, claim.epoch, BarrierId("review", 2))
+    info = await store.job(job)
+    assert info is not None
+    assert (info.status, info.pending_barrier) == (JobStatus.WAITING, BarrierId("review", 2))
+    await store.decide(job, BarrierId("review", 3), Reject("later"))  # kept for later
+    await store.decide(job, "other#2", Approve())
+    assert await store.claim("w", ["g"], 1, 30.0) == []
+    await store.decide_all(job, "review", Modify("k", [1, 2.5]))
+    [again] = await store.claim("w", ["g"], 1, 30.0)
+    assert again.epoch == 2
+    assert await store.decisions(job) == [
+        DecisionEntry("review", 3, Reject("later")),
+        DecisionEntry("other", 2, Approve()),
+        DecisionEntry("review", 0, Modify("k", [1, 2.5])),
+    ]
+
+
+async def test_park_after_the_decision_came_requeues(store: Any) -> None:
+    """Parking a job whose decision already arrived leaves it runnable (no lost wake-up)."""
+    job = await store.submit("g", {})
+    [claim] = await store.claim("w", ["g"], 1, 30.0)
+    await store.decide(job, BarrierId("review", 1), Approve())
+    assert await store.park(job, claim.epoch, BarrierId("review", 1))
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.QUEUED
+
+
+async def test_decide_refusals(store: Any) -> None:
+    """Decisions for unknown or finished runs, malformed decisions and non-JSON values
+    are refused with a clear error."""
+    with pytest.raises(BarrierError, match=r"^no run 'nope' in the store \(node 'r'\)$"):
+        await store.decide("nope", BarrierId("r", 1), Approve())
+    job = await store.submit("g", {})
+    with pytest.raises(BarrierError, match=r"^malformed decision: expected .* got str$"):
+        await store.decide(job, BarrierId("r", 1), "yes")  # type: ignore[arg-type]
+    with pytest.raises(CheckpointError, match=r"not JSON-compatible \(key 'k'\)$"):
+        await store.decide(job, BarrierId("r", 1), Modify("k", math.inf))
+    [claim] = await store.claim("w", ["g"], 1, 30.0)
+    assert await store.finish(job, claim.epoch, JobStatus.COMPLETED)
+    with pytest.raises(BarrierError, match=r"^the run has finished; decision not applied"):
+        await store.decide(job, BarrierId("r", 1), Reroute("x"))
+
+
+async def test_decide_by_a_later_trace_id(store: Any) -> None:
+    """A job's later traces (after a resume) lead decide() and job() to the job."""
+    job = await store.submit("g", {})
+    [claim] = await store.claim("w", ["g"], 1, 30.0)
+    await FencedStore(store, job, claim.epoch).save(checkpoint("trace-2", "c1", resumed_from=job))
+    await store.park(job, claim.epoch, BarrierId("r", 1))
+    info = await store.job("trace-2")
+    assert info is not None and (info.job_id, info.trace_id) == (job, "trace-2")
+    await store.decide("trace-2", BarrierId("r", 1), Approve())
+    assert (await store.decisions(job)) == [DecisionEntry("r", 1, Approve())]
+    assert [c.job_id for c in await store.claim("w", ["g"], 1, 30.0)] == [job]
+
+
+async def test_a_stored_waiting_run_is_adopted_by_decide(store: Any) -> None:
+    """A run started by an Executor on the store and left at a barrier joins the queue
+    when a decision is sent for it, so a worker can finish it."""
+    graph = (
+        GraphBuilder("hitl")
+        .task("a", lambda s: {"a": 1})
+        .barrier("review")
+        .task("b", lambda s: {"b": 2})
+        .edge("a", "review")
+        .edge("review", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    executor = Executor(store=store)
+    async with executor.stream(graph, {}) as run:
+        async for event in run:
+            if isinstance(event, ev.BarrierWaiting):
+                break
+    trace = run.trace_id
+    assert await store.job(trace) is None
+    await store.decide(trace, BarrierId("review", 1), Approve())
+    info = await store.job(trace)
+    assert info is not None and info.status == JobStatus.QUEUED and info.graph_name == "hitl"
+    worker = Worker(store, {"hitl": graph}, poll_interval=0.05)
+    with trio.fail_after(20):
+        await worker.serve(until_idle=True)
+    info = await store.job(trace)
+    assert info is not None and info.status == JobStatus.COMPLETED
+    latest = await store.latest(info.trace_id)
+    assert latest is not None
+    assert latest.state == {"a": 1, "review.approved": True, "b": 2}
