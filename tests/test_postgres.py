@@ -1,10 +1,9 @@
-"""PostgresStore specifics against a real server (the shared protocol is in
-test_store_conformance.py): JSONB fidelity, incremental rows, schema versions, bound SQL,
-and the run queue's primitives (submit, claim, leases, epochs, fencing, decisions).
+"""PostgresStore specifics against a real server: JSONB fidelity, incremental rows,
+schema versions, bound SQL. The shared store protocol is tested in
+test_store_conformance.py, the run queue in test_queue.py and test_worker.py.
 
 Needs ``TRIO_GRAPH_PG_DSN`` (``eval "$(scripts/postgres.sh)"``); skipped without it,
-failed without it under CI. Lease expiry is driven by the database clock, so these tests
-use ``lease=0`` (expired at once) rather than waiting.
+failed without it under CI.
 """
 
 from __future__ import annotations
