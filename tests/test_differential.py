@@ -199,6 +199,18 @@ def test_exact_decision_beats_wildcard() -> None:
     ]
 
 
+def test_cancel_at_an_undecided_barrier() -> None:
+    """Cancelling while waiting at a barrier: its NodeEnd(False), then Cancelled naming it."""
+    spec = spec_of(
+        [task("t", {"a": 1}), BarrierSpec("b"), task("end", None)], chain("t", "b", "end")
+    )
+    trace = both(spec, script=DecisionScript(cancel_at=0))
+    assert trace.events[-2:] == (
+        ("NodeEnd", "b", False),
+        ("GraphError", error_info("Cancelled", node="b", barrier="b#1"), {"a": 1}),
+    )
+
+
 def test_skip_timeout_writes_no_approval_keys() -> None:
     """A barrier timing out with default "skip" continues without writing any key."""
     spec = spec_of(

@@ -48,7 +48,7 @@ async def drive(
                 return type(exc).__name__
             return None
 
-        human = Human(script or DecisionScript(), timeouts, perform)
+        human = Human(script or DecisionScript(), timeouts, perform, run.cancel)
         human.start()
         async for event in run:
             events.append(event)

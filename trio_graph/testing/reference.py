@@ -15,7 +15,8 @@ Node functions are called directly; a function with a ``reference`` attribute is
 called through it instead (how the generated async nodes skip their sleep). An async
 function without one must not really await anything. Not modelled (``Unsupported``):
 node timeouts, retries, blocking nodes, ``fallback_on``, subgraphs, a parallel
-``limit`` smaller than the branch count, cancellation and checkpoints.
+``limit`` smaller than the branch count, checkpoints, and cancellation other than
+the person's (at a barrier they leave undecided).
 
 Each rule below says where DESIGN states it; where DESIGN is silent the rule follows
 the Rust executor (DESIGN: "read it for the exact behaviour").
@@ -219,7 +220,7 @@ class _Interpreter:
         self.resolved: set[BarrierId] = set()
         self.finished = False
         timeouts = {n.name: n.timeout for n in graph.nodes.values() if isinstance(n, BarrierNode)}
-        self.human = Human(script, timeouts, self.decide)
+        self.human = Human(script, timeouts, self.decide, lambda: None)
 
     def emit(self, *record: Any) -> None:
         self.events.append(copy.deepcopy(record))
@@ -378,6 +379,8 @@ class _Interpreter:
         bid = BarrierId(node.name, self.visits[node.name])
         self.emit("BarrierWaiting", node.name, bid)
         self.human.waiting(bid)  # the person reacts while the run waits
+        if self.human.cancelled:  # DESIGN §5: cancel stops the run at once
+            raise _NodeFailed(error_info("Cancelled", node=node.name, barrier=str(bid)))
         decision = self.exact.pop(bid, None)  # an exact decision beats a wildcard
         if decision is None:
             decision = self.wildcards.get(node.name)

@@ -339,13 +339,16 @@ class DecisionScript:
       the run is blocked, so what the run sees never depends on scheduling;
     - ``answer``: sent (exact) to a blocked barrier with no timeout that the responses
       left undecided, so a run never waits forever;
-    - ``after_end``: sent on the terminal event (a finished run refuses them).
+    - ``after_end``: sent on the terminal event (a finished run refuses them);
+    - ``cancel_at``: at its ``cancel_at``-th blocked wait, if the responses left the
+      barrier undecided, the person cancels the run (``run.cancel()``) instead.
     """
 
     before: tuple[Send, ...] = ()
     responses: tuple[tuple[Send, ...], ...] = ()
     answer: Decision = attrs.field(factory=Approve)
     after_end: tuple[Send, ...] = ()
+    cancel_at: int | None = None
 
 
 @attrs.frozen
@@ -370,11 +373,17 @@ class Human:
     """
 
     def __init__(
-        self, script: DecisionScript, timeouts: Mapping[str, float | None], perform: Perform
+        self,
+        script: DecisionScript,
+        timeouts: Mapping[str, float | None],
+        perform: Perform,
+        cancel: Callable[[], None] | None = None,
     ) -> None:
         self.script = script
         self.timeouts = timeouts
         self.perform = perform
+        self.cancel = cancel
+        self.cancelled = False
         self.results: list[str | None] = []
         self.exact: set[BarrierId] = set()
         self.wildcards: set[str] = set()
@@ -425,7 +434,10 @@ class Human:
             self.blocked += 1
             if i < len(self.script.responses):
                 self._send_all(self.script.responses[i], bid)
-            if not self.decided(bid) and self.timeouts.get(bid.node) is None:
+            if not self.decided(bid) and i == self.script.cancel_at and self.cancel is not None:
+                self.cancelled = True
+                self.cancel()
+            elif not self.decided(bid) and self.timeouts.get(bid.node) is None:
                 self._do(Call(self.script.answer, barrier_id=bid))
         self.waits.append(bid)
 

@@ -350,7 +350,7 @@ def decision_scripts(
     """A person's decisions for ``spec``: some sent before the run (exact occurrences
     or wildcards), some when it blocks at a barrier (that occurrence, its node, an
     earlier occurrence, another barrier), some after it ends; now and then for a node
-    that is no barrier, or malformed."""
+    that is no barrier, or malformed; and one time in eight a cancel at a blocked wait."""
     barriers = spec.barrier_names()
     others = ["ghost", *[n for n in spec.node_names() if n not in barriers]]
 
@@ -371,6 +371,7 @@ def decision_scripts(
         ),
         answer=answer,
         after_end=tuple(send(_BEFORE) for _ in range(draw(_below(2)))),
+        cancel_at=None if draw(_below(8)) else draw(_below(max_responses + 1)),
     )
 
 
