@@ -9,7 +9,8 @@ It shares no code with the executor: it reads the graph's nodes and its ``edges`
 (in registration order) and nothing else, applies the built-in reducers with its own
 definitions, and knows nothing of Trio. Time exists only to order parallel branches:
 a branch finishes ``fn.delay`` seconds after its fork (0 when it has no ``delay``),
-and branches finishing at the same instant all finish.
+and branches finishing at the same instant all finish (a ``fail_fast`` failure among
+branches that finish together after waiting is left to the scheduler: ``Unsupported``).
 
 Node functions are called directly; a function with a ``reference`` attribute is
 called through it instead (how the generated async nodes skip their sleep). An async
@@ -452,10 +453,19 @@ class _Interpreter:
         # They finish in order of time; all of those finishing at one instant finish.
         done: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
-        by_time = sorted(branches, key=lambda b: float(getattr(b.fn, "delay", 0.0)))
-        for _, group in itertools.groupby(
-            by_time, key=lambda b: float(getattr(b.fn, "delay", 0.0))
-        ):
+
+        def finish(branch: Any) -> float:
+            return float(getattr(branch.fn, "delay", 0.0))
+
+        for instant, same_time in itertools.groupby(sorted(branches, key=finish), key=finish):
+            group = list(same_time)
+            if node.strategy == "fail_fast" and instant > 0 and len(group) > 1:
+                if not all(results[b.name][0] for b in group):
+                    # Which of them wake before the failing one cancels the others is up
+                    # to the scheduler (branches that never wait all finish: instant 0).
+                    raise Unsupported(
+                        f"{node.name!r}: fail_fast failure among simultaneous branches"
+                    )
             for branch in group:
                 ok, value = results[branch.name]
                 (done if ok else failed)[branch.name] = value

@@ -219,13 +219,15 @@ def graphs(
     max_steps: Sequence[int] = (40, 25, 12, 6, 2),
     failures: int = 5,
     malformed: bool = True,
+    ties: bool = False,
 ) -> GraphSpec:
     """A valid graph: ``n0`` starts, the last node ends, a chain of edges (of any class)
     joins them in order so every node is reachable and reaches the end, and extra edges
     (cycles and self-loops included) go anywhere; when a key is a counter (an int with
     ``add``), up to two "go back while the counter is small" edges make loops that end.
     Barriers wait for a decision or time out after a few seconds; parallel branches
-    finish at distinct instants. ``node_kinds`` weighs the kinds (repeat one to favour it)."""
+    finish at distinct instants, or with ``ties`` at 0 or 1 s (several at once).
+    ``node_kinds`` weighs the kinds (repeat one to favour it)."""
     n = draw(st.integers(min_nodes, max_nodes))
     names = [f"n{i}" for i in range(n)]
     keys: list[KeyInfo] = []
@@ -282,7 +284,10 @@ def graphs(
             nodes.append(BarrierSpec(name, timeout=timeout, default=default))
         else:
             k = 1 + draw(_below(max_branches))
-            delays = draw(st.permutations(range(k)))  # distinct: a definite completion order
+            if ties:  # branches finishing at the same instant: compare with branch_order="any"
+                delays = [draw(_below(2)) for _ in range(k)]
+            else:  # distinct: a definite completion order
+                delays = draw(st.permutations(range(k)))
             branch_specs = tuple(
                 BranchSpec(f"b{i}", behaviours(True), float(d), draw(st.booleans()))
                 for i, d in enumerate(delays)
