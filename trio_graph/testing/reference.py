@@ -5,12 +5,13 @@ answering barriers (:class:`~trio_graph.testing.spec.DecisionScript`), and retur
 the :class:`~trio_graph.testing.spec.Trace` the Trio executor must produce: the events
 (without ids and durations), the nodes run, the final state or the error.
 
-It shares no code with the executor: it reads the graph's nodes and its ``edges``
-(in registration order) and nothing else, applies the built-in reducers with its own
-definitions, and knows nothing of Trio. Time exists only to order parallel branches:
-a branch finishes ``fn.delay`` seconds after its fork (0 when it has no ``delay``),
-and branches finishing at the same instant all finish (a ``fail_fast`` failure among
-branches that finish together after waiting is left to the scheduler: ``Unsupported``).
+It shares no logic with the executor: it reads the graph's nodes and its ``edges``
+(in registration order), not the executor's routing index, applies the built-in
+reducers with its own definitions, and knows nothing of Trio. Time exists only to
+order parallel branches: a branch finishes ``fn.delay`` seconds after its fork (0 when
+it has no ``delay``), and branches finishing at the same instant all finish (a
+``fail_fast`` failure among branches that finish together after waiting is left to the
+scheduler: ``Unsupported``).
 
 Node functions are called directly; a function with a ``reference`` attribute is
 called through it instead (how the generated async nodes skip their sleep). An async
@@ -20,7 +21,8 @@ node timeouts, retries, blocking nodes, ``fallback_on``, subgraphs, a parallel
 the person's (at a barrier they leave undecided).
 
 Each rule below says where DESIGN states it; where DESIGN is silent the rule follows
-the Rust executor (DESIGN: "read it for the exact behaviour").
+the Rust executor (DESIGN: "read it for the exact behaviour") or, where the two differ,
+the project's decision (a ``Goto`` from the end node is obeyed).
 """
 
 from __future__ import annotations
