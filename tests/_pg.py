@@ -8,6 +8,8 @@ where a missing DSN fails.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import json
 import os
 import signal
@@ -248,16 +250,28 @@ class Child:
         self.stderr.close()
 
 
-def throwaway_store(**options: Any) -> Any:
-    """An unopened PostgresStore in a fresh schema that is dropped when the store closes."""
+_THROWAWAY: set[str] = set()
+
+
+def _drop_throwaway() -> None:
+    for schema in sorted(_THROWAWAY):
+        try:
+            drop_schema(dsn(), schema)
+        except Exception:  # the server may be gone already
+            pass
+
+
+def throwaway_store(key: Path, **options: Any) -> Any:
+    """An unopened PostgresStore for the temporary directory ``key``: the same schema for
+    the same directory (so a store closed and opened again finds its data), a fresh one
+    for a new directory. The schemas are dropped when the test process exits."""
     from trio_graph.stores.postgres import PostgresStore
 
-    class ThrowawayPostgresStore(PostgresStore):
-        async def aclose(self) -> None:
-            await super().aclose()
-            await trio.to_thread.run_sync(drop_schema, self.dsn, self.schema)
-
-    return ThrowawayPostgresStore(dsn(), schema=new_schema(), **options)
+    schema = "t_" + hashlib.sha1(str(key).encode()).hexdigest()[:16]
+    if not _THROWAWAY:
+        atexit.register(_drop_throwaway)
+    _THROWAWAY.add(schema)
+    return PostgresStore(dsn(), schema=schema, **options)
 
 
 SKIP_WITHOUT_SERVER = pytest.mark.skipif(

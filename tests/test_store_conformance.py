@@ -63,7 +63,7 @@ def postgres_store(tmp: Path) -> Store:
     """A PostgresStore in a fresh schema of the TRIO_GRAPH_PG_DSN server (dropped after)."""
     from _pg import throwaway_store
 
-    store: Store = throwaway_store()
+    store: Store = throwaway_store(tmp)
     return store
 
 
