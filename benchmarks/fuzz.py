@@ -1,14 +1,12 @@
 """A long differential fuzzing campaign: the Trio executor against the reference.
 
     python benchmarks/fuzz.py [N] [--seed S] [--kinds task,barrier,...] [--max-nodes K]
-                              [--skip-known]
 
 Draws N scenarios (graph, state, decision script, event buffer size) with
 ``trio_graph.testing.scenarios()``, runs each on the reference interpreter and on the
 executor (``MockClock``), and checks that the traces agree and that the executor's
 events keep the lifecycle contract. Prints examples/s, how the runs ended, and the
 first counterexample Hypothesis finds (shrunk), then exits 1; exits 0 when none.
-``--skip-known`` steers clear of the known bugs the test suite marks ``xfail``.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import sys
 import time
 from typing import Any
 
-import attrs
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
@@ -40,7 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (random)")
     parser.add_argument("--kinds", default="", help="node kinds, e.g. task,barrier,barrier")
     parser.add_argument("--max-nodes", type=int, default=6)
-    parser.add_argument("--skip-known", action="store_true", help="avoid known bugs")
     args = parser.parse_args(argv)
 
     options: dict[str, Any] = {"max_nodes": args.max_nodes}
@@ -61,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     def campaign(scenario: Scenario) -> None:
         ran[0] += 1
         spec, script = scenario.spec, scenario.script
-        if args.skip_known and scenario.buffer < 256:  # decisions after the end, see tests
-            script = attrs.evolve(script, after_end=())
         expected = interpret(build_graph(spec), scenario.state, script, max_steps=spec.max_steps)
         actual = run_graph(
             build_graph(spec),

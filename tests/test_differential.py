@@ -15,7 +15,6 @@ import re
 import time
 from typing import Any
 
-import attrs
 import pytest
 from hypothesis import given, reject, settings
 
@@ -73,12 +72,7 @@ def both(
 
 
 def check(scenario: Scenario) -> None:
-    script = scenario.script
-    if scenario.buffer < 256:
-        # Known executor bug (test_decision_after_the_terminal_event_is_refused): with
-        # a full event buffer a decision sent on the terminal event is accepted.
-        script = attrs.evolve(script, after_end=())
-    both(scenario.spec, scenario.state, script, buffer=scenario.buffer)
+    both(scenario.spec, scenario.state, scenario.script, buffer=scenario.buffer)
 
 
 # -- random graphs ---------------------------------------------------------------------
@@ -111,8 +105,6 @@ def test_branches_finishing_together_agree(scenario: Scenario) -> None:
     """Branches finishing at the same instant: the same outcome (BranchCompleted in any
     order), except a fail_fast failure among them after a wait, left to the scheduler."""
     script = scenario.script
-    if scenario.buffer < 256:
-        script = attrs.evolve(script, after_end=())  # the known bug, as in check()
     spec, state = scenario.spec, scenario.state
     try:
         expected = interpret(build_graph(spec), state, script, max_steps=spec.max_steps)
@@ -273,7 +265,6 @@ def test_routing_failure_follows_a_successful_node_end() -> None:
 # -- a known executor bug ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="loop.finished is set after the terminal event is sent")
 async def test_decision_after_the_terminal_event_is_refused() -> None:
     """A decision sent once the terminal event was read is refused with BarrierError.
 

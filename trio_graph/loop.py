@@ -202,7 +202,9 @@ class Loop:
         self._wake(node)
 
     def _check_decision(self, node: str, decision: Decision) -> None:
-        if self.finished:
+        if self.finished or self.result is not None or self.error is not None:
+            # result/error are set before the terminal event is sent: once the outcome is
+            # settled no decision can matter, so none is accepted.
             raise BarrierError("the run has finished; decision not applied", node=node)
         if not isinstance(self.graph.find(node), BarrierNode):
             raise BarrierError("decision for a node that is not a barrier", node=node)
