@@ -508,6 +508,10 @@ class PostgresStore:
                     write, checkpoint_id=checkpoint.checkpoint_id, atomic=False
                 )
                 self._planner.wrote(checkpoint, base_id, nbytes)
+                if checkpoint.next_node is None or checkpoint.error is not None:
+                    # The run has ended (a later save of this trace would just be full):
+                    # a long-lived worker does not keep a chain per run it ever served.
+                    self._planner.forget(trace_id)
         finally:
             entry.users -= 1
             if not entry.users:
