@@ -9,30 +9,24 @@ via ``trio.to_thread.run_sync``. All SQL is parameterised.
 under an advisory lock so that workers starting together do not race. ``schema=`` picks
 the PostgreSQL schema (namespace) the tables live in.
 
-**Checkpoints** are JSONB: a full snapshot stores ``state``; an incremental one
-(``base_id`` set) stores only its ``deltas``, and loading restores the state from the
-base snapshot and the chain of deltas (:func:`trio_graph.checkpoint.restore`). JSONB
-normalises numbers and refuses NUL characters, so values are encoded to round-trip
-exactly: floats are written in positional notation (JSONB would turn ``1e300`` into the
-integer 10**300), and strings holding ``\\x00`` (or the escape mark U+FDD0) are escaped.
-Object key order is not kept (JSONB orders keys), which dict equality does not see.
+**Checkpoints** are rows like SQLite's, in JSONB: a header (the checkpoint without its
+state) and a body, the full state for a base snapshot or only the deltas since the
+previous row of the trace (:class:`~trio_graph.checkpoint.ChainPlanner` decides), written
+by the shared :mod:`trio_graph.serde` codec and made JSONB-safe by
+:mod:`trio_graph.stores.jsonb` (floats, NUL characters); a load replays base + deltas.
 
-**Queue** (see :mod:`trio_graph.stores.queue`): ``submit``, ``decide``, ``claim`` with
-``SELECT … FOR UPDATE SKIP LOCKED``, leases on the database clock, and fenced saves that
-check the claim's epoch in the write's own transaction. ``LISTEN``/``NOTIFY`` wakes idle
-workers when work arrives; they also poll, for expired leases.
+**Queue**: ``submit``, ``decide``, ``claim`` and the rest come from
+:class:`~trio_graph.stores.postgres_queue.PostgresQueue`; the fenced save, which checks a
+worker's claim epoch in the write's own statement, is here with the other writes.
 """
 
 from __future__ import annotations
 
 import builtins
 import functools
-import json
-import logging
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -43,13 +37,11 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from .. import serde
-from ..checkpoint import ChainPlanner, Checkpoint, DecisionEntry, RunStatus, new_id
-from ..decisions import DECISION_TYPES, BarrierId, Decision, Modify
-from ..errors import BarrierError, CheckpointError, LeaseLost, StateError
+from ..checkpoint import ChainPlanner, Checkpoint, RunStatus
+from ..errors import CheckpointError, LeaseLost
+from .jsonb import dumps, from_jsonb, loads, to_jsonb
+from .postgres_queue import PostgresQueue
 from .protocol import RunInfo
-from .queue import Claim, Job, JobStatus
-
-log = logging.getLogger("trio_graph.postgres")
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
@@ -112,59 +104,7 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
-_DECISION: Any = Decision
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-# -- JSON that survives JSONB ---------------------------------------------------------
-# Text transforms applied to ASCII JSON (``json.dumps``' default) before it is stored and
-# to JSONB's text output after: the codec on either side stays plain JSON.
-_MARK = "\ufdd0"
-_EXP_HINT = re.compile(r"\d[eE][-+]\d")
-_NUMBER = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?[eE][-+]\d+)')
-_ESCAPE = re.compile(r"\\(?:\\|u0000|ufdd0)")
-_ESCAPED = {"\\\\": "\\\\", "\\u0000": "\\ufdd0\\ufdd2", "\\ufdd0": "\\ufdd0\\ufdd1"}
-_UNESCAPE = re.compile(_MARK + "(.)", re.DOTALL)
-_UNESCAPED = {"\ufdd1": _MARK, "\ufdd2": "\\u0000"}
-
-
-def _positional(match: re.Match[str]) -> str:
-    number = match.group(1)
-    if number is None:  # a string token: unchanged
-        return match.group(0)
-    text = format(Decimal(number), "f")
-    return text if "." in text else text + ".0"
-
-
-def to_jsonb(text: str) -> str:
-    """JSON text (ASCII) that JSONB stores and gives back unchanged.
-
-    JSONB keeps numbers as exact decimals and prints them positionally, so ``1e300``
-    would come back as the integer 10**300: exponent floats are written positionally
-    with a decimal point. JSONB refuses ``\\u0000``: NUL (and the mark U+FDD0 itself)
-    become two-character sequences starting with U+FDD0.
-    """
-    if "\\u0000" in text or "\\ufdd0" in text:
-        text = _ESCAPE.sub(lambda m: _ESCAPED[m.group(0)], text)
-    if _EXP_HINT.search(text):
-        text = _NUMBER.sub(_positional, text)
-    return text
-
-
-def from_jsonb(text: str) -> str:
-    """The JSON text :func:`to_jsonb` encoded, from JSONB's text output."""
-    if _MARK in text:
-        text = _UNESCAPE.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), text)
-    return text
-
-
-def dumps(value: Any) -> str:
-    """``value`` as JSON text for a JSONB column."""
-    return to_jsonb(json.dumps(value, separators=(",", ":"), allow_nan=False))
-
-
-def loads(text: str) -> Any:
-    """A value from a JSONB column's text output."""
-    return json.loads(from_jsonb(text))
 
 
 # -- rows ---------------------------------------------------------------------------
@@ -188,17 +128,6 @@ def _encode(checkpoint: Checkpoint, base_id: str | None, link: int) -> _Row:
     else:
         body = serde.encode_deltas(checkpoint.deltas, cid)
     return _Row(checkpoint, base_id, link, to_jsonb(header), to_jsonb(body))
-
-
-def _decision_doc(decision: Decision) -> str:
-    if not isinstance(decision, DECISION_TYPES):
-        raise BarrierError(
-            "malformed decision: expected Approve, Reject, Modify or Reroute, "
-            f"got {type(decision).__name__}"
-        )
-    if isinstance(decision, Modify):
-        serde.check_json({decision.key: decision.value})
-    return dumps(serde.converter.unstructure(decision, _DECISION))
 
 
 # One statement per save (one round trip, its own transaction on an autocommit
@@ -241,46 +170,6 @@ job AS (
     WHERE job_id = %(job)s AND EXISTS (SELECT 1 FROM ins)
 )""",
 )
-_JOB_COLUMNS = """
-    job_id, graph_name, status, trace_id, checkpoint_id, pending_barrier, epoch, owner,
-    attempts, error, extract(epoch FROM created_at)::float8,
-    extract(epoch FROM updated_at)::float8
-"""
-_CLAIM = """
-WITH c AS (
-    SELECT job_id FROM trio_graph_jobs
-    WHERE graph_name = ANY(%(names)s)
-      AND (status = 'queued' OR (status = 'running' AND lease_until < clock_timestamp()))
-    ORDER BY available_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE trio_graph_jobs AS j
-SET status = 'running', epoch = j.epoch + 1, owner = %(owner)s,
-    lease_until = clock_timestamp() + make_interval(secs => %(lease)s),
-    attempts = j.attempts + 1, pending_barrier = NULL, updated_at = clock_timestamp()
-FROM c WHERE j.job_id = c.job_id
-RETURNING j.job_id, j.graph_name, j.epoch, j.trace_id, j.checkpoint_id,
-    CASE WHEN j.checkpoint_id IS NULL THEN j.state::text END
-"""
-
-
-def _job(row: tuple[Any, ...]) -> Job:
-    pending = BarrierId.parse(row[5]) if row[5] else None
-    return Job(
-        row[0],
-        row[1],
-        JobStatus(row[2]),
-        row[3],
-        row[4],
-        pending,
-        int(row[6]),
-        row[7],
-        int(row[8]),
-        row[9],
-        float(row[10]),
-        float(row[11]),
-    )
 
 
 @attrs.define
@@ -335,7 +224,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         raise CheckpointError(f"corrupted runs row for {trace_id!r:.80}: {exc}") from exc
 
 
-class PostgresStore:
+class PostgresStore(PostgresQueue):
     """A :class:`~trio_graph.stores.protocol.Store` and run queue on PostgreSQL.
 
     ``dsn`` is a libpq connection string or URI. The pool opens (and the schema is
@@ -606,282 +495,11 @@ class PostgresStore:
 
         return await self._call(runs, atomic=False)
 
-    # -- the queue: anyone ---------------------------------------------------------------
-    async def submit(
-        self, graph_name: str, state: Mapping[str, Any], *, trace_id: str | None = None
-    ) -> str:
-        """Queue a new run of ``graph_name`` on ``state``; returns its id (its trace id)."""
-        if not isinstance(state, Mapping):
-            raise StateError(f"initial state must be a mapping, got {type(state).__name__}")
-        for key in state:
-            if not isinstance(key, str):
-                raise StateError(f"state keys must be str, got {type(key).__name__}", key=repr(key))
-        serde.check_json(state)
-        text = dumps(dict(state))
-        job_id = trace_id or new_id()
-
-        def submit(conn: Conn) -> None:
-            row = conn.execute(
-                """INSERT INTO trio_graph_jobs (job_id, graph_name, state, status, trace_id)
-                VALUES (%s, %s, %s::jsonb, 'queued', %s) ON CONFLICT (job_id) DO NOTHING
-                RETURNING 1""",
-                (job_id, graph_name, text, job_id),
-            ).fetchone()
-            if row is None:
-                raise CheckpointError(f"a run with id {job_id!r} was already submitted")
-            self._notify(conn)
-
-        await self._call(submit)
-        return job_id
-
-    async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
-        """Keep ``decision`` for one barrier occurrence of a run (by job or trace id).
-
-        Level-triggered like ``run.decide``: kept until that occurrence is reached. A run
-        parked at that barrier becomes runnable. A stored run not started from the queue
-        but waiting at a barrier is adopted into the queue.
-        """
-        bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
-        if not isinstance(bid, BarrierId):
-            raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
-        await self._decide(trace_id, bid.node, bid.occurrence, decision)
-
-    async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
-        """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
-        await self._decide(trace_id, node, 0, decision)
-
-    async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
-        doc = _decision_doc(decision)
-
-        def decide(conn: Conn) -> None:
-            job_id = self._resolve(conn, trace_id, adopt=True)
-            if job_id is None:
-                raise BarrierError(f"no run {trace_id!r} in the store", node=node)
-            status, pending = conn.execute(
-                "SELECT status, pending_barrier FROM trio_graph_jobs WHERE job_id = %s FOR UPDATE",
-                (job_id,),
-            ).fetchone() or (None, None)
-            if status in (JobStatus.COMPLETED, JobStatus.FAILED):
-                raise BarrierError("the run has finished; decision not applied", node=node)
-            conn.execute(
-                """INSERT INTO trio_graph_decisions (job_id, node, occurrence, decision)
-                VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (job_id, node, occurrence)
-                DO UPDATE SET decision = EXCLUDED.decision""",
-                (job_id, node, occurrence, doc),
-            )
-            if status == JobStatus.WAITING and pending:
-                bid = BarrierId.parse(pending)
-                if bid.node == node and occurrence in (0, bid.occurrence):
-                    conn.execute(
-                        """UPDATE trio_graph_jobs SET status = 'queued',
-                        available_at = clock_timestamp(), updated_at = clock_timestamp()
-                        WHERE job_id = %s""",
-                        (job_id,),
-                    )
-                    self._notify(conn)
-
-        await self._call(decide)
-
-    @staticmethod
-    def _resolve(conn: Conn, trace_id: str, *, adopt: bool = False) -> str | None:
-        """The job a job id or trace id belongs to (adopting a waiting stored run)."""
-        row = conn.execute(
-            """SELECT job_id FROM trio_graph_jobs WHERE job_id = %s
-            UNION ALL SELECT job_id FROM trio_graph_runs
-            WHERE trace_id = %s AND job_id IS NOT NULL LIMIT 1""",
-            (trace_id, trace_id),
-        ).fetchone()
-        if row is not None:
-            return str(row[0])
-        if not adopt:
-            return None
-        run = conn.execute(
-            """SELECT graph_name, status, checkpoint_id FROM trio_graph_runs
-            WHERE trace_id = %s""",
-            (trace_id,),
-        ).fetchone()
-        if run is None or run[1] != RunStatus.WAITING:
-            return None
-        conn.execute(
-            """INSERT INTO trio_graph_jobs (job_id, graph_name, status, trace_id, checkpoint_id)
-            VALUES (%s, %s, 'queued', %s, %s) ON CONFLICT DO NOTHING""",
-            (trace_id, run[0], trace_id, run[2]),
-        )
-        conn.execute(
-            "UPDATE trio_graph_runs SET job_id = %s WHERE trace_id = %s", (trace_id, trace_id)
-        )
-        return trace_id
-
-    async def job(self, trace_id: str) -> Job | None:
-        """The queue row of a run, by its job id or any of its trace ids; None if unknown."""
-
-        def job(conn: Conn) -> Job | None:
-            job_id = self._resolve(conn, trace_id)
-            if job_id is None:
-                return None
-            row = conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM trio_graph_jobs WHERE job_id = %s",
-                (job_id,),
-            ).fetchone()
-            return _job(row) if row else None
-
-        return await self._call(job, atomic=False)
-
-    async def jobs(self, status: JobStatus | None = None) -> builtins.list[Job]:
-        """Queue rows, oldest first; only those with ``status`` if given."""
-
-        def jobs(conn: Conn) -> builtins.list[Job]:
-            rows = conn.execute(
-                f"""SELECT {_JOB_COLUMNS} FROM trio_graph_jobs
-                WHERE %(s)s::text IS NULL OR status = %(s)s ORDER BY created_at, job_id""",
-                {"s": None if status is None else JobStatus(status).value},
-            ).fetchall()
-            return [_job(r) for r in rows]
-
-        return await self._call(jobs, atomic=False)
-
-    # -- the queue: workers --------------------------------------------------------------
-    async def claim(
-        self, owner: str, graph_names: builtins.list[str], limit: int, lease: float
-    ) -> builtins.list[Claim]:
-        """Claim up to ``limit`` runnable jobs of these graphs for ``lease`` seconds."""
-
-        def claim(conn: Conn) -> builtins.list[Claim]:
-            rows = conn.execute(
-                _CLAIM,
-                {"names": list(graph_names), "limit": limit, "owner": owner, "lease": lease},
-            ).fetchall()
-            return [
-                Claim(r[0], r[1], int(r[2]), r[3], r[4], loads(r[5]) if r[5] else None)
-                for r in rows
-            ]
-
-        return await self._call(claim, atomic=False)
-
-    async def renew(self, job_id: str, epoch: int, lease: float) -> bool:
-        """Extend the lease of a claim; False if the claim is no longer current."""
-        return await self._fenced_update(
-            """UPDATE trio_graph_jobs
-            SET lease_until = clock_timestamp() + make_interval(secs => %(lease)s)
-            WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' RETURNING 1""",
-            {"job": job_id, "epoch": epoch, "lease": lease},
-        )
-
-    async def release(self, job_id: str, epoch: int) -> bool:
-        """Give a claimed job back to the queue (runnable at once)."""
-        return await self._fenced_update(
-            """UPDATE trio_graph_jobs SET status = 'queued', owner = NULL, lease_until = NULL,
-            available_at = clock_timestamp(), updated_at = clock_timestamp()
-            WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' RETURNING 1""",
-            {"job": job_id, "epoch": epoch},
-            notify=True,
-        )
-
-    async def finish(
-        self, job_id: str, epoch: int, status: JobStatus, error: str | None = None
-    ) -> bool:
-        """Mark a claimed job completed or failed."""
-        return await self._fenced_update(
-            """UPDATE trio_graph_jobs SET status = %(status)s, error = %(error)s, owner = NULL,
-            lease_until = NULL, updated_at = clock_timestamp()
-            WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' RETURNING 1""",
-            {"job": job_id, "epoch": epoch, "status": JobStatus(status).value, "error": error},
-        )
-
-    async def _fenced_update(
-        self, query: str, params: dict[str, Any], *, notify: bool = False
-    ) -> bool:
-        def update(conn: Conn) -> bool:
-            ok = conn.execute(query, params).fetchone() is not None
-            if ok and notify:
-                self._notify(conn)
-            return ok
-
-        return await self._call(update, atomic=False)
-
-    async def park(
-        self,
-        job_id: str,
-        epoch: int,
-        barrier_id: BarrierId,
-        *,
-        refused: Sequence[DecisionEntry] = (),
-    ) -> bool:
-        """Park a claimed job at a barrier until a decision for it arrives.
-
-        If one arrived meanwhile (other than those in ``refused``, which the graph would
-        not take) the job stays runnable, so no decision is missed.
-        """
-        ignore = [_decision_doc(e.decision) for e in refused]
-
-        def park(conn: Conn) -> bool:
-            row = conn.execute(
-                "SELECT epoch, status FROM trio_graph_jobs WHERE job_id = %s FOR UPDATE",
-                (job_id,),
-            ).fetchone()
-            if row is None or row[0] != epoch or row[1] != JobStatus.RUNNING:
-                return False
-            answered = conn.execute(
-                """SELECT 1 FROM trio_graph_decisions
-                WHERE job_id = %s AND node = %s AND occurrence IN (0, %s)
-                AND NOT (decision = ANY(%s::jsonb[]))""",
-                (job_id, barrier_id.node, barrier_id.occurrence, ignore),
-            ).fetchone()
-            status = JobStatus.QUEUED if answered else JobStatus.WAITING
-            conn.execute(
-                """UPDATE trio_graph_jobs SET status = %s, pending_barrier = %s, owner = NULL,
-                lease_until = NULL, available_at = clock_timestamp(),
-                updated_at = clock_timestamp() WHERE job_id = %s""",
-                (status.value, str(barrier_id), job_id),
-            )
-            if answered:
-                self._notify(conn)
-            return True
-
-        return await self._call(park)
-
     async def save_fenced(self, checkpoint: Checkpoint, job_id: str, epoch: int) -> None:
         """Save ``checkpoint`` only while ``epoch`` is the job's current claim, checked in
         the write's own transaction (else ``LeaseLost``, nothing written). A terminal
         checkpoint also settles the job (completed or failed) in that transaction."""
         await self._write(checkpoint, (job_id, epoch))
-
-    async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]:
-        """Every decision kept for a job (wildcards have occurrence 0), oldest first."""
-
-        def decisions(conn: Conn) -> builtins.list[DecisionEntry]:
-            rows = conn.execute(
-                """SELECT node, occurrence, decision::text FROM trio_graph_decisions
-                WHERE job_id = %s ORDER BY seq""",
-                (job_id,),
-            ).fetchall()
-            return [
-                DecisionEntry(n, o, serde.converter.structure(loads(d), _DECISION))
-                for n, o, d in rows
-            ]
-
-        return await self._call(decisions, atomic=False)
-
-    async def wait_for_work(self, seconds: float) -> None:
-        """Return when work may have arrived (a NOTIFY) or after ``seconds``."""
-        await trio.to_thread.run_sync(self._wait_sync, seconds)
-
-    def _wait_sync(self, timeout: float) -> None:
-        self._open_sync()
-        with self._listen_lock:
-            try:
-                if self._listener is None or self._listener.closed:
-                    conn = psycopg.connect(self.dsn, autocommit=True)
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                    self._listener = conn
-                for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                    pass
-            except psycopg.Error as exc:
-                log.warning("LISTEN failed (%s); polling instead", exc)
-                if self._listener is not None:
-                    self._listener.close()
-                    self._listener = None
-                threading.Event().wait(timeout)
 
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "dumps", "loads"]
