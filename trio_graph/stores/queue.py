@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import builtins
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 from ..checkpoint import Checkpoint, DecisionEntry
 from ..decisions import BarrierId, Decision
+from ..errors import LeaseLost
 
 if TYPE_CHECKING:
-    from .protocol import RunInfo, Store
+    from .protocol import RunInfo
 
 
 class JobStatus(enum.StrEnum):
@@ -101,7 +102,7 @@ class QueueStore(Protocol):
 
     # -- anyone: submit runs and decisions -------------------------------------------
     async def submit(
-        self, graph_name: str, state: dict[str, Any], *, trace_id: str | None = None
+        self, graph_name: str, state: Mapping[str, Any], *, trace_id: str | None = None
     ) -> str: ...
     async def decide(
         self, trace_id: str, barrier_id: BarrierId | str, decision: Decision
@@ -147,8 +148,6 @@ class FencedStore:
         """Writes refused because the lease was lost."""
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        from ..errors import LeaseLost
-
         try:
             await self.store.save_fenced(checkpoint, self.job_id, self.epoch)
         except LeaseLost:
@@ -189,8 +188,3 @@ def stale(entry: DecisionEntry, checkpoint: Checkpoint) -> bool:
     if pending is not None and pending.node == entry.node:
         seen = pending.occurrence - 1
     return entry.occurrence <= seen
-
-
-def as_store(store: QueueStore) -> Store:
-    """``store`` typed as a plain checkpoint store."""
-    return store
