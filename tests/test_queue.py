@@ -154,6 +154,12 @@ async def test_decide_refusals(store: Any) -> None:
     are refused with a clear error."""
     with pytest.raises(BarrierError, match=r"^no run 'nope' in the store \(node 'r'\)$"):
         await store.decide("nope", BarrierId("r", 1), Approve())
+    done = checkpoint("finished", "c-done", status=RunStatus.COMPLETED)
+    await store.save(attrs.evolve(done, next_node=None))
+    with pytest.raises(
+        BarrierError, match=r"^run 'finished' is not waiting at a barrier \(status completed\)$"
+    ):
+        await store.decide("finished", BarrierId("r", 1), Approve())
     job = await store.submit("g", {})
     with pytest.raises(BarrierError, match=r"^malformed decision: expected .* got str$"):
         await store.decide(job, BarrierId("r", 1), "yes")  # type: ignore[arg-type]

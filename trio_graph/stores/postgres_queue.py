@@ -199,8 +199,10 @@ class PostgresQueue:
             WHERE trace_id = %s""",
             (trace_id,),
         ).fetchone()
-        if run is None or run[1] != RunStatus.WAITING:
+        if run is None:
             return None
+        if run[1] != RunStatus.WAITING:
+            raise BarrierError(f"run {trace_id!r} is not waiting at a barrier (status {run[1]})")
         conn.execute(
             """INSERT INTO trio_graph_jobs (job_id, graph_name, status, trace_id, checkpoint_id)
             VALUES (%s, %s, 'queued', %s, %s) ON CONFLICT DO NOTHING""",

@@ -296,8 +296,10 @@ class SQLiteQueue:
         run = db.execute(
             "SELECT graph_name, status, checkpoint_id FROM runs WHERE trace_id = ?", (trace_id,)
         ).fetchone()
-        if run is None or run[1] != RunStatus.WAITING:
+        if run is None:
             return None
+        if run[1] != RunStatus.WAITING:
+            raise BarrierError(f"run {trace_id!r} is not waiting at a barrier (status {run[1]})")
         now = time.time()
         db.execute(
             "INSERT INTO jobs (job_id, graph_name, status, trace_id, checkpoint_id, created_at, "
