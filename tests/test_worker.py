@@ -23,7 +23,8 @@ import trio
 from _pg import SKIP_WITHOUT_SERVER, Child, PostgresBackend, SQLiteBackend
 
 from trio_graph import Approve, BarrierId, GraphBuilder, Reject, Reroute
-from trio_graph.stores.queue import Job, JobStatus, QueueStore
+from trio_graph.checkpoint import Checkpoint
+from trio_graph.stores.queue import FencedStore, Job, JobStatus, QueueStore
 from trio_graph.worker import Worker
 
 FENCING_TRIALS = int(os.environ.get("TRIO_GRAPH_FENCING_TRIALS", "3"))
@@ -489,3 +490,18 @@ def test_worker_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match=r"^graphs must name at least one graph$"):
         Worker(store, {})
     assert Worker(store, [graph]).graphs == {"review": graph}
+
+
+async def test_a_run_stopped_after_its_end_node_is_settled_not_rerun(store: QueueStore) -> None:
+    """A job whose last checkpoint has nothing left to run (its end node ran, then it was
+    interrupted before the completion checkpoint) is completed by the next worker."""
+    job = await store.submit("review", {})
+    [claim] = await store.claim("w", ["review"], 1, 60.0)
+    last = Checkpoint("c1", job, "review", "h", None, 3, {"x": 1}, error="run cancelled")
+    await FencedStore(store, job, claim.epoch).save(last)
+    assert await store.release(job, claim.epoch)
+    worker = await serve(store, {"review": review_graph()})
+    info = await store.job(job)
+    assert info is not None and (info.status, info.error) == (JobStatus.COMPLETED, None)
+    assert (worker.stats.completed, worker.stats.failed) == (1, 0)
+    assert [c.checkpoint_id for c in await store.list(job)] == ["c1"]  # not run again

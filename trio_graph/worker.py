@@ -37,7 +37,7 @@ import attrs
 import trio
 
 from . import events as ev
-from .checkpoint import Checkpoint, CheckpointPolicy, DecisionEntry
+from .checkpoint import Checkpoint, CheckpointPolicy, DecisionEntry, RunStatus
 from .decisions import BarrierId, Decision
 from .errors import Cancelled, CheckpointError, GraphError, LeaseLost
 from .executor import Executor
@@ -225,9 +225,13 @@ class Worker:
         latest: Checkpoint | None = None
         if claim.checkpoint_id is not None:
             latest = await store.load(claim.checkpoint_id)
-            if latest.next_node is None:  # finished; only the job row was not settled
-                status = JobStatus.FAILED if latest.error else JobStatus.COMPLETED
-                await self._settle(claim, state, status, latest.error)
+            if latest.next_node is None:
+                # Nothing left to run, but the job row was not settled: the run failed, or
+                # its end node ran and it stopped before the completion checkpoint.
+                if latest.status == RunStatus.FAILED:
+                    await self._settle(claim, state, JobStatus.FAILED, latest.error)
+                else:
+                    await self._settle(claim, state, JobStatus.COMPLETED)
                 return
         entries = await store.decisions(job_id)
         if latest is not None:
