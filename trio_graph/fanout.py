@@ -52,10 +52,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from . import events as ev
+from .calls import call_node, failure
 from .checkpoint import BranchResult
 from .errors import BranchFailure, NodeExecutionFailed, StateError
 from .graph import Branch, ParallelNode
-from .loop import call_node, failure
 from .results import Outcome
 from .state import merge_branches
 

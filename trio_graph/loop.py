@@ -18,10 +18,10 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
 from . import events as ev
+from .calls import call_node, call_task, failure, own_timeout
 from .checkpoint import (
     BranchResult,
     Checkpoint,
@@ -50,7 +50,6 @@ from .errors import (
     GraphError,
     NodeExecutionFailed,
     NodeNotFound,
-    NodeTimeout,
     StateError,
     StepsExceeded,
 )
@@ -76,39 +75,6 @@ def only_cancelled(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(only_cancelled(e) for e in exc.exceptions)
     return False
-
-
-def failure(node: str, exc: BaseException, *, branch: str | None = None) -> NodeExecutionFailed:
-    """Wrap a node's exception as ``NodeExecutionFailed`` (its cause kept as ``__cause__``)."""
-    err = NodeExecutionFailed(node, type(exc).__name__, str(exc), branch=branch)
-    err.__cause__ = exc
-    return err
-
-
-async def call_node(
-    node: str,
-    fn: Any,
-    is_async: bool,
-    view: Mapping[str, Any],
-    limit: float | None,
-    *,
-    branch: str | None = None,
-) -> Any:
-    """Call a task or branch function, under ``trio.fail_after`` when it has a timeout."""
-    if limit is None:
-        return (await fn(view)) if is_async else fn(view)
-    try:
-        with trio.fail_after(limit):
-            if is_async:
-                return await fn(view)
-            result = fn(view)
-            await trio.lowlevel.checkpoint()
-            return result
-    except trio.TooSlowError as exc:
-        err = NodeTimeout(
-            node, "TooSlowError", f"no result within {limit}s", branch=branch, limit=limit
-        )
-        raise err from exc
 
 
 class Loop:
@@ -401,11 +367,11 @@ class Loop:
                     try:
                         raw = await call_node(name, node.fn, node.is_async, self.view, node.timeout)
                     except Exception as exc:
-                        if _own_timeout(exc, name):
+                        if own_timeout(exc, name):
                             raise
                         raise failure(name, exc) from exc
                 else:
-                    raw = await self._attempts(node)
+                    raw = await call_task(node, self.view, self._on_retry)
                 outcome = normalise(name, raw)
             except NodeExecutionFailed as err:
                 caught = node.fallback_on and (
@@ -421,7 +387,9 @@ class Loop:
 
             outcome = await run_parallel(self, node, span, step)
         elif isinstance(node, SubgraphNode):
-            outcome = await self._subgraph(node)
+            from .subgraph import run_subgraph
+
+            outcome = await run_subgraph(self, node)
         else:  # ConditionNode: routed by its conditional edges
             outcome = NEXT
         return await self._finish(node, name, span, step, t0, outcome)
@@ -629,76 +597,10 @@ class Loop:
             loop = loop.parent
         return loop
 
-    # -- retries, blocking tasks, subgraphs ----------------------------------------------
-    async def _attempts(self, node: TaskNode) -> Any:
-        """Call a task with its retry policy and/or in a worker thread."""
-        name, policy = node.name, node.retry
-        earlier: list[BaseException] = []
-        attempt = 1
-        while True:
-            try:
-                if node.blocking:
-                    return await _in_thread(name, node.fn, self.view, node.timeout)
-                return await call_node(name, node.fn, node.is_async, self.view, node.timeout)
-            except Exception as exc:
-                if policy is None or not policy.retries(exc, attempt):
-                    err = (
-                        exc
-                        if isinstance(exc, NodeTimeout) and exc.node == name
-                        else failure(name, exc)
-                    )
-                    err.attempts = attempt
-                    err.previous = [f"{type(e).__name__}: {e}" for e in earlier]
-                    for i, e in enumerate(earlier, 1):
-                        exc.add_note(f"attempt {i} failed: {type(e).__name__}: {e}")
-                    raise err from exc
-                earlier.append(exc)
-            delay = policy.delay(attempt)
-            last = earlier[-1]
-            message = f"attempt {attempt} failed: {type(last).__name__}: {last}"
-            await self.emit(
-                ev.ObservedError(
-                    self.trace_id, name, ev.Observed("Retrying", message, attempt, delay)
-                )
-            )
-            await trio.sleep(delay)
-            attempt += 1
+    async def _on_retry(self, observed: ev.Observed) -> None:
+        await self.emit(ev.ObservedError(self.trace_id, self.current, observed))
 
-    async def _subgraph(self, node: SubgraphNode) -> Outcome:
-        """Run a subgraph inline (same task, same nursery); its updates become ours."""
-        frame = self.frames.pop(0) if self.frames and self.frames[0].node == node.name else None
-        if frame is not None:
-            state, current, step = dict(frame.state), frame.next_node, frame.step
-        else:
-            start = node.input(self.view) if node.input is not None else self.view
-            state, current, step = check_state(start), node.graph.start, 0
-        child = ChildLoop(
-            node.graph,
-            state,
-            max_steps=node.max_steps or self.max_steps,
-            store=self.store,
-            policy=self.policy,
-            trace_id=self.trace_id,
-            current=current,
-            step=step,
-            registry=self.registry,
-            branches=list(self._resumed_branch_list()) if self.frames == [] and frame else None,
-            frames=self.frames if frame is not None else None,
-            parent=self,
-            prefix=f"{self.prefix}{node.name}/",
-        )
-        if frame is not None:
-            child.collected = list(frame.collected)
-            self.frames = []
-        self.child = child
-        while not await child._step():
-            pass
-        self.child = None  # cleared only on success: on error the root closes its spans
-        if node.output is not None:
-            return normalise(node.name, node.output(child.view))
-        return Outcome(list(child.collected or ()))
-
-    def _resumed_branch_list(self) -> list[BranchResult]:
+    def resumed_branch_list(self) -> list[BranchResult]:
         branches = [BranchResult(b, dict(u)) for b, u in self.resumed_branches.items()]
         self.resumed_branches = {}
         return branches
@@ -709,34 +611,6 @@ class Loop:
         entries = [DecisionEntry(b.node, b.occurrence, d) for b, d in reg.pending.items()]
         entries += [DecisionEntry(n, 0, d) for n, d in reg.wildcards.items()]
         return entries
-
-
-def _own_timeout(exc: BaseException, node: str) -> bool:
-    """A ``NodeTimeout`` raised for this very node (others, e.g. from a nested run, are
-    the node's own failure like any exception)."""
-    return isinstance(exc, NodeTimeout) and exc.node == node
-
-
-class ChildLoop(Loop):
-    """A subgraph's loop: its events go out through the parent with ``"sub/node"`` paths."""
-
-    async def emit(self, event: ev.Event) -> None:
-        node = getattr(event, "node", None)
-        if node is not None and not isinstance(event, ev.CheckpointSaved):
-            event = attrs.evolve(event, node=self.prefix + node)
-        assert self.parent is not None
-        await self.parent.emit(event)
-
-
-async def _in_thread(node: str, fn: Any, view: Mapping[str, Any], limit: float | None) -> Any:
-    """Run a blocking plain function in a worker thread, abandoned if cancelled."""
-    if limit is None:
-        return await trio.to_thread.run_sync(fn, view, abandon_on_cancel=True)
-    try:
-        with trio.fail_after(limit):
-            return await trio.to_thread.run_sync(fn, view, abandon_on_cancel=True)
-    except trio.TooSlowError as exc:
-        raise NodeTimeout(node, "TooSlowError", f"no result within {limit}s", limit=limit) from exc
 
 
 def registry_from(checkpoint: Checkpoint) -> DecisionRegistry:
