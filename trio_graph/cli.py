@@ -629,11 +629,11 @@ async def cmd_decide(args: Any) -> int:
     async with open_store(args) as store:
         info, rows = await resolve_trace(store, args.trace, args)
         trace = info.trace_id
-        if isinstance(store, QueueStore) and not args.graph:
-            # Workers serve this store: record the decision, a worker resumes the run.
-            job = await store.job(trace)
-            pending = job.pending_barrier if job is not None else None
-            bid = _barrier_id(args.barrier, pending)
+        job = await store.job(trace) if isinstance(store, QueueStore) else None
+        if job is not None:
+            # A submitted run, served by workers: record the decision, a worker resumes it.
+            assert isinstance(store, QueueStore)
+            bid = _barrier_id(args.barrier, job.pending_barrier)
             await store.decide(trace, bid, decision)
             print(
                 f"decision for {bid} of run {trace} recorded ({describe_decision(decision)}); "
