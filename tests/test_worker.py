@@ -212,6 +212,7 @@ async def test_a_paused_worker_cannot_write_after_losing_its_lease(
         paused_stats = await paused.stop()
         other_stats = await other.stop()
         chain_tips = backend.tips(job)
+        trial_rows = backend.steps(tag)
         state = await final_state(store, info)
         ok = (
             paused_stats["lease_lost"] == 1
@@ -222,7 +223,10 @@ async def test_a_paused_worker_cannot_write_after_losing_its_lease(
             and state == expected_count(tag, steps)
         )
         if not ok:
-            failures.append((trial, paused_stats, other_stats, chain_tips, state))
+            steps_seen = [(r[1], "paused" if r[2] == paused.pid else "other") for r in trial_rows]
+            failures.append(
+                (trial, paused_stats, other_stats, chain_tips, state, info.epoch, steps_seen)
+            )
     print(
         f"fencing on {backend.name}: {FENCING_TRIALS} trials, {len(failures)} failed, "
         f"{inconclusive} inconclusive"
