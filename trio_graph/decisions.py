@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import attrs
 
+from .errors import BarrierError
+
 
 @attrs.frozen(order=True)
 class BarrierId:
@@ -103,6 +105,18 @@ class DecisionRegistry:
         """Record that ``barrier_id`` was resolved without a decision (timeout)."""
         self.pending.pop(barrier_id, None)
         self.resolved.add(barrier_id)
+
+
+def check_decision(decision: object, node: str = "") -> None:
+    """Raise ``BarrierError`` (naming ``node``) unless ``decision`` is a well-formed decision."""
+    if not isinstance(decision, DECISION_TYPES):
+        raise BarrierError(
+            "malformed decision: expected Approve, Reject, Modify or Reroute, "
+            f"got {type(decision).__name__}",
+            node=node,
+        )
+    if isinstance(decision, Modify) and not isinstance(decision.key, str):
+        raise BarrierError(f"Modify key must be a str, got {decision.key!r}", node=node)
 
 
 def decision_updates(

@@ -33,14 +33,13 @@ from .checkpoint import (
     new_id,
 )
 from .decisions import (
-    DECISION_TYPES,
     Approve,
     BarrierId,
     Decision,
     DecisionRegistry,
-    Modify,
     Reject,
     Reroute,
+    check_decision,
     decision_updates,
 )
 from .errors import (
@@ -174,14 +173,7 @@ class Loop:
             raise BarrierError("the run has finished; decision not applied", node=node)
         if not isinstance(self.graph.find(node), BarrierNode):
             raise BarrierError("decision for a node that is not a barrier", node=node)
-        if not isinstance(decision, DECISION_TYPES):
-            raise BarrierError(
-                "malformed decision: expected Approve, Reject, Modify or Reroute, "
-                f"got {type(decision).__name__}",
-                node=node,
-            )
-        if isinstance(decision, Modify) and not isinstance(decision.key, str):
-            raise BarrierError(f"Modify key must be a str, got {decision.key!r}", node=node)
+        check_decision(decision, node)
         if isinstance(decision, Reroute):
             graph, local = self.graph, node
             while "/" in local:

@@ -29,7 +29,7 @@ from .checkpoint import (
     StoredDelta,
     restore,
 )
-from .decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute
+from .decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute, check_decision
 from .reducers import BUILTINS
 
 T = TypeVar("T")
@@ -135,6 +135,15 @@ def _json_ok(value: Any, depth: int = 0) -> bool:
 def dumps_value(value: Any) -> str:
     """Plain JSON for state values (strict: no NaN, no non-JSON types)."""
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def decision_doc(decision: object) -> Any:
+    """A decision as a JSON-ready document for a store, after checking it is well formed
+    (``BarrierError``) and that a ``Modify`` value is JSON-compatible (``CheckpointError``)."""
+    check_decision(decision)
+    if isinstance(decision, Modify):
+        check_json({decision.key: decision.value})
+    return converter.unstructure(decision, _DECISION)
 
 
 def full(checkpoint: Checkpoint) -> Checkpoint:

@@ -25,7 +25,7 @@ from psycopg import sql
 
 from .. import serde
 from ..checkpoint import DecisionEntry, RunStatus, new_id
-from ..decisions import DECISION_TYPES, BarrierId, Decision, Modify
+from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, CheckpointError, StateError
 from .jsonb import dumps, loads
 from .queue import Claim, Job, JobStatus
@@ -38,14 +38,7 @@ _DECISION: Any = Decision
 
 
 def _decision_doc(decision: Decision) -> str:
-    if not isinstance(decision, DECISION_TYPES):
-        raise BarrierError(
-            "malformed decision: expected Approve, Reject, Modify or Reroute, "
-            f"got {type(decision).__name__}"
-        )
-    if isinstance(decision, Modify):
-        serde.check_json({decision.key: decision.value})
-    return dumps(serde.converter.unstructure(decision, _DECISION))
+    return dumps(serde.decision_doc(decision))
 
 
 _JOB_COLUMNS = """

@@ -28,7 +28,7 @@ import trio
 
 from .. import serde
 from ..checkpoint import Checkpoint, DecisionEntry, RunStatus, new_id
-from ..decisions import DECISION_TYPES, BarrierId, Decision, Modify
+from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, CheckpointError, LeaseLost, StateError
 from .queue import Claim, Job, JobStatus
 
@@ -78,14 +78,7 @@ _DECISION: Any = Decision
 
 
 def _decision_text(decision: Decision) -> str:
-    if not isinstance(decision, DECISION_TYPES):
-        raise BarrierError(
-            "malformed decision: expected Approve, Reject, Modify or Reroute, "
-            f"got {type(decision).__name__}"
-        )
-    if isinstance(decision, Modify):
-        serde.check_json({decision.key: decision.value})
-    return json.dumps(serde.converter.unstructure(decision, _DECISION), separators=(",", ":"))
+    return json.dumps(serde.decision_doc(decision), separators=(",", ":"))
 
 
 def _job(row: tuple[Any, ...]) -> Job:
