@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,18 @@ class SQLiteBackend:
         pass
 
 
+def _stopped(pid: int) -> bool:
+    """True once every thread of process ``pid`` is stopped (Linux /proc)."""
+    states = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        states.add(stat.rsplit(")", 1)[1].split()[0])
+    return states <= {"T", "t"}
+
+
 class Child:
     """One worker process (tests/_worker_child.py)."""
 
@@ -209,6 +222,10 @@ class Child:
         )
         self.pid = self.proc.pid
 
+    def log(self) -> str:
+        """What the worker logged (the end of its stderr)."""
+        return self._err()
+
     def _err(self) -> str:
         self.stderr.seek(0)
         return self.stderr.read()[-3000:]
@@ -221,6 +238,18 @@ class Child:
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
+
+    async def pause(self) -> None:
+        """SIGSTOP, and wait until every thread has stopped: a multi-threaded process
+        stops one thread after another, so on a loaded machine a worker thread can run
+        for a few milliseconds after ``kill()`` returns."""
+        self.signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _stopped(self.pid):
+                return
+            await trio.sleep(0.001)
+        raise AssertionError(f"worker {self.pid} did not stop")
 
     async def wait(self, limit: float = 60) -> dict[str, int]:
         """Wait for the process to exit; its stats (empty if it was killed)."""

@@ -3,6 +3,7 @@
     python tests/_worker_child.py postgres DSN SCHEMA [options]
     python tests/_worker_child.py sqlite STORE_PATH STEPS_PATH [options]
     options: [--concurrency N] [--lease S] [--delay S] [--until-idle] [--idle-tx-timeout S]
+        [--start-when FILE]
 
 Serves two graphs from ``PostgresStore(DSN, schema=SCHEMA)`` (the side table in the same
 schema) or ``SQLiteStore(STORE_PATH)`` (the side table in the file STEPS_PATH):
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -131,9 +133,22 @@ async def main(args: argparse.Namespace) -> None:
                         return
 
                 nursery.start_soon(stop_on_signal)
-                await nursery.start(_serve, worker, args.until_idle, nursery.cancel_scope)
-                print(f"ready {os.getpid()}", flush=True)
+                if args.start_when:
+                    print(f"ready {os.getpid()}", flush=True)
+                    await _wait_for_file(args.start_when)
+                    await nursery.start(_serve, worker, args.until_idle, nursery.cancel_scope)
+                else:
+                    await nursery.start(_serve, worker, args.until_idle, nursery.cancel_scope)
+                    print(f"ready {os.getpid()}", flush=True)
         print(json.dumps(attrs.asdict(worker.stats)), flush=True)
+
+
+async def _wait_for_file(path: str) -> None:
+    """Poll for ``path`` (the test's go-ahead), checking in a thread."""
+    while True:
+        if await trio.to_thread.run_sync(os.path.exists, path):
+            return
+        await trio.sleep(0.02)
 
 
 async def _serve(
@@ -157,8 +172,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--until-idle", action="store_true")
     p.add_argument("--idle-tx-timeout", type=float, default=None)
+    p.add_argument("--start-when", default=None, help="serve only once this file exists")
     return p.parse_args(argv)
 
 
 if __name__ == "__main__":
+    logging.basicConfig(
+        level=logging.INFO, format="%(created).3f %(name)s %(message)s", stream=sys.stderr
+    )
     trio.run(main, parse(sys.argv[1:]))

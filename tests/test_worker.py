@@ -165,11 +165,13 @@ async def test_a_killed_workers_run_is_taken_over_after_its_lease(
 
 # -- fencing ----------------------------------------------------------------------------------
 async def test_a_paused_worker_cannot_write_after_losing_its_lease(
-    store: QueueStore, backend: Backend, children: list[Child]
+    store: QueueStore, backend: Backend, children: list[Child], tmp_path: Path
 ) -> None:
     """SIGSTOP a worker past its lease, let another take the run, SIGCONT the first: its
     late writes are refused (LeaseLost), the chain has one tip, the final state is right.
-    Repeated TRIO_GRAPH_FENCING_TRIALS times (default 3).
+    Repeated TRIO_GRAPH_FENCING_TRIALS times (default 3). The second worker serves only
+    once the first has claimed the run, and the first is seen stopped (every thread)
+    before the test goes on.
 
     A worker paused while holding SQLite's write lock (a commit takes ~0.1 ms of each
     0.15 s step) blocks every writer until it resumes, so no takeover can happen: such a
@@ -178,14 +180,14 @@ async def test_a_paused_worker_cannot_write_after_losing_its_lease(
     failures, inconclusive = [], 0
     for trial in range(FENCING_TRIALS):
         tag = f"fence{trial}"
+        go = tmp_path / f"go{trial}"
         args = ("--lease", str(lease), "--delay", "0.15", "--idle-tx-timeout", "0.5")
         paused = await start(children, backend, *args)
-        other = await start(children, backend, *args)
-        other.signal(signal.SIGSTOP)  # so that the first worker claims the run
+        other = await start(children, backend, *args, "--start-when", str(go))
         job = await store.submit("count", count_job(tag, steps))
         await until(lambda tag=tag: recorded(backend, tag, lambda rows: len(rows) >= 1))
-        other.signal(signal.SIGCONT)
-        paused.signal(signal.SIGSTOP)
+        go.touch()  # the second worker serves only once the first one has the run
+        await paused.pause()
         try:
             await until(
                 lambda job=job: job_where(store, job, lambda j: j.epoch >= 2),
@@ -227,6 +229,7 @@ async def test_a_paused_worker_cannot_write_after_losing_its_lease(
             failures.append(
                 (trial, paused_stats, other_stats, chain_tips, state, info.epoch, steps_seen)
             )
+            print("paused:", paused.log(), "\nother:", other.log())
     print(
         f"fencing on {backend.name}: {FENCING_TRIALS} trials, {len(failures)} failed, "
         f"{inconclusive} inconclusive"

@@ -170,6 +170,13 @@ class Worker:
 
     async def _run_claim(self, claim: Claim) -> None:
         self.stats.claimed += 1
+        log.info(
+            "worker %s: claimed job %s (epoch %d, checkpoint %s)",
+            self.worker_id,
+            claim.job_id,
+            claim.epoch,
+            claim.checkpoint_id,
+        )
         fenced = FencedStore(self.store, claim.job_id, claim.epoch)
         state = _ClaimState()
         try:
