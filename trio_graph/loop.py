@@ -237,7 +237,10 @@ class Loop:
             # The consumer stopped listening: stop as if cancelled (checkpoint included);
             # from now on events that cannot be sent at once are dropped.
             if self.error is None and self.result is None:
-                await self._fail(self._cancelled())
+                # Shielded: the consumer often left because an enclosing scope was
+                # cancelled, and the checkpoint of the last completed step must land.
+                with trio.CancelScope(shield=True):
+                    await self._fail(self._cancelled())
         except BaseException as exc:
             if not only_cancelled(exc):
                 raise

@@ -209,21 +209,6 @@ def _load(conn: Conn, checkpoint_id: str) -> Checkpoint:
     )
 
 
-def _run_info(row: tuple[Any, ...]) -> RunInfo:
-    trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from = row
-    try:
-        return RunInfo(
-            str(trace_id),
-            str(graph_name),
-            RunStatus(status),
-            float(updated_at),
-            checkpoint_id,
-            resumed_from,
-        )
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"corrupted runs row for {trace_id!r:.80}: {exc}") from exc
-
-
 class PostgresStore(PostgresQueue):
     """A :class:`~trio_graph.stores.protocol.Store` and run queue on PostgreSQL.
 
@@ -491,7 +476,7 @@ class PostgresStore(PostgresQueue):
                 """SELECT trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from
                 FROM trio_graph_runs ORDER BY updated_at, trace_id"""
             ).fetchall()
-            return [_run_info(r) for r in rows]
+            return [RunInfo.from_row(r) for r in rows]
 
         return await self._call(runs, atomic=False)
 

@@ -11,11 +11,12 @@ during ``save`` and keeps no reference to it.
 from __future__ import annotations
 
 import builtins
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from ..checkpoint import Checkpoint, RunStatus
+from ..errors import CheckpointError
 
 
 @attrs.frozen
@@ -29,6 +30,23 @@ class RunInfo:
     checkpoint_id: str | None = None
     """The run's latest checkpoint."""
     resumed_from: str | None = None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> RunInfo:
+        """A row ``(trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from)``
+        as stored by the SQL stores; a corrupted one is a ``CheckpointError``."""
+        trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from = row
+        try:
+            return cls(
+                str(trace_id),
+                str(graph_name),
+                RunStatus(status),
+                float(updated_at),
+                checkpoint_id,
+                resumed_from,
+            )
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"corrupted runs row for {trace_id!r:.80}: {exc}") from exc
 
 
 @runtime_checkable

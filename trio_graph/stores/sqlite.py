@@ -43,7 +43,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
 
@@ -487,7 +487,7 @@ class SQLiteStore(SQLiteQueue):
                 "SELECT trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from "
                 "FROM runs ORDER BY updated_at, trace_id"
             ).fetchall()
-            return [_run_info(row) for row in rows]
+            return [RunInfo.from_row(row) for row in rows]
 
         return await self._read(runs)
 
@@ -516,18 +516,3 @@ def _load(db: sqlite3.Connection, checkpoint_id: str) -> Checkpoint:
             "corrupted checkpoint: its chain of deltas is broken", checkpoint_id=checkpoint_id
         )
     return serde.decode_checkpoint(checkpoint_id, header, chain[0][3], [r[3] for r in chain[1:]])
-
-
-def _run_info(row: tuple[Any, ...]) -> RunInfo:
-    trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from = row
-    try:
-        return RunInfo(
-            str(trace_id),
-            str(graph_name),
-            RunStatus(status),
-            float(updated_at),
-            checkpoint_id,
-            resumed_from,
-        )
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"corrupted runs row for {trace_id!r:.80}: {exc}") from exc
