@@ -253,12 +253,17 @@ class Child:
 
     async def wait(self, limit: float = 60) -> dict[str, int]:
         """Wait for the process to exit; its stats (empty if it was killed)."""
+        # Not communicate(): ready() read stdout through its buffer, which may already hold
+        # the stats line of a worker that found nothing to do; read() returns it too. The
+        # worker writes only a few short lines, so it cannot block on a full pipe.
         try:
-            out, _ = await trio.to_thread.run_sync(lambda: self.proc.communicate(timeout=limit))
+            await trio.to_thread.run_sync(lambda: self.proc.wait(timeout=limit))
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.communicate()
+            self.proc.wait()
             raise AssertionError(f"worker {self.pid} did not exit\n{self._err()}") from None
+        assert self.proc.stdout is not None
+        out = await trio.to_thread.run_sync(self.proc.stdout.read)
         lines = [line for line in out.splitlines() if line.startswith("{")]
         if self.proc.returncode == 0:
             assert lines, f"worker {self.pid} printed no stats\n{self._err()}"
