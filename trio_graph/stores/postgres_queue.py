@@ -28,7 +28,7 @@ from ..checkpoint import DecisionEntry, RunStatus, new_id
 from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, CheckpointError, StateError
 from .jsonb import dumps, loads
-from .queue import Claim, Job, JobStatus
+from .queue import Claim, DecisionsMixin, Job, JobStatus
 
 log = logging.getLogger("trio_graph.postgres")
 
@@ -83,7 +83,7 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
-class PostgresQueue:
+class PostgresQueue(DecisionsMixin):
     """The queue methods of :class:`~trio_graph.stores.postgres.PostgresStore`."""
 
     if TYPE_CHECKING:  # provided by PostgresStore
@@ -125,22 +125,6 @@ class PostgresQueue:
 
         await self._call(submit)
         return job_id
-
-    async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
-        """Keep ``decision`` for one barrier occurrence of a run (by job or trace id).
-
-        Level-triggered like ``run.decide``: kept until that occurrence is reached. A run
-        parked at that barrier becomes runnable. A stored run not started from the queue
-        but waiting at a barrier is adopted into the queue.
-        """
-        bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
-        if not isinstance(bid, BarrierId):
-            raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
-        await self._decide(trace_id, bid.node, bid.occurrence, decision)
-
-    async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
-        """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
-        await self._decide(trace_id, node, 0, decision)
 
     async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
         doc = _decision_doc(decision)

@@ -32,7 +32,8 @@ import attrs
 
 from ..checkpoint import Checkpoint, DecisionEntry
 from ..decisions import BarrierId, Decision
-from ..errors import LeaseLost
+from ..errors import BarrierError, LeaseLost
+from .protocol import Store
 
 if TYPE_CHECKING:
     from .protocol import RunInfo
@@ -89,16 +90,8 @@ class Claim:
 
 
 @runtime_checkable
-class QueueStore(Protocol):
+class QueueStore(Store, Protocol):
     """A store that also keeps the run queue (PostgresStore, SQLiteStore)."""
-
-    async def save(self, checkpoint: Checkpoint) -> None: ...
-    async def load(self, checkpoint_id: str) -> Checkpoint: ...
-    async def latest(self, trace_id: str) -> Checkpoint | None: ...
-    async def list(self, trace_id: str) -> builtins.list[Checkpoint]: ...
-    async def delete(self, trace_id: str) -> None: ...
-    async def runs(self) -> builtins.list[RunInfo]: ...
-    async def aclose(self) -> None: ...
 
     # -- anyone: submit runs and decisions -------------------------------------------
     async def submit(
@@ -188,3 +181,27 @@ def stale(entry: DecisionEntry, checkpoint: Checkpoint) -> bool:
     if pending is not None and pending.node == entry.node:
         seen = pending.occurrence - 1
     return entry.occurrence <= seen
+
+
+class DecisionsMixin:
+    """``decide``/``decide_all`` for the queue stores, on their ``_decide(trace, node,
+    occurrence, decision)`` (occurrence 0 is a wildcard)."""
+
+    async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
+        raise NotImplementedError
+
+    async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
+        """Keep ``decision`` for one barrier occurrence of a run (by job or trace id).
+
+        Level-triggered like ``run.decide``: kept until that occurrence is reached. A run
+        parked at that barrier becomes runnable. A stored run not started from the queue
+        but waiting at a barrier is adopted into the queue.
+        """
+        bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
+        if not isinstance(bid, BarrierId):
+            raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
+        await self._decide(trace_id, bid.node, bid.occurrence, decision)
+
+    async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
+        """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
+        await self._decide(trace_id, node, 0, decision)

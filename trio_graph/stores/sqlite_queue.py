@@ -30,7 +30,7 @@ from .. import serde
 from ..checkpoint import Checkpoint, DecisionEntry, RunStatus, new_id
 from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, CheckpointError, LeaseLost, StateError
-from .queue import Claim, Job, JobStatus
+from .queue import Claim, DecisionsMixin, Job, JobStatus
 
 T = TypeVar("T")
 
@@ -107,7 +107,7 @@ def _resolve(db: sqlite3.Connection, trace_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-class SQLiteQueue:
+class SQLiteQueue(DecisionsMixin):
     """The queue methods of :class:`~trio_graph.stores.sqlite.SQLiteStore`."""
 
     _queue_ready = False
@@ -241,18 +241,6 @@ class SQLiteQueue:
 
         await self._queue_write(submit)
         return job_id
-
-    async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
-        """Keep ``decision`` for one barrier occurrence of a run (by job or trace id); a run
-        parked there becomes runnable. A stored run waiting at a barrier is adopted."""
-        bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
-        if not isinstance(bid, BarrierId):
-            raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
-        await self._decide(trace_id, bid.node, bid.occurrence, decision)
-
-    async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
-        """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
-        await self._decide(trace_id, node, 0, decision)
 
     async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
         text = _decision_text(decision)
