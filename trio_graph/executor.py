@@ -20,7 +20,7 @@ import trio
 from . import events as ev
 from .checkpoint import Checkpoint, CheckpointPolicy
 from .decisions import BarrierId, Decision
-from .errors import CheckpointError, GraphChanged, GraphError, InvalidGraph
+from .errors import CheckpointError, GraphChanged, InvalidGraph
 from .graph import Graph
 from .loop import Loop, check_state, registry_from
 from .run import Run
@@ -203,5 +203,3 @@ class Executor:
             frames=checkpoint.frames,
         )
 
-
-__all__ = ["Executor", "GraphError"]

@@ -76,8 +76,7 @@ class Run:
             pass
         if self._loop.error is not None:
             raise self._loop.error
-        if self._loop.result is None:
-            raise GraphError()  # unreachable: a finished loop has a result or an error
+        assert self._loop.result is not None, "a finished run has a result or an error"
         return self._loop.result
 
     def decide(self, barrier_id: BarrierId, decision: Decision) -> None:
