@@ -81,3 +81,23 @@ def print_table(
         print(f"  {name:<{width}}  {mid:>18,.0f}  {ratio:>20}")
     for name in skipped:
         print(f"  {name:<{width}}  skipped: not installed")
+
+
+def profile(run: Callable[[], object], lines: int = 25) -> None:
+    """Print a cProfile of one call of ``run``, sorted by own time."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    run()
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(lines)
+
+
+def add_peers(workloads: dict[str, Workload], peers: Mapping[str, Workload]) -> list[str]:
+    """Add each peer's workload whose engine is installed; return the engines skipped."""
+    have = peers_available()
+    skipped = [engine for engine in peers if not have.get(engine)]
+    workloads.update({engine: run for engine, run in peers.items() if have.get(engine)})
+    return skipped

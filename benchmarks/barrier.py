@@ -88,42 +88,22 @@ def trio_graph_barrier(rounds: int, *, store: bool = False) -> float:
     return trio.run(_drive, graph, rounds, store)
 
 
-def _profile(rounds: int) -> None:
-    import cProfile
-    import pstats
-
-    graph = barrier_graph(rounds)
-    profile = cProfile.Profile()
-    profile.enable()
-    trio.run(_drive, graph, rounds, False)
-    profile.disable()
-    pstats.Stats(profile).sort_stats("tottime").print_stats(25)
-
-
 def main(argv: list[str]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     args = [a for a in argv if not a.startswith("--")]
     reps = int(args[0]) if args else 5
     rounds = int(args[1]) if len(args) > 1 else ROUNDS
-    if "--profile" in argv:
-        _profile(rounds * 10)
-        return
-    from _harness import interleave, peers_available, print_table
+    from _harness import add_peers, interleave, print_table, profile
+    from peers import langgraph_barrier
 
+    if "--profile" in argv:
+        profile(lambda: trio_graph_barrier(rounds * 10))
+        return
     workloads = {
         "trio_graph": lambda: trio_graph_barrier(rounds),
         "trio_graph[store]": lambda: trio_graph_barrier(rounds, store=True),
     }
-    skipped: list[str] = []
-    try:
-        from peers import langgraph_barrier
-    except ImportError:
-        skipped = ["langgraph"]
-    else:
-        if peers_available()["langgraph"]:
-            workloads["langgraph"] = lambda: langgraph_barrier(rounds)
-        else:
-            skipped.append("langgraph")
+    skipped = add_peers(workloads, {"langgraph": lambda: langgraph_barrier(rounds)})
     results = interleave(workloads, reps)
     print_table(
         f"barrier pause + decide + continue, {rounds} rounds per run",

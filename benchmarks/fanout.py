@@ -89,42 +89,25 @@ def trio_graph_fanout(n_fanouts: int, width: int = WIDTH) -> float:
     return trio.run(_drive, graph, n_fanouts, width)
 
 
-def _profile(n_fanouts: int) -> None:
-    import cProfile
-    import pstats
-
-    graph = fanout_graph(n_fanouts)
-    profile = cProfile.Profile()
-    profile.enable()
-    trio.run(_drive, graph, n_fanouts, WIDTH)
-    profile.disable()
-    pstats.Stats(profile).sort_stats("tottime").print_stats(25)
-
-
 def main(argv: list[str]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     args = [a for a in argv if not a.startswith("--")]
     reps = int(args[0]) if args else 5
     n = int(args[1]) if len(args) > 1 else 100
-    if "--profile" in argv:
-        _profile(n * 5)
-        return
-    from _harness import interleave, peers_available, print_table
+    from _harness import add_peers, interleave, print_table, profile
+    from peers import langgraph_fanout, pydantic_graph_fanout
 
+    if "--profile" in argv:
+        profile(lambda: trio_graph_fanout(n * 5))
+        return
     workloads = {"trio_graph": lambda: trio_graph_fanout(n)}
-    skipped: list[str] = []
-    try:
-        from peers import langgraph_fanout, pydantic_graph_fanout
-    except ImportError:
-        skipped = ["langgraph", "pydantic_graph"]
-    else:
-        have = peers_available()
-        peers = {"langgraph": langgraph_fanout, "pydantic_graph": pydantic_graph_fanout}
-        for name, fn in peers.items():
-            if have[name]:
-                workloads[name] = lambda fn=fn: fn(n)
-            else:
-                skipped.append(name)
+    skipped = add_peers(
+        workloads,
+        {
+            "langgraph": lambda: langgraph_fanout(n),
+            "pydantic_graph": lambda: pydantic_graph_fanout(n),
+        },
+    )
     results = interleave(workloads, reps)
     print_table(
         f"fan-out {WIDTH} + join, {n} fan-outs per run", "fan-outs/s", results, skipped=skipped

@@ -67,42 +67,26 @@ def trio_graph_loop(steps: int) -> float:
     return trio.run(_drive, graph, steps)
 
 
-def _profile(steps: int) -> None:
-    import cProfile
-    import pstats
-
-    profile = cProfile.Profile()
-    profile.enable()
-    trio_graph_loop(steps)
-    profile.disable()
-    pstats.Stats(profile).sort_stats("tottime").print_stats(20)
-
-
 def main(argv: list[str]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     args = [a for a in argv if not a.startswith("--")]
     reps = int(args[0]) if args else 5
     steps = int(args[1]) if len(args) > 1 else 20_000
-    if "--profile" in argv:
-        _profile(steps)
-        return
-    from _harness import interleave, peers_available, print_table
+    from _harness import add_peers, interleave, print_table, profile
+    from peers import langgraph_loop, pydantic_graph_loop
 
+    if "--profile" in argv:
+        profile(lambda: trio_graph_loop(steps), lines=20)
+        return
     workloads = {"trio_graph": lambda: trio_graph_loop(steps)}
-    skipped: list[str] = []
-    try:
-        from peers import langgraph_loop, pydantic_graph_loop
-    except ImportError:
-        skipped = ["langgraph", "pydantic_graph"]
-    else:
-        have = peers_available()
-        # The peers are ~10-50x slower: give them fewer steps so a run stays short.
-        peers = {"langgraph": langgraph_loop, "pydantic_graph": pydantic_graph_loop}
-        for name, fn in peers.items():
-            if have[name]:
-                workloads[name] = lambda fn=fn: fn(min(steps, 2000))
-            else:
-                skipped.append(name)
+    peer_steps = min(steps, 2000)  # the peers are 10-50x slower: keep their runs short
+    skipped = add_peers(
+        workloads,
+        {
+            "langgraph": lambda: langgraph_loop(peer_steps),
+            "pydantic_graph": lambda: pydantic_graph_loop(peer_steps),
+        },
+    )
     results = interleave(workloads, reps)
     print_table(f"2-node loop, {steps} steps per run", "node-steps/s", results, skipped=skipped)
 
