@@ -22,8 +22,9 @@ from .checkpoint import Checkpoint, CheckpointPolicy
 from .decisions import BarrierId, Decision
 from .errors import CheckpointError, GraphChanged, InvalidGraph
 from .graph import Graph
-from .loop import Loop, check_state, registry_from
+from .loop import Loop, registry_from
 from .run import Run
+from .state import check_state
 from .stores.protocol import Store
 
 log = logging.getLogger("trio_graph")
@@ -202,4 +203,3 @@ class Executor:
             resume_count=checkpoint.resume_count + 1,
             frames=checkpoint.frames,
         )
-

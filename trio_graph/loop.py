@@ -49,7 +49,6 @@ from .errors import (
     GraphError,
     NodeExecutionFailed,
     NodeNotFound,
-    StateError,
     StepsExceeded,
 )
 from .graph import BarrierNode, Graph, Node, ParallelNode, SubgraphNode, TaskNode
@@ -624,13 +623,3 @@ def registry_from(checkpoint: Checkpoint) -> DecisionRegistry:
         else:
             reg.submit(BarrierId(e.node, e.occurrence), e.decision)
     return reg
-
-
-def check_state(state: object) -> dict[str, Any]:
-    """The initial state as a fresh dict with str keys, or ``StateError``."""
-    if not isinstance(state, Mapping):
-        raise StateError(f"initial state must be a mapping, got {type(state).__name__}")
-    for key in state:
-        if not isinstance(key, str):
-            raise StateError(f"state keys must be str, got {type(key).__name__}", key=repr(key))
-    return dict(state)

@@ -84,3 +84,13 @@ def merge_branches(
         if len(branches) > 1 and key not in reducers:
             raise StateError("parallel merge conflict", node=node, key=key, branches=branches)
     return deltas
+
+
+def check_state(state: object) -> dict[str, Any]:
+    """The initial state as a fresh dict with str keys, or ``StateError``."""
+    if not isinstance(state, Mapping):
+        raise StateError(f"initial state must be a mapping, got {type(state).__name__}")
+    for key in state:
+        if not isinstance(key, str):
+            raise StateError(f"state keys must be str, got {type(key).__name__}", key=repr(key))
+    return dict(state)

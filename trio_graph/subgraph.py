@@ -13,8 +13,9 @@ import attrs
 
 from . import events as ev
 from .graph import SubgraphNode
-from .loop import Loop, check_state
+from .loop import Loop
 from .results import Outcome, normalise
+from .state import check_state
 
 
 class ChildLoop(Loop):

@@ -26,7 +26,8 @@ from psycopg import sql
 from .. import serde
 from ..checkpoint import DecisionEntry, RunStatus, new_id
 from ..decisions import BarrierId, Decision
-from ..errors import BarrierError, CheckpointError, StateError
+from ..errors import BarrierError, CheckpointError
+from ..state import check_state
 from .jsonb import dumps, loads
 from .queue import Claim, DecisionsMixin, Job, JobStatus
 
@@ -103,11 +104,7 @@ class PostgresQueue(DecisionsMixin):
         self, graph_name: str, state: Mapping[str, Any], *, trace_id: str | None = None
     ) -> str:
         """Queue a new run of ``graph_name`` on ``state``; returns its id (its trace id)."""
-        if not isinstance(state, Mapping):
-            raise StateError(f"initial state must be a mapping, got {type(state).__name__}")
-        for key in state:
-            if not isinstance(key, str):
-                raise StateError(f"state keys must be str, got {type(key).__name__}", key=repr(key))
+        state = check_state(state)
         serde.check_json(state)
         text = dumps(dict(state))
         job_id = trace_id or new_id()

@@ -29,7 +29,8 @@ import trio
 from .. import serde
 from ..checkpoint import Checkpoint, DecisionEntry, RunStatus, new_id
 from ..decisions import BarrierId, Decision
-from ..errors import BarrierError, CheckpointError, LeaseLost, StateError
+from ..errors import BarrierError, CheckpointError, LeaseLost
+from ..state import check_state
 from .queue import Claim, DecisionsMixin, Job, JobStatus
 
 T = TypeVar("T")
@@ -216,11 +217,7 @@ class SQLiteQueue(DecisionsMixin):
         self, graph_name: str, state: Mapping[str, Any], *, trace_id: str | None = None
     ) -> str:
         """Queue a new run of ``graph_name`` on ``state``; returns its id (its trace id)."""
-        if not isinstance(state, Mapping):
-            raise StateError(f"initial state must be a mapping, got {type(state).__name__}")
-        for key in state:
-            if not isinstance(key, str):
-                raise StateError(f"state keys must be str, got {type(key).__name__}", key=repr(key))
+        state = check_state(state)
         serde.check_json(state)
         text = serde.dumps_value(dict(state))
         job_id = trace_id or new_id()
