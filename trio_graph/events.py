@@ -32,12 +32,22 @@ class ExecutionEntry:
 
 @attrs.frozen
 class RunResult:
-    """What a completed run returns."""
+    """What a completed run returns.
+
+    The execution log is bounded (DESIGN §13): it keeps the **last** entries (the
+    executor's ``log_limit``), and ``execution_count`` counts every entry the run made,
+    so a run of a million steps holds no per-step record. The full history is in the
+    events and, with a store, its checkpoints.
+    """
 
     trace_id: str
     state: dict[str, Any]
     execution_log: list[ExecutionEntry]
+    """The last node executions of this run (segment), oldest first."""
     duration: float
+    execution_count: int = 0
+    """How many node executions this run (segment) made: ``len(execution_log)`` until
+    the log reaches its limit, then more."""
 
 
 @attrs.frozen
@@ -98,10 +108,16 @@ class ObservedError:
 
 @attrs.frozen
 class BarrierWaiting:
+    """A barrier occurrence was reached. ``answered`` is True when a decision for it (exact
+    or wildcard) was already waiting: the barrier resolves at once, so a consumer that
+    answers every ``BarrierWaiting`` should skip those (deciding again is "already
+    resolved")."""
+
     trace_id: str
     node: str
     span_id: int
     barrier_id: BarrierId
+    answered: bool = False
 
 
 @attrs.frozen

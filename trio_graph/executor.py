@@ -19,9 +19,9 @@ import trio
 
 from . import events as ev
 from .checkpoint import Checkpoint, CheckpointPolicy
-from .decisions import BarrierId, Decision
-from .errors import CheckpointError, GraphChanged, InvalidGraph
-from .graph import Graph
+from .decisions import BarrierId, Decision, check_decision
+from .errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
+from .graph import Graph, SubgraphNode
 from .loop import Loop, registry_from
 from .run import Run
 from .state import check_state
@@ -32,7 +32,8 @@ log = logging.getLogger("trio_graph")
 
 class Executor:
     """Runs graphs. ``max_steps`` bounds every run (resumes included); ``store`` and
-    ``policy`` enable checkpoints; ``buffer`` is the event channel's capacity."""
+    ``policy`` enable checkpoints; ``buffer`` is the event channel's capacity;
+    ``log_limit`` how many of the last entries a result's execution log keeps."""
 
     def __init__(
         self,
@@ -41,15 +42,19 @@ class Executor:
         store: Store | None = None,
         policy: CheckpointPolicy | None = None,
         buffer: int = 256,
+        log_limit: int = 1000,
     ) -> None:
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
         if not isinstance(buffer, int) or buffer < 1:
             raise ValueError(f"buffer must be a positive int, got {buffer!r}")
+        if not isinstance(log_limit, int) or isinstance(log_limit, bool) or log_limit < 0:
+            raise ValueError(f"log_limit must be an int >= 0, got {log_limit!r}")
         self.max_steps = max_steps
         self.store = store
         self.policy = policy or CheckpointPolicy()
         self.buffer = buffer
+        self.log_limit = log_limit
 
     # -- starting runs -----------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -65,6 +70,7 @@ class Executor:
             policy=self.policy,
             trace_id=trace_id or uuid.uuid4().hex,
             current=graph.start,
+            log_limit=self.log_limit,
         )
         async with self._drive(loop) as run:
             yield run
@@ -123,25 +129,15 @@ class Executor:
     ) -> ev.RunResult:
         """Run to completion and return the result, or raise the terminal error.
 
-        A barrier with no timeout needs a wildcard decision in ``decisions`` (keyed by
-        the node's name); otherwise use ``stream()`` to answer it.
+        ``decisions`` are keyed by a barrier's name (or ``"sub/node"`` path: a wildcard
+        answering every occurrence) or by a ``BarrierId`` (that occurrence only). Every
+        barrier with no timeout must be answered wherever the run can reach it: a
+        wildcard, or a ``BarrierId`` for occurrence 1 when the barrier is on no cycle (it
+        is reached at most once). Otherwise ``InvalidGraph``; use ``stream()`` to answer
+        as the run goes. A key that names no barrier is a ``BarrierError`` naming it.
         """
         decisions = dict(decisions or {})
-        waiting = [
-            path
-            for path in graph.barriers()  # subgraph barriers as "sub/node" paths
-            if getattr(graph.find(path), "timeout", None) is None and path not in decisions
-        ]
-        if waiting:
-            raise InvalidGraph(
-                graph.name,
-                [
-                    f"barrier {name!r} has no timeout and no decision: run() cannot answer "
-                    "it; use executor.stream() and run.decide(), give it a timeout, or pass "
-                    f"decisions={{{name!r}: Approve()}}"
-                    for name in waiting
-                ],
-            )
+        check_run_decisions(graph, decisions)
         async with self.stream(graph, state) as run:
             for key, decision in decisions.items():
                 if isinstance(key, BarrierId):
@@ -202,4 +198,85 @@ class Executor:
             resumed_from=checkpoint.trace_id,
             resume_count=checkpoint.resume_count + 1,
             frames=checkpoint.frames,
+            log_limit=self.log_limit,
         )
+
+
+def check_run_decisions(graph: Graph, decisions: Mapping[BarrierId | str, Decision]) -> None:
+    """Refuse ``run(decisions=...)`` that names no barrier, or leaves one waiting forever.
+
+    A key naming no barrier (a typo) is a ``BarrierError`` naming that key; a barrier
+    with no timeout that the decisions do not answer at every arrival is a problem of
+    the ``InvalidGraph`` raised (a ``BarrierId`` key answers one occurrence, so it is
+    enough only for a barrier that no cycle brings back).
+    """
+    barriers = graph.barriers()  # subgraph barriers as "sub/node" paths
+    for key, decision in decisions.items():
+        _check_key(graph.name, barriers, key, decision)
+    exact = {key for key in decisions if isinstance(key, BarrierId)}
+    problems = []
+    for path in barriers:
+        if getattr(graph.find(path), "timeout", None) is not None or path in decisions:
+            continue
+        if BarrierId(path, 1) not in exact:
+            first = f" for {path}#1" if any(k.node == path for k in exact) else ""
+            problems.append(
+                f"barrier {path!r} has no timeout and no decision{first}: run() cannot "
+                "answer it"
+            )
+        elif _recurs(graph, path):
+            problems.append(
+                f"barrier {path!r} has no timeout and no decision for its arrivals after "
+                f"{path}#1: it is on a cycle, so run() cannot answer them"
+            )
+        else:
+            continue
+        problems[-1] += (
+            "; use executor.stream() and run.decide(), give it a timeout, or pass "
+            f"decisions={{{path!r}: Approve()}}"
+        )
+    if problems:
+        raise InvalidGraph(graph.name, problems)
+
+
+def _check_key(graph: str, barriers: list[str], key: object, decision: Decision) -> None:
+    """A ``decisions=`` key must name a barrier (a ``BarrierId``'s occurrence from 1)."""
+    node = key.node if isinstance(key, BarrierId) else key
+    if not isinstance(node, str):
+        raise BarrierError(
+            f"decisions= keys are barrier names or BarrierIds, got {type(key).__name__} {key!r}"
+        )
+    if node not in barriers:
+        raise BarrierError(
+            f"decision for a node that is not a barrier; graph {graph!r} has barrier(s) "
+            f"{', '.join(map(repr, barriers)) or 'none'}",
+            node=node,
+        )
+    check_decision(decision, node)
+    if isinstance(key, BarrierId):
+        occ = key.occurrence
+        if not isinstance(occ, int) or isinstance(occ, bool) or occ < 1:
+            raise BarrierError(f"barrier occurrence must be an int >= 1, got {occ!r}", node=node)
+
+
+def _recurs(graph: Graph, path: str) -> bool:
+    """True when the node at ``path`` may run more than once in a run: it, or a subgraph
+    node on its way, can reach itself along edges (of any class)."""
+    head, _, rest = path.partition("/")
+    if _on_cycle(graph, head):
+        return True
+    node = graph.nodes[head]
+    return bool(rest) and isinstance(node, SubgraphNode) and _recurs(node.graph, rest)
+
+
+def _on_cycle(graph: Graph, name: str) -> bool:
+    seen: set[str] = set()
+    todo = [e.to for e in graph.edges if e.frm == name]
+    while todo:
+        node = todo.pop()
+        if node == name:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo += [e.to for e in graph.edges if e.frm == node]
+    return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import types
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ from .errors import (
     Cancelled,
     CheckpointError,
     GraphError,
+    LeaseLost,
     NodeExecutionFailed,
     NodeNotFound,
     StepsExceeded,
@@ -96,6 +98,7 @@ class Loop:
         frames: list[Frame] | None = None,
         parent: Loop | None = None,
         prefix: str = "",
+        log_limit: int = 1000,
     ) -> None:
         self.graph = graph
         self.state = state
@@ -114,7 +117,9 @@ class Loop:
         self.result: ev.RunResult | None = None
         self.error: GraphError | None = None
         self.finished = False
-        self.execution_log: list[ev.ExecutionEntry] = []
+        # The last ``log_limit`` entries and a count: memory O(1) in steps (DESIGN §13).
+        self.execution_log: deque[ev.ExecutionEntry] = deque(maxlen=log_limit)
+        self.execution_count = 0
         self.tracker = SnapshotTracker(policy.full_every) if store is not None else None
         self.last_checkpoint: str | None = None
         self._spans = 0
@@ -192,6 +197,11 @@ class Loop:
     def request_checkpoint(self) -> None:
         if self.store is None:
             raise CheckpointError("request_checkpoint() needs an Executor with a store")
+        if not self.policy.on_request:
+            raise CheckpointError(
+                "request_checkpoint() refused: the executor's CheckpointPolicy has "
+                "on_request=False"
+            )
         self._checkpoint_requested = True
 
     # -- events --------------------------------------------------------------------
@@ -282,7 +292,8 @@ class Loop:
                     if b.name in done
                 ]
             try:
-                await self.save(
+                await self.checkpoint(
+                    "cancel" if interrupted else "failure",
                     self.current if self._resumable else None,
                     status=status,
                     pending=waiting,
@@ -290,10 +301,58 @@ class Loop:
                     error=str(error),
                 )
             except GraphError as exc:
-                if not interrupted:
-                    error = exc
+                error = await self._unsaved(error, exc)
         self.error = error
         return ev.GraphError(self.trace_id, error, dict(self.state))
+
+    async def _unsaved(self, error: GraphError, exc: GraphError) -> GraphError:
+        """The failure/cancel checkpoint of ``error`` could not be saved (``exc``).
+
+        The first error stays the terminal one (a ``Cancelled`` is never hidden), and
+        the lost checkpoint is said, as an ``ObservedError`` warning before the terminal
+        event and a note on the error. Only a lost lease wins: this process no longer
+        owns the run, and the worker must know that.
+        """
+        if isinstance(exc, LeaseLost) and not isinstance(error, Cancelled):
+            return exc
+        message = f"the {'cancel' if isinstance(error, Cancelled) else 'failure'} checkpoint "
+        message += f"was not saved: {exc}"
+        error.add_note(message)
+        warning = ev.Observed("Warning", message)
+        await self.emit(ev.ObservedError(self.trace_id, self.current, warning))
+        return error
+
+    async def checkpoint(
+        self,
+        site: str,
+        next_node: str | None,
+        *,
+        status: RunStatus = RunStatus.RUNNING,
+        pending: BarrierId | None = None,
+        branches: list[BranchResult] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """:meth:`save` through the one error funnel for store failures.
+
+        trio_graph's own errors pass unchanged; any other exception of the store becomes a
+        ``CheckpointError`` naming the checkpoint (``site``: what it records, the run, the
+        step, the next node, the last checkpoint that was saved), the store's exception
+        as ``__cause__``. ``trio.Cancelled`` and other ``BaseException`` pass unchanged.
+        """
+        try:
+            await self.save(
+                next_node, status=status, pending=pending, branches=branches, error=error
+            )
+        except GraphError:
+            raise
+        except Exception as exc:
+            root = self.chain_root()
+            where = self.prefix + next_node if next_node is not None else "none, run finished"
+            raise CheckpointError(
+                f"could not save the {site} checkpoint of run {root.trace_id!r} at step "
+                f"{self.step} (next node {where!r}; last saved checkpoint "
+                f"{root.last_checkpoint!r}): store.save raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     _resumable = True  # False once the current node's deltas are applied
 
@@ -307,7 +366,7 @@ class Loop:
                     await loop.emit(ev.NodeEnd(self.trace_id, node, span, True, committed - t0))
                     continue
                 end = trio.current_time()
-                loop.execution_log.append(ev.ExecutionEntry(loop.step + 1, node, t0, end, False))
+                loop.log(ev.ExecutionEntry(loop.step + 1, node, t0, end, False))
                 await loop.emit(ev.NodeEnd(self.trace_id, node, span, False, end - t0))
 
     async def _run(self) -> ev.Event | None:
@@ -325,12 +384,16 @@ class Loop:
             return await self._fail(exc)
         if self.store is not None and self.policy.on_completion:
             try:
-                await self.save(None, status=RunStatus.COMPLETED)
+                await self.checkpoint("completion", None, status=RunStatus.COMPLETED)
             except GraphError as exc:
                 return await self._fail(exc)
         now = trio.current_time()
         self.result = ev.RunResult(
-            self.trace_id, dict(self.state), self.execution_log, now - self._started
+            self.trace_id,
+            dict(self.state),
+            list(self.execution_log),
+            now - self._started,
+            self.execution_count,
         )
         return ev.GraphComplete(self.trace_id, self.result)
 
@@ -339,7 +402,7 @@ class Loop:
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._checkpoint_requested:
             self._checkpoint_requested = False
-            await self.save(self.current)
+            await self.checkpoint("requested", self.current)
         step = self.step + 1
         name = self.current
         if step > self.max_steps:
@@ -430,7 +493,7 @@ class Loop:
             self.current = target
         end = trio.current_time()
         self._open = (name, span, t0, end)  # a cancel while sending still owes NodeEnd
-        self.execution_log.append(ev.ExecutionEntry(step, name, t0, end, True))
+        self.log(ev.ExecutionEntry(step, name, t0, end, True))
         trace = self.trace_id
         for key, value in items:
             await self.emit(ev.StateChanged(trace, name, span, key, value))
@@ -445,16 +508,22 @@ class Loop:
         if target is None:
             return True
         policy = self.policy
-        if self.store is not None and (
-            policy.every_step
-            or (policy.on_barrier and isinstance(node, BarrierNode))
-            or (
-                policy.adaptive is not None
-                and policy.adaptive.wants(end - t0, node.meta.token_cost, node.meta.side_effects)
-            )
+        if self.store is None:
+            return False
+        if policy.every_step:
+            await self.checkpoint("every-step", target)
+        elif policy.on_barrier and isinstance(node, BarrierNode):
+            await self.checkpoint("barrier-resolved", target)
+        elif policy.adaptive is not None and policy.adaptive.wants(
+            end - t0, node.meta.token_cost, node.meta.side_effects
         ):
-            await self.save(target)
+            await self.checkpoint("adaptive", target)
         return False
+
+    def log(self, entry: ev.ExecutionEntry) -> None:
+        """Keep ``entry`` among the log's last entries and count it."""
+        self.execution_log.append(entry)
+        self.execution_count += 1
 
     def commit(self, node: str, items: Sequence[tuple[str, Any]]) -> None:
         """Fold updates through the reducers and commit them at once (all or nothing)."""
@@ -481,8 +550,12 @@ class Loop:
         # checkpoint name the barrier occurrence.
         self._waiting = bid
         if self.store is not None and self.policy.on_barrier:
-            await self.save(node.name, status=RunStatus.WAITING, pending=bid)
-        await self.emit(ev.BarrierWaiting(self.trace_id, node.name, span, bid))
+            await self.checkpoint(
+                "barrier-waiting", node.name, status=RunStatus.WAITING, pending=bid
+            )
+        reg = self.registry  # a decision already waiting resolves it at once (DESIGN §6)
+        answered = bid in reg.pending or bid.node in reg.wildcards
+        await self.emit(ev.BarrierWaiting(self.trace_id, node.name, span, bid, answered))
         decision, timed_out = await self._wait_decision(node, bid)
         self._waiting = None
         self._wakeup = None

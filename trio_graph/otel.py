@@ -204,7 +204,7 @@ class OtelSpans:
             del self._open[name]
         run_span = self._runs.pop(trace_id)
         if isinstance(event, ev.GraphComplete):
-            run_span.set_attribute("trio_graph.steps", len(event.result.execution_log))
+            run_span.set_attribute("trio_graph.steps", event.result.execution_count)
             run_span.set_status(self._status("OK"))
         else:
             run_span.set_attribute("trio_graph.error", type(event.error).__name__)

@@ -196,7 +196,7 @@ class View:
             return [f"{pad}checkpoint {event.checkpoint_id[:8]} (after step {event.step}, {where})"]
         if isinstance(event, ev.GraphComplete):
             res = event.result
-            steps = len(res.execution_log)
+            steps = res.execution_count
             took = format_duration(res.duration)
             count = f"{steps} step{'' if steps == 1 else 's'}"
             if self.steps_done > steps:  # a resumed run: earlier steps ran before
