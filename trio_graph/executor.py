@@ -221,8 +221,7 @@ def check_run_decisions(graph: Graph, decisions: Mapping[BarrierId | str, Decisi
         if BarrierId(path, 1) not in exact:
             first = f" for {path}#1" if any(k.node == path for k in exact) else ""
             problems.append(
-                f"barrier {path!r} has no timeout and no decision{first}: run() cannot "
-                "answer it"
+                f"barrier {path!r} has no timeout and no decision{first}: run() cannot answer it"
             )
         elif _recurs(graph, path):
             problems.append(

@@ -199,8 +199,7 @@ class Loop:
             raise CheckpointError("request_checkpoint() needs an Executor with a store")
         if not self.policy.on_request:
             raise CheckpointError(
-                "request_checkpoint() refused: the executor's CheckpointPolicy has "
-                "on_request=False"
+                "request_checkpoint() refused: the executor's CheckpointPolicy has on_request=False"
             )
         self._checkpoint_requested = True
 
