@@ -310,3 +310,15 @@ def test_store_refusals_name_the_problem(tmp_path: Path, read_only_folder: Path)
     assert "is not a trio_graph database" in line
     line = refused(cli("demo", "--db", "ro/new.db", cwd=tmp_path), "ro/new.db")
     assert "is read-only" in line
+
+
+def test_hints_repeat_the_postgres_options() -> None:
+    """A hint repeats `--dsn` (its password masked, never printed) and `--schema`."""
+    from trio_graph.cli import _hint, build_parser
+
+    args = build_parser().parse_args(
+        ["history", "abcd", "--dsn", "postgresql://u@h/db", "--schema", "s1"]
+    )
+    assert _hint(args, "runs", quote="").endswith(" runs --dsn postgresql://u@h/db --schema s1")
+    args = build_parser().parse_args(["runs", "--dsn", "host=h password=pw dbname=x"])
+    assert _hint(args, "runs", quote="").endswith(" runs --dsn 'host=h password=*** dbname=x'")
