@@ -38,9 +38,13 @@ key without a reducer is ``StateError("parallel merge conflict", key, branches)`
 
 **Records.** With a store (``CheckpointPolicy.branch_writes``), each finished branch
 is checkpointed as it completes: a checkpoint pointing at this node that carries
-every branch finished so far. These saves are serialised, so a later checkpoint
-never carries fewer branches. A run resumed or forked from one runs only the
-unfinished branches.
+every branch finished so far, in completion order. These saves are serialised, so a
+later checkpoint never carries fewer branches; each one's list extends the one
+before with the very same records, so a store writes only the new branch (O(branches)
+bytes for the whole fork, see ``stores/rows.py``). A record that cannot be saved (a
+branch returned a non-JSON value) cancels the fork and is the node's error, a
+``CheckpointError`` naming branch and key. A run resumed or forked from one runs
+only the unfinished branches.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ import trio
 from . import events as ev
 from .calls import call_node, failure
 from .checkpoint import BranchResult
-from .errors import BranchFailure, NodeExecutionFailed, StateError
+from .errors import BranchFailure, GraphError, NodeExecutionFailed, StateError
 from .graph import Branch, ParallelNode
 from .results import Outcome
 from .state import merge_branches
@@ -78,6 +82,8 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
     limiter = trio.CapacityLimiter(node.limit) if node.limit else None
     fail_fast = node.strategy == "fail_fast"
     record = trio.Lock() if loop.store is not None and loop.policy.branch_writes else None
+    records = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]  # saved so far
+    unsaved: list[GraphError] = []  # a record that could not be saved
 
     async def send(event: ev.Event) -> None:
         try:
@@ -106,8 +112,13 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
         await send(ev.BranchCompleted(trace, name, bname, ok, trio.current_time() - t0))
         if ok and record is not None:
             async with record:
-                finished = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]
-                await loop.save(name, branches=finished)
+                records.append(BranchResult(bname, dict(updates)))
+                try:
+                    await loop.save(name, branches=list(records))
+                except GraphError as exc:
+                    del records[-1]
+                    unsaved.append(exc)
+                    scope.cancel()
 
     async def queue(branch: Branch, scope: trio.CancelScope) -> None:
         assert limiter is not None
@@ -128,6 +139,10 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
             took = now - running.get(bname, now)
             await loop.emit(ev.BranchCompleted(trace, name, bname, False, took))
     await loop.emit(ev.ParallelCompleted(trace, name, now - t_fork))
+    if unsaved:
+        for bname in [b for b in done if b not in {r.branch for r in records}]:
+            del done[bname]  # not recorded: a checkpoint of the failure must not carry it
+        raise unsaved[0]
     if failures:
         raise _failure(node, failures)
     loop.fanout = None
