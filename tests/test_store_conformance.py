@@ -29,10 +29,10 @@ import trio.testing
 from trio_graph import reducers, serde
 from trio_graph.checkpoint import (
     BranchResult,
+    ChangeLog,
     Checkpoint,
     DecisionEntry,
     Frame,
-    ChangeLog,
     RunStatus,
     new_id,
 )

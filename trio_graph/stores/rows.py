@@ -333,7 +333,7 @@ def _header_doc(row: Row, checkpoint_id: str) -> dict[str, Any]:
     doc = _loads(row.header, checkpoint_id, "header")
     if not isinstance(doc, dict) or doc.get("checkpoint_id") != row.checkpoint_id:
         raise _fail("its header does not name its row", checkpoint_id)
-    if not isinstance(doc.get("branches"), list):
+    if not isinstance(doc.setdefault("branches", []), list):
         raise _fail("its header has no list of branches", checkpoint_id)
     return doc
 

@@ -343,7 +343,9 @@ class SQLiteStore(SQLiteQueue):
             try:
                 return fn(db)
             finally:
-                db.execute("COMMIT")
+                # Read only: ROLLBACK ends the snapshot even with a statement in
+                # progress (COMMIT would fail and leave the reader on a stale snapshot).
+                db.execute("ROLLBACK")
         except sqlite3.Error as exc:
             raise CheckpointError(f"{self.path!r}: read failed: {exc}") from exc
         finally:
@@ -484,7 +486,7 @@ class SQLiteStore(SQLiteQueue):
             rows = db.execute(
                 f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE trace_id = ? ORDER BY seq",
                 (trace_id,),
-            )
+            ).fetchall()
             return codec.load_trace(codec.Row.of(r) for r in rows)
 
         return await self._read(history)
