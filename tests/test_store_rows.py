@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from _pg import SKIP_WITHOUT_SERVER, connect, dsn, throwaway_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_store_conformance import STORE_FACTORIES, Writer, json_copy, same
@@ -130,9 +131,11 @@ def test_any_sequence_of_saves_loads_back_equal(
                 if kind == "run":
                     w.apply(updates)
                     saved.append((await _record(w, dst, records[trace]), json_copy(w.state)))
-                elif kind == "branch":  # a fan-out record: branches grow by one
-                    records[trace].append(BranchResult(new_id(), dict(updates)))
-                    saved.append((await _record(w, dst, records[trace]), json_copy(w.state)))
+                elif kind == "branch":  # a fan-out record: one more branch, anywhere
+                    at = len(updates) % (len(records[trace]) + 1)
+                    records[trace].insert(at, BranchResult(new_id(), dict(updates)))
+                    cp = await _record(w, dst, records[trace], (at,))
+                    saved.append((cp, json_copy(w.state)))
                 else:
                     cp = hand_built(trace, json_copy(updates), branches=list(records[trace]))
                     if kind == "copy":
@@ -153,10 +156,12 @@ def test_any_sequence_of_saves_loads_back_equal(
     trio.run(main)
 
 
-async def _record(w: Writer, store: Store, branches: list[BranchResult]) -> Checkpoint:
-    """Save like a fan-out's record: the hint says the branches extend the last ones."""
+async def _record(
+    w: Writer, store: Store, branches: list[BranchResult], new: tuple[int, ...] = ()
+) -> Checkpoint:
+    """Save like a fan-out's record: the hint says where the new branches are."""
     checkpoint = w.checkpoint(branches=list(branches))
-    await store.save(checkpoint, changes=w.log.take(w.parent, extends_branches=True))
+    await store.save(checkpoint, changes=w.log.take(w.parent, new_branches=new))
     w.parent = checkpoint.checkpoint_id
     return checkpoint
 
@@ -228,7 +233,7 @@ async def test_fanout_records_cost_o_of_branches_bytes(tmp_path: Path) -> None:
         history = await store.list(result.trace_id)
     assert len(history) == 301
     assert [len(c.branches) for c in history[:-1]] == list(range(1, 301))
-    assert {b.branch for b in history[-2].branches} == {f"b{i}" for i in range(300)}
+    assert [b.branch for b in history[-2].branches] == [f"b{i}" for i in range(300)]
     assert all(
         b.updates == {b.branch.replace("b", "k"): int(b.branch[1:])} for b in history[-2].branches
     )
@@ -439,3 +444,66 @@ async def test_a_read_only_place_is_refused_at_open(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"runs\.db' is read-only"):
         async with SQLiteStore(path):
             pass
+
+
+@SKIP_WITHOUT_SERVER
+async def test_postgres_damaged_rows_load_exactly_or_raise(tmp_path: Path) -> None:
+    """The same damage in PostgreSQL rows (text columns, so the checksum sees the exact
+    stored text): every load is the exact state or a CheckpointError naming it."""
+    store = throwaway_store(tmp_path)
+    async with store:
+        saved = await _fill(store)
+        conn = connect(dsn(), store.schema)
+        rows = conn.execute(
+            f"SELECT seq, {Row.COLUMNS} FROM trio_graph_checkpoints ORDER BY seq"
+        ).fetchall()
+        seqs, values = [r[0] for r in rows], [r[1:] for r in rows]
+        refused = 0
+        for mutation in _mutations(values, random.Random(21))[::3]:
+            for i, row in mutation.items():
+                _put_pg(conn, seqs[i], row)
+            refused += await _each_load_is_exact_or_refused(store, saved)
+            for i in mutation:
+                _put_pg(conn, seqs[i], values[i])
+        conn.execute("UPDATE trio_graph_schema SET version = -1")
+        conn.close()
+    assert refused > 30
+    with pytest.raises(CheckpointError, match=r"^unreadable database schema version -1$"):
+        async with throwaway_store(tmp_path):
+            pass
+
+
+def _put_pg(conn: Any, seq: int, row: tuple[Any, ...]) -> None:
+    conn.execute(
+        "UPDATE trio_graph_checkpoints SET checkpoint_id = %s, trace_id = %s, base_id = %s, "
+        "prev_id = %s, link = %s, header = %s, body = %s, checksum = %s WHERE seq = %s",
+        (*row, seq),
+    )
+
+
+@SKIP_WITHOUT_SERVER
+async def test_postgres_version_1_schema_is_migrated(tmp_path: Path) -> None:
+    """A version-1 schema (JSONB rows, no checksum) is migrated on open: rows become text
+    with checksums and load as they were (JSONB had already turned -0.0 into 0)."""
+    from trio_graph.stores.postgres import _MIGRATIONS
+
+    store = throwaway_store(tmp_path)
+    conn = connect(dsn(), store.schema)
+    conn.execute(f"CREATE SCHEMA {store.schema}")
+    conn.execute(_MIGRATIONS[0])
+    conn.execute("CREATE TABLE trio_graph_schema (version integer NOT NULL)")
+    conn.execute("INSERT INTO trio_graph_schema VALUES (1)")
+    head = (
+        '{"checkpoint_id": "%s", "trace_id": "t", "graph_name": "g", "graph_hash": "h", '
+        '"next_node": "n", "step": 1, "state": {}, "branches": [], "parent_id": null}'
+    )
+    conn.execute(
+        "INSERT INTO trio_graph_checkpoints (checkpoint_id, trace_id, base_id, link, header, "
+        "body) VALUES ('c1', 't', NULL, 0, %s::jsonb, '{\"n\": 1e300}'::jsonb), "
+        "('c2', 't', 'c1', 1, %s::jsonb, '[[\"n\", \"x\", null]]'::jsonb)",
+        (head % "c1", head % "c2"),
+    )
+    conn.close()
+    async with store:
+        assert [c.state for c in await store.list("t")] == [{"n": 10**300}, {"n": "x"}]
+        assert (await store.load("c2")).state == {"n": "x"}

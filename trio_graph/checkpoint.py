@@ -157,16 +157,17 @@ class Changes:
     """The executor's hint to ``store.save``: what changed since its previous checkpoint.
 
     ``deltas`` are the updates applied since the checkpoint ``previous_id`` of the same
-    trace (None: there was none). ``extends_branches``: the saved checkpoint's
-    ``branches`` start with every branch of that previous checkpoint (a fan-out
-    recording one more finished branch). A store may use the hint (write only what
+    trace (None: there was none). ``new_branches``: the positions, in the saved
+    checkpoint's ``branches``, of the branches that previous checkpoint did not have;
+    the others are its branches, in their order (a fan-out recording one more finished
+    branch); None: no such relation. A store may use the hint (write only what
     changed) **only** when ``previous_id`` is the last row it wrote for the trace;
     otherwise it writes the checkpoint in full. ``checkpoint.state`` stays the truth.
     """
 
     previous_id: str | None
     deltas: tuple[StoredDelta, ...] = ()
-    extends_branches: bool = False
+    new_branches: tuple[int, ...] | None = None
 
 
 @attrs.define
@@ -179,10 +180,10 @@ class ChangeLog:
         """Note one applied delta: the update and its built-in reducer, or a resolved value."""
         self.pending.append(StoredDelta(key, value, reducer))
 
-    def take(self, previous_id: str | None, extends_branches: bool = False) -> Changes:
+    def take(self, previous_id: str | None, new_branches: tuple[int, ...] | None = None) -> Changes:
         """The hint for the checkpoint being written; the log starts empty again."""
         deltas, self.pending = tuple(self.pending), []
-        return Changes(previous_id, deltas, extends_branches)
+        return Changes(previous_id, deltas, new_branches)
 
     def put_back(self, changes: Changes) -> None:
         """A save failed: its deltas are pending again, before any recorded since."""

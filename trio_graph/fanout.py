@@ -38,10 +38,10 @@ key without a reducer is ``StateError("parallel merge conflict", key, branches)`
 
 **Records.** With a store (``CheckpointPolicy.branch_writes``), each finished branch
 is checkpointed as it completes: a checkpoint pointing at this node that carries
-every branch finished so far, in completion order. These saves are serialised, so a
-later checkpoint never carries fewer branches; each one's list extends the one
-before with the very same records, so a store writes only the new branch (O(branches)
-bytes for the whole fork, see ``stores/rows.py``). A record that cannot be saved (a
+every branch finished so far, in declaration order. These saves are serialised, so a
+later checkpoint never carries fewer branches; each one's list is the one before
+with the very same records and one more, so a store writes only the new branch
+(O(branches) bytes for the whole fork, see ``stores/rows.py``). A record that cannot be saved (a
 branch returned a non-JSON value) cancels the fork and is the node's error, a
 ``CheckpointError`` naming branch and key. A run resumed or forked from one runs
 only the unfinished branches.
@@ -49,6 +49,7 @@ only the unfinished branches.
 
 from __future__ import annotations
 
+import bisect
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,7 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
     fail_fast = node.strategy == "fail_fast"
     record = trio.Lock() if loop.store is not None and loop.policy.branch_writes else None
     records = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]  # saved so far
+    order = {b.name: i for i, b in enumerate(node.branches)}
     unsaved: list[GraphError] = []  # a record that could not be saved
 
     async def send(event: ev.Event) -> None:
@@ -112,11 +114,12 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
         await send(ev.BranchCompleted(trace, name, bname, ok, trio.current_time() - t0))
         if ok and record is not None:
             async with record:
-                records.append(BranchResult(bname, dict(updates)))
+                entry = BranchResult(bname, dict(updates))
+                bisect.insort(records, entry, key=lambda r: order[r.branch])
                 try:
                     await loop.save(name, branches=list(records))
                 except GraphError as exc:
-                    del records[-1]
+                    records.remove(entry)
                     unsaved.append(exc)
                     scope.cancel()
 

@@ -543,7 +543,7 @@ class Loop:
         assert store is not None and tracker is not None
         cid = new_id()
         saved = branches or []
-        changes = tracker.take(self.last_checkpoint, _extends(self._saved_branches, saved))
+        changes = tracker.take(self.last_checkpoint, _new_branches(self._saved_branches, saved))
         step = self.step
         occurrences = dict(self.registry.occurrences)
         checkpoint = Checkpoint(
@@ -607,14 +607,20 @@ class Loop:
         return entries
 
 
-def _extends(previous: list[BranchResult], branches: list[BranchResult]) -> bool:
-    """True when ``branches`` starts with the very records of ``previous`` (a fan-out's
-    records grow by one): the store may then write just the new ones."""
-    return (
-        bool(previous)
-        and len(branches) >= len(previous)
-        and all(a is b for a, b in zip(previous, branches, strict=False))
-    )
+def _new_branches(
+    previous: list[BranchResult], branches: list[BranchResult]
+) -> tuple[int, ...] | None:
+    """Where in ``branches`` the records not in ``previous`` are, when ``previous``'s very
+    records are all in it, in order (a fan-out's records grow by one); else None."""
+    if not previous:
+        return None
+    new, j = [], 0
+    for i, branch in enumerate(branches):
+        if j < len(previous) and branch is previous[j]:
+            j += 1
+        else:
+            new.append(i)
+    return tuple(new) if j == len(previous) else None
 
 
 def registry_from(checkpoint: Checkpoint) -> DecisionRegistry:

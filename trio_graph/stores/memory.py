@@ -33,8 +33,8 @@ class MemoryStore:
 
     async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
         cid = checkpoint.checkpoint_id
-        plan, branches_from = self._planner.plan(checkpoint, changes)
-        row = codec.make_row(checkpoint, plan, changes, branches_from)
+        plan, new_at = self._planner.plan(checkpoint, changes)
+        row = codec.make_row(checkpoint, plan, changes, new_at)
         if cid in self._where:
             raise CheckpointError("a checkpoint with this id already exists", checkpoint_id=cid)
         rows = self._rows.setdefault(checkpoint.trace_id, [])

@@ -380,10 +380,10 @@ class PostgresStore(PostgresQueue):
         entry.users += 1
         try:
             async with entry.lock:  # FIFO: rows are written in the order taken
-                plan, branches_from = self._planner.plan(checkpoint, changes)
+                plan, new_at = self._planner.plan(checkpoint, changes)
 
                 def write(conn: Conn) -> codec.Row:
-                    row = codec.make_row(checkpoint, plan, changes, branches_from)
+                    row = codec.make_row(checkpoint, plan, changes, new_at)
                     self._insert(conn, checkpoint, row, fence)
                     return row
 

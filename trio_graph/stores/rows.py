@@ -11,8 +11,8 @@ row, the row its deltas apply to; for a base row, only lineage: the run's previo
 checkpoint, if the run said so) and ``link`` (0 for a base row, then 1, 2, ... along
 its chain), and ``checksum``: a BLAKE2b digest of every other column, exactly as
 stored. A delta row's header may also list only the branches finished since
-``prev_id`` (``"more_branches": true``), so a fan-out's records cost O(branches)
-bytes in total.
+``prev_id``, with their places in the full list (``"branches_at"``), so a fan-out's
+records cost O(branches) bytes in total.
 
 **The planner** (:class:`Planner`, one per store) writes a delta row only when the
 run's hint (:class:`~trio_graph.checkpoint.Changes`) names as previous checkpoint the
@@ -148,7 +148,7 @@ def row_checksum(
 
 
 def make_row(
-    checkpoint: Checkpoint, plan: Plan, changes: Changes | None, branches_from: int
+    checkpoint: Checkpoint, plan: Plan, changes: Changes | None, new_at: tuple[int, ...] | None
 ) -> Row:
     """Encode ``checkpoint`` as ``plan`` says; a non-JSON value is refused naming its key.
 
@@ -162,10 +162,10 @@ def make_row(
         try:
             body = encode_deltas(changes.deltas)
         except errors.CheckpointError:
-            plan, branches_from = Plan(None, 0), 0
+            plan, new_at = Plan(None, 0), None
     if body is None:
         body = encode_state(checkpoint.state)
-    header = encode_header(checkpoint, branches_from)
+    header = encode_header(checkpoint, new_at)
     cid, trace = checkpoint.checkpoint_id, checkpoint.trace_id
     prev = None if changes is None else changes.previous_id
     digest = row_checksum(cid, trace, plan.base_id, prev, plan.link, header, body)
@@ -199,8 +199,10 @@ class Planner:
     """Rebase once the rows since the base weigh this many times the base."""
     _chains: dict[str, _Chain] = attrs.field(factory=dict)
 
-    def plan(self, checkpoint: Checkpoint, changes: Changes | None) -> tuple[Plan, int]:
-        """The plan, and from which branch on the header lists branches (0: all of them)."""
+    def plan(
+        self, checkpoint: Checkpoint, changes: Changes | None
+    ) -> tuple[Plan, tuple[int, ...] | None]:
+        """The plan, and the places of the only branches the header lists (None: all)."""
         chain = self._chains.get(checkpoint.trace_id)
         if (
             chain is None
@@ -208,9 +210,11 @@ class Planner:
             or changes.previous_id != chain.last_id
             or chain.since_bytes >= self.ceiling * chain.base_bytes
         ):
-            return Plan(None, 0), 0
-        more = changes.extends_branches and len(checkpoint.branches) >= chain.branches
-        return Plan(chain.base_id, chain.links + 1), chain.branches if more else 0
+            return Plan(None, 0), None
+        new = changes.new_branches
+        if new is not None and len(checkpoint.branches) - len(new) != chain.branches:
+            new = None  # not the branches of the row before: list them all
+        return Plan(chain.base_id, chain.links + 1), new
 
     def base_bytes(self, trace_id: str) -> int | None:
         """The size of the trace's current base row, if this store wrote one."""
@@ -254,9 +258,9 @@ _HEADER_PLAIN = frozenset(
 _HEADER_FIELDS = tuple(a.name for a in attrs.fields(Checkpoint))
 
 
-def encode_header(checkpoint: Checkpoint, branches_from: int = 0) -> str:
-    """The checkpoint without its state, as JSON; from ``branches_from`` on, only the
-    branches after those of the previous row. A non-JSON value names its key."""
+def encode_header(checkpoint: Checkpoint, new_at: tuple[int, ...] | None = None) -> str:
+    """The checkpoint without its state, as JSON; with ``new_at``, only the branches at
+    those places (the others are the previous row's). A non-JSON value names its key."""
     _check_header_values(checkpoint)
     doc: dict[str, Any] = {}
     for name in _HEADER_FIELDS:
@@ -269,9 +273,9 @@ def encode_header(checkpoint: Checkpoint, branches_from: int = 0) -> str:
             doc[name] = RunStatus(value).value
         elif name == "occurrences":
             doc[name] = dict(value)
-        elif name == "branches" and branches_from:
-            doc[name] = serde.converter.unstructure(value[branches_from:], type(value))
-            doc["more_branches"] = True
+        elif name == "branches" and new_at is not None:
+            doc[name] = serde.converter.unstructure([value[i] for i in new_at], type(value))
+            doc["branches_at"] = list(new_at)
         elif not value and isinstance(value, list):
             doc[name] = []
         else:
@@ -340,7 +344,7 @@ def _header_doc(row: Row, checkpoint_id: str) -> dict[str, Any]:
 
 def decode_header(doc: dict[str, Any], checkpoint_id: str) -> Checkpoint:
     """A checkpoint (with an empty state) from a header document."""
-    doc = {k: v for k, v in doc.items() if k != "more_branches"}
+    doc = {k: v for k, v in doc.items() if k != "branches_at"}
     try:
         checkpoint = serde.converter.structure(doc, Checkpoint)
     except (ValueError, TypeError, KeyError, AttributeError, cattrs.BaseValidationError) as exc:
@@ -404,6 +408,23 @@ def apply_deltas(
         raise _fail(f"cannot replay deltas ({why})", checkpoint_id) from exc
 
 
+def _insert(previous: list[Any], new: list[Any], at: object, checkpoint_id: str) -> list[Any]:
+    """``previous`` with ``new`` placed at the places ``at`` (increasing) of the result."""
+    size = len(previous) + len(new)
+    if not (
+        isinstance(at, list)
+        and len(at) == len(new)
+        and all(type(i) is int for i in at)
+        and all(0 <= a < b for a, b in zip(at, [*at[1:], size], strict=False))
+    ):
+        raise _fail("bad places of its new branches", checkpoint_id)
+    out, rest, places = [], iter(previous), set(at)
+    fresh = iter(new)
+    for i in range(size):
+        out.append(next(fresh) if i in places else next(rest))
+    return out
+
+
 # -- the chain check and loading -----------------------------------------------------------
 def _follows(row: Row, prev: Row | None) -> bool:
     """True when ``prev`` is the row one link before delta row ``row`` in its chain."""
@@ -464,8 +485,8 @@ def load_trace(rows: Iterable[Row], checkpoint_id: str = "") -> list[Checkpoint]
             prev_state, prev_branches = states[row.prev_id or ""]
             state = apply_deltas(prev_state, decode_deltas(row, where), where)
             branches = doc["branches"]
-            if doc.get("more_branches") is True:
-                branches = prev_branches + branches
+            if "branches_at" in doc:
+                branches = _insert(prev_branches, branches, doc["branches_at"], where)
         states[row.checkpoint_id] = (state, branches)
         checkpoint = decode_header({**doc, "branches": branches}, where)
         out.append(attrs.evolve(checkpoint, state=state))

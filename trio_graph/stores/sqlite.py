@@ -387,13 +387,13 @@ class SQLiteStore(SQLiteQueue):
         db = self._writer
         if db is None or self._inline_max == 0 or self._wal_pages >= _WAL_PAGES:
             return False
-        plan, branches_from = self._planner.plan(checkpoint, changes)
+        plan, new_at = self._planner.plan(checkpoint, changes)
         if plan.base_id is None:
             # A full snapshot inline only when the trace's last one was small.
             last = self._planner.base_bytes(checkpoint.trace_id)
             if last is None or last > self._inline_max // 4:
                 return False
-        row = codec.make_row(checkpoint, plan, changes, branches_from)
+        row = codec.make_row(checkpoint, plan, changes, new_at)
         if len(row.header) + len(row.body) > self._inline_max:
             return False
         try:
@@ -409,8 +409,8 @@ class SQLiteStore(SQLiteQueue):
         db = self._writer
         if db is None:
             raise CheckpointError(f"{self!r} is closed", checkpoint_id=checkpoint.checkpoint_id)
-        plan, branches_from = self._planner.plan(checkpoint, changes)
-        row = codec.make_row(checkpoint, plan, changes, branches_from)
+        plan, new_at = self._planner.plan(checkpoint, changes)
+        row = codec.make_row(checkpoint, plan, changes, new_at)
         try:
             with self._patient(db):
                 db.execute("BEGIN IMMEDIATE")
