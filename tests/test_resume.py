@@ -59,12 +59,12 @@ class CrashingStore:
         self.crash_at = crash_at
         self.saves = 0
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(self, checkpoint: Checkpoint, *, changes: Any = None) -> None:
         self.saves += 1
         if self.saves >= self.crash_at:
             await trio.lowlevel.checkpoint()
             return
-        await self.inner.save(checkpoint)
+        await self.inner.save(checkpoint, changes=changes)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -73,11 +73,11 @@ class CrashingStore:
 class FailingStore(CrashingStore):
     """Refuses the ``crash_at``-th save with a CheckpointError (nothing written)."""
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(self, checkpoint: Checkpoint, *, changes: Any = None) -> None:
         self.saves += 1
         if self.saves == self.crash_at:
             raise CheckpointError("disk full", checkpoint_id=checkpoint.checkpoint_id)
-        await self.inner.save(checkpoint)
+        await self.inner.save(checkpoint, changes=changes)
 
 
 def counted(calls: Counter[str], name: str, fn: Callable[[Mapping[str, Any]], Any]) -> Any:
@@ -634,9 +634,7 @@ async def test_non_json_state_ends_the_run_naming_the_key(
     )
     async with store_factory(tmp_path) as store:
         executor = Executor(store=store, policy=EVERY_STEP)
-        with pytest.raises(
-            CheckpointError, match=r"not JSON-compatible \(checkpoint '\w+', key 'oops'\)$"
-        ):
+        with pytest.raises(CheckpointError, match=r"not JSON-compatible \(key 'oops'\)$"):
             await executor.run(graph, {})
         [row] = await store.runs()
         assert row == RunInfo(

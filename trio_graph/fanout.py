@@ -38,13 +38,18 @@ key without a reducer is ``StateError("parallel merge conflict", key, branches)`
 
 **Records.** With a store (``CheckpointPolicy.branch_writes``), each finished branch
 is checkpointed as it completes: a checkpoint pointing at this node that carries
-every branch finished so far. These saves are serialised, so a later checkpoint
-never carries fewer branches. A run resumed or forked from one runs only the
-unfinished branches.
+every branch finished so far, in declaration order. These saves are serialised, so a
+later checkpoint never carries fewer branches; each one's list is the one before
+with the very same records and one more, so a store writes only the new branch
+(O(branches) bytes for the whole fork, see ``stores/rows.py``). A record that cannot be saved (a
+branch returned a non-JSON value) cancels the fork and is the node's error, a
+``CheckpointError`` naming branch and key. A run resumed or forked from one runs
+only the unfinished branches.
 """
 
 from __future__ import annotations
 
+import bisect
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -54,7 +59,7 @@ import trio
 from . import events as ev
 from .calls import call_node, failure
 from .checkpoint import BranchResult
-from .errors import BranchFailure, NodeExecutionFailed, StateError
+from .errors import BranchFailure, GraphError, NodeExecutionFailed, StateError
 from .graph import Branch, ParallelNode
 from .results import Outcome
 from .state import merge_branches
@@ -78,6 +83,9 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
     limiter = trio.CapacityLimiter(node.limit) if node.limit else None
     fail_fast = node.strategy == "fail_fast"
     record = trio.Lock() if loop.store is not None and loop.policy.branch_writes else None
+    records = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]  # saved so far
+    order = {b.name: i for i, b in enumerate(node.branches)}
+    unsaved: list[GraphError] = []  # a record that could not be saved
 
     async def send(event: ev.Event) -> None:
         try:
@@ -106,8 +114,14 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
         await send(ev.BranchCompleted(trace, name, bname, ok, trio.current_time() - t0))
         if ok and record is not None:
             async with record:
-                finished = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]
-                await loop.save(name, branches=finished)
+                entry = BranchResult(bname, dict(updates))
+                bisect.insort(records, entry, key=lambda r: order[r.branch])
+                try:
+                    await loop.save(name, branches=list(records))
+                except GraphError as exc:
+                    records.remove(entry)
+                    unsaved.append(exc)
+                    scope.cancel()
 
     async def queue(branch: Branch, scope: trio.CancelScope) -> None:
         assert limiter is not None
@@ -128,6 +142,10 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
             took = now - running.get(bname, now)
             await loop.emit(ev.BranchCompleted(trace, name, bname, False, took))
     await loop.emit(ev.ParallelCompleted(trace, name, now - t_fork))
+    if unsaved:
+        for bname in [b for b in done if b not in {r.branch for r in records}]:
+            del done[bname]  # not recorded: a checkpoint of the failure must not carry it
+        raise unsaved[0]
     if failures:
         raise _failure(node, failures)
     loop.fanout = None

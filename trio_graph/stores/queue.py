@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from ..checkpoint import Checkpoint, DecisionEntry
+from ..checkpoint import Changes, Checkpoint, DecisionEntry
 from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, LeaseLost
 from .protocol import Store
@@ -121,7 +121,9 @@ class QueueStore(Store, Protocol):
     async def finish(
         self, job_id: str, epoch: int, status: JobStatus, error: str | None = None
     ) -> bool: ...
-    async def save_fenced(self, checkpoint: Checkpoint, job_id: str, epoch: int) -> None: ...
+    async def save_fenced(
+        self, checkpoint: Checkpoint, job_id: str, epoch: int, *, changes: Changes | None = None
+    ) -> None: ...
     async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]: ...
     async def wait_for_work(self, seconds: float) -> None: ...
 
@@ -140,9 +142,9 @@ class FencedStore:
         self.refused = 0
         """Writes refused because the lease was lost."""
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
         try:
-            await self.store.save_fenced(checkpoint, self.job_id, self.epoch)
+            await self.store.save_fenced(checkpoint, self.job_id, self.epoch, changes=changes)
         except LeaseLost:
             self.refused += 1
             raise

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from .. import serde
-from ..checkpoint import Checkpoint, DecisionEntry, RunStatus, new_id
+from ..checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus, new_id
 from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, CheckpointError, LeaseLost
 from ..state import check_state
@@ -118,7 +118,7 @@ class SQLiteQueue(DecisionsMixin):
 
         async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
         async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
-        async def save(self, checkpoint: Checkpoint) -> None: ...
+        async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None: ...
 
     # -- plumbing ------------------------------------------------------------------------
     def _fences(self) -> dict[str, tuple[str, int]]:
@@ -424,13 +424,15 @@ class SQLiteQueue(DecisionsMixin):
 
         return await self._queue_write(park)
 
-    async def save_fenced(self, checkpoint: Checkpoint, job_id: str, epoch: int) -> None:
+    async def save_fenced(
+        self, checkpoint: Checkpoint, job_id: str, epoch: int, *, changes: Changes | None = None
+    ) -> None:
         """Save ``checkpoint`` only while ``epoch`` is the job's current claim, checked in
         the write's own transaction (else ``LeaseLost``, nothing written)."""
         fences = self._fences()
         fences[checkpoint.checkpoint_id] = (job_id, epoch)
         try:
-            await self.save(checkpoint)
+            await self.save(checkpoint, changes=changes)
         finally:
             fences.pop(checkpoint.checkpoint_id, None)
 
