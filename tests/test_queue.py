@@ -56,7 +56,7 @@ async def test_submit_validates_the_state(store: Any) -> None:
         await store.submit("g", [1])  # type: ignore[arg-type]
     with pytest.raises(StateError, match=r"state keys must be str, got int"):
         await store.submit("g", {1: "x"})  # type: ignore[dict-item]
-    with pytest.raises(CheckpointError, match=r"not JSON-compatible \(key 'bad'\)$"):
+    with pytest.raises(CheckpointError, match=r"'bad' got set \(value \{1\}\): .* \(key 'bad'\)$"):
         await store.submit("g", {"bad": {1}})
     job = await store.submit("g", {"a": 1}, trace_id="same")
     with pytest.raises(CheckpointError, match=r"^a run with id 'same' was already submitted$"):
@@ -163,7 +163,9 @@ async def test_decide_refusals(store: Any) -> None:
     job = await store.submit("g", {})
     with pytest.raises(BarrierError, match=r"^malformed decision: expected .* got str$"):
         await store.decide(job, BarrierId("r", 1), "yes")  # type: ignore[arg-type]
-    with pytest.raises(CheckpointError, match=r"not JSON-compatible \(key 'k'\)$"):
+    with pytest.raises(
+        CheckpointError, match=r"'k' got float \(value inf\): non-finite floats are not JSON"
+    ):
         await store.decide(job, BarrierId("r", 1), Modify("k", math.inf))
     [claim] = await store.claim("w", ["g"], 1, 30.0)
     assert await store.finish(job, claim.epoch, JobStatus.COMPLETED)

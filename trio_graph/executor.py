@@ -24,6 +24,7 @@ from .errors import CheckpointError, GraphChanged, InvalidGraph
 from .graph import Graph
 from .loop import Loop, registry_from
 from .run import Run
+from .serde import check_json
 from .state import check_state
 from .stores.protocol import Store
 
@@ -57,9 +58,12 @@ class Executor:
         self, graph: Graph, state: Mapping[str, Any], *, trace_id: str | None = None
     ) -> AsyncIterator[Run]:
         """Start ``graph`` on ``state``; yield the :class:`Run` to iterate and steer."""
+        state = check_state(state)
+        if self.store is not None:  # refuse what the store would not give back
+            check_json(state, where="the initial state holds")
         loop = Loop(
             graph,
-            check_state(state),
+            state,
             max_steps=self.max_steps,
             store=self.store,
             policy=self.policy,
@@ -108,7 +112,9 @@ class Executor:
         checkpoint = await store.load(checkpoint_id)
         if patch:
             state = dict(checkpoint.state)
-            state.update(check_state(patch))
+            patch = check_state(patch)
+            check_json(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
+            state.update(patch)
             checkpoint = attrs.evolve(checkpoint, state=state)
         loop = self._loop_from(graph, checkpoint, force=force)
         async with self._drive(loop) as run:

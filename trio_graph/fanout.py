@@ -59,8 +59,9 @@ import trio
 from . import events as ev
 from .calls import call_node, failure
 from .checkpoint import BranchResult
-from .errors import BranchFailure, GraphError, NodeExecutionFailed, StateError
+from .errors import BranchFailure, CheckpointError, GraphError, NodeExecutionFailed, StateError
 from .graph import Branch, ParallelNode
+from .jsonvalue import check_update
 from .results import Outcome
 from .state import merge_branches
 
@@ -102,6 +103,9 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
                 name, branch.fn, branch.is_async, view, branch.timeout, branch=bname
             )
             updates = _updates(name, bname, raw)
+            if loop.store is not None:  # refused before it is recorded (docs/state.md)
+                where = f"branch {bname!r} of node {loop.prefix + name!r} wrote"
+                check_update(updates.items(), None, loop.graph.reducers, where)
         except Exception as exc:
             failures[bname] = exc
             if fail_fast:
@@ -177,7 +181,7 @@ def _ordered(
     return [(b.name, done[b.name]) for b in node.branches if b.name in done]
 
 
-def _failure(node: ParallelNode, failures: dict[str, Exception]) -> NodeExecutionFailed:
+def _failure(node: ParallelNode, failures: dict[str, Exception]) -> GraphError:
     """The error of a fork with failed branches (one for fail_fast, all for collect_all)."""
     order = [b.name for b in node.branches if b.name in failures]
     if node.strategy == "fail_fast":
@@ -185,6 +189,8 @@ def _failure(node: ParallelNode, failures: dict[str, Exception]) -> NodeExecutio
         exc = failures[branch]
         if isinstance(exc, NodeExecutionFailed) and (exc.node, exc.branch) == (node.name, branch):
             return exc  # a branch timeout: already names this node and branch
+        if isinstance(exc, CheckpointError):
+            return exc  # a value the store cannot give back: names branch, node and key
         return failure(node.name, exc, branch=branch)
     items = [BranchFailure(b, type(failures[b]).__name__, str(failures[b])) for b in order]
     err = NodeExecutionFailed(

@@ -37,6 +37,7 @@ from .decisions import (
     BarrierId,
     Decision,
     DecisionRegistry,
+    Modify,
     Reject,
     Reroute,
     check_decision,
@@ -52,6 +53,7 @@ from .errors import (
     StepsExceeded,
 )
 from .graph import BarrierNode, Graph, Node, ParallelNode, SubgraphNode, TaskNode
+from .jsonvalue import check_update, check_value
 from .results import NEXT, Outcome, normalise
 from .routing import check_target, route, route_fallback
 from .state import reduce_updates
@@ -174,6 +176,8 @@ class Loop:
         if not isinstance(self.graph.find(node), BarrierNode):
             raise BarrierError("decision for a node that is not a barrier", node=node)
         check_decision(decision, node)
+        if isinstance(decision, Modify) and self.store is not None:
+            check_value(decision.key, decision.value, f"Modify for barrier {node!r} writes")
         if isinstance(decision, Reroute):
             graph, local = self.graph, node
             while "/" in local:
@@ -461,6 +465,8 @@ class Loop:
         """Fold updates through the reducers and commit them at once (all or nothing)."""
         reducers = self.graph.reducers
         merged = reduce_updates(self.state, reducers, node, items)
+        if self.store is not None:  # refuse what the store would not give back (docs/state.md)
+            check_update(items, merged, reducers, f"node {self.prefix + node!r} wrote")
         self.state.update(merged)
         if self.collected is not None:
             self.collected.extend(items)

@@ -9,7 +9,6 @@ documents and non-JSON values raise :class:`~trio_graph.errors.CheckpointError`.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -28,6 +27,7 @@ from .checkpoint import (
     RunStatus,
 )
 from .decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute, check_decision
+from .jsonvalue import check_value, is_json_exact, json_problem
 
 T = TypeVar("T")
 
@@ -105,33 +105,28 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def check_json(state: Mapping[str, Any], keys: Any = None) -> None:
-    """Raise ``CheckpointError`` naming the first key whose value is not JSON-compatible."""
+def check_json(state: Mapping[str, Any], keys: Any = None, where: str = "") -> None:
+    """Raise ``CheckpointError`` naming the first key whose value a store would not give
+    back equal and of the same type (see :mod:`trio_graph.jsonvalue`); ``where`` says
+    who wrote it, with a verb (``"node 'count' wrote"``)."""
     for key in state if keys is None else keys:
-        if not _json_ok(state[key]):
-            raise errors.CheckpointError(
-                f"state value of type {type(state[key]).__name__} is not JSON-compatible",
-                key=key,
-            )
+        check_value(key, state[key], where)
 
 
 def _json_ok(value: Any, depth: int = 0) -> bool:
-    if value is None or isinstance(value, bool | int | str):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if depth > 200:
-        return False
-    if isinstance(value, list | tuple):
-        return all(_json_ok(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _json_ok(v, depth + 1) for k, v in value.items())
-    return False
+    return is_json_exact(value)
 
 
 def dumps_value(value: Any) -> str:
-    """Plain JSON for state values (strict: no NaN, no non-JSON types)."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    """Plain JSON for state values (strict: no NaN, no non-JSON types).
+
+    Callers check values first (:func:`check_json`); a value that still cannot be
+    encoded is a ``CheckpointError`` saying why, never a bare ``ValueError``."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        problem = json_problem(value) or _short(exc)
+        raise errors.CheckpointError(f"cannot encode a state value: {problem}") from exc
 
 
 def decision_doc(decision: object) -> Any:

@@ -15,6 +15,7 @@ from . import events as ev
 from .graph import SubgraphNode
 from .loop import Loop
 from .results import Outcome, normalise
+from .serde import check_json
 from .state import check_state
 
 
@@ -37,6 +38,8 @@ async def run_subgraph(loop: Loop, node: SubgraphNode) -> Outcome:
     else:
         start = node.input(loop.view) if node.input is not None else loop.view
         state, current, step = check_state(start), node.graph.start, 0
+        if loop.store is not None and node.input is not None:  # new values: refuse as a node's
+            check_json(state, where=f"the input of subgraph {loop.prefix + node.name!r} holds")
     child = ChildLoop(
         node.graph,
         state,
