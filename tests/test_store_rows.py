@@ -168,8 +168,9 @@ async def _record(
 
 # -- item 21: values and ids ------------------------------------------------------------------
 async def test_negative_zero_and_exact_floats_round_trip(store: Store) -> None:
-    """-0.0, 1e300 and 5e-324 come back exactly, sign included (PostgreSQL gave 0.0)."""
-    w = Writer(state={"z": -0.0, "big": 1e300, "tiny": 5e-324, "nul": "a\x00b"})
+    """-0.0, 1e300, 5e-324, NUL and a lone surrogate in a value come back exactly
+    (PostgreSQL gave 0.0 and refused the surrogate)."""
+    w = Writer(state={"z": -0.0, "big": 1e300, "tiny": 5e-324, "nul": "a\x00b", "s": "\ud800"})
     saved = await w.save(store)
     w.apply({"a": -0.0})
     delta = await w.save(store)
@@ -177,6 +178,7 @@ async def test_negative_zero_and_exact_floats_round_trip(store: Store) -> None:
         state = (await store.load(cid)).state
         assert math.copysign(1.0, state["z"]) == -1.0
         assert (state["big"], state["tiny"], state["nul"]) == (1e300, 5e-324, "a\x00b")
+        assert state["s"] == "\ud800"
     assert math.copysign(1.0, (await store.load(delta.checkpoint_id)).state["a"]) == -1.0
 
 
