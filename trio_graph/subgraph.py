@@ -19,14 +19,18 @@ from .state import check_state
 
 
 class ChildLoop(Loop):
-    """A subgraph's loop: its events go out through the parent with ``"sub/node"`` paths."""
+    """A subgraph's loop: its events go out through the root with ``"sub/node"`` paths.
+
+    ``prefix`` is the loop's whole path from the root (``"outer/inner/"``, built once in
+    :func:`run_subgraph`), so an event is prefixed once, here, and handed straight to
+    the root loop: the levels in between must not prefix it again.
+    """
 
     async def emit(self, event: ev.Event) -> None:
         node = getattr(event, "node", None)
         if node is not None and not isinstance(event, ev.CheckpointSaved):
             event = attrs.evolve(event, node=self.prefix + node)
-        assert self.parent is not None
-        await self.parent.emit(event)
+        await self.chain_root().emit(event)
 
 
 async def run_subgraph(loop: Loop, node: SubgraphNode) -> Outcome:
@@ -47,7 +51,9 @@ async def run_subgraph(loop: Loop, node: SubgraphNode) -> Outcome:
         current=current,
         step=step,
         registry=loop.registry,
-        branches=list(loop.resumed_branch_list()) if loop.frames == [] and frame else None,
+        # A resume hands the finished branches down with the frames: they belong to the
+        # innermost frame's fan-out, however deep (the loop left with no frame uses them).
+        branches=loop.resumed_branch_list() if frame is not None else None,
         frames=loop.frames if frame is not None else None,
         parent=loop,
         prefix=f"{loop.prefix}{node.name}/",
