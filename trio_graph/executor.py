@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import attrs
 import trio
 
 from . import events as ev
@@ -26,6 +25,7 @@ from .loop import Loop, registry_from
 from .run import Run
 from .state import check_state
 from .stores.protocol import Store
+from .subgraph import patch_checkpoint
 
 log = logging.getLogger("trio_graph")
 
@@ -106,10 +106,8 @@ class Executor:
         """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers)."""
         store = self._need_store("fork")
         checkpoint = await store.load(checkpoint_id)
-        if patch:
-            state = dict(checkpoint.state)
-            state.update(check_state(patch))
-            checkpoint = attrs.evolve(checkpoint, state=state)
+        if patch:  # into the run's state and the subgraph frames the keys belong to
+            checkpoint = patch_checkpoint(graph, checkpoint, check_state(patch))
         loop = self._loop_from(graph, checkpoint, force=force)
         async with self._drive(loop) as run:
             yield run
