@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import attrs
 import trio
 
 from . import events as ev
@@ -27,6 +26,7 @@ from .run import Run
 from .serde import check_json
 from .state import check_state
 from .stores.protocol import Store
+from .subgraph import patch_checkpoint
 
 log = logging.getLogger("trio_graph")
 
@@ -110,12 +110,10 @@ class Executor:
         """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers)."""
         store = self._need_store("fork")
         checkpoint = await store.load(checkpoint_id)
-        if patch:
-            state = dict(checkpoint.state)
+        if patch:  # into the run's state and the subgraph frames the keys belong to
             patch = check_state(patch)
             check_json(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
-            state.update(patch)
-            checkpoint = attrs.evolve(checkpoint, state=state)
+            checkpoint = patch_checkpoint(graph, checkpoint, patch)
         loop = self._loop_from(graph, checkpoint, force=force)
         async with self._drive(loop) as run:
             yield run
