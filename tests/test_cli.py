@@ -310,7 +310,12 @@ def test_user_mistakes_are_one_line_and_exit_2(
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
-        ("none", ["runs"], r"no database at .*missing\.db \(run `trio-graph demo` to create one"),
+        (
+            "none",
+            ["runs"],
+            r"no database at .*missing\.db \(run `(trio-graph|\S*python\S* -m trio_graph) demo"
+            r" --db \S*missing\.db` to create one",
+        ),
         ("dir", ["runs"], r"cannot open '.*': unable to open database file"),
         (
             "text",

@@ -299,10 +299,6 @@ def test_a_read_only_folder_is_refused_before_any_step(read_only_folder: Path) -
     refused(cli("demo", "--db", "ro/new.db", cwd=read_only_folder.parent), "ro/new.db")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the wording comes with SQLiteStore.__aenter__'s messages (another branch of issue 13)",
-)
 def test_store_refusals_name_the_problem(tmp_path: Path, read_only_folder: Path) -> None:
     """The one line says "is not a trio_graph database" / "is read-only"."""
     (tmp_path / "notes.txt").write_text("my notes\n")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_store_conformance import STORE_FACTORIES, Writer, postgres_store
+from test_store_conformance import STORE_FACTORIES, Writer
 
 from trio_graph import Approve, BarrierId, CheckpointError, Executor, GraphBuilder, Modify, reducers
 from trio_graph import events as ev
@@ -153,12 +153,10 @@ async def test_json_exact_values_round_trip_through_every_store(
             last = w.parent
             assert last is not None
             loaded = await store.load(first.checkpoint_id)
-            # JSONB turns -0.0 into 0.0 and sorts keys: the PostgreSQL body-as-text change
-            # (another branch, issue 13 #21) fixes it; until merged, neither is compared.
-            signed = store_factory is not postgres_store
-            assert same(loaded.state["v"], values[0], signed)
+            # PostgreSQL rows are text (not JSONB): the sign of zero and key order hold there too.
+            assert same(loaded.state["v"], values[0])
             final = await store.load(last)
-            assert same(final.state, w.state, signed), (final.state, w.state)
+            assert same(final.state, w.state), (final.state, w.state)
 
 
 @pytest.mark.parametrize("store_factory", STORE_FACTORIES)
@@ -172,7 +170,7 @@ async def test_a_store_refuses_at_save_what_it_would_not_give_back(
 ) -> None:
     """A hand-built checkpoint holding such a value is refused at save naming the key."""
     async with store_factory(tmp_path) as store:
-        with pytest.raises(CheckpointError, match=r"\(checkpoint '\w+', key 'bad'\)$"):
+        with pytest.raises(CheckpointError, match=r"\(key 'bad'\)$"):
             await Writer(state={"good": 1, "bad": bad}).save(store)
         assert await store.runs() == []
 
