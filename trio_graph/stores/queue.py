@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from ..checkpoint import Checkpoint, DecisionEntry
+from ..checkpoint import Checkpoint, DecisionEntry, RunStatus
 from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, LeaseLost
 from .protocol import Store
@@ -200,7 +200,31 @@ class DecisionsMixin:
         bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
         if not isinstance(bid, BarrierId):
             raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
+        await self._check_waiting(trace_id, bid)
         await self._decide(trace_id, bid.node, bid.occurrence, decision)
+
+    async def _check_waiting(self, trace_id: str, bid: BarrierId) -> None:
+        """Refuse a decision that cannot answer the barrier a waiting run is parked at.
+
+        The store has no graph object, but the run's latest checkpoint names the barrier
+        occurrence it waits at: a run waiting there moves only when that occurrence is
+        answered, so any other barrier id (a typo, a node that is no barrier, an
+        occurrence already passed or not yet reached) would leave it parked forever.
+        A run not waiting keeps any decision for later (level-triggered).
+        """
+        store: Any = self
+        job = await store.job(trace_id)
+        latest: Checkpoint | None = await store.latest(job.trace_id if job else trace_id)
+        if latest is None or latest.status != RunStatus.WAITING:
+            return
+        pending = latest.pending_barrier
+        if pending is None or bid == pending:
+            return
+        raise BarrierError(
+            f"run {trace_id!r} is waiting at barrier {str(pending)!r}, not {str(bid)!r}: "
+            "decision not recorded",
+            node=bid.node,
+        )
 
     async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
         """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
