@@ -124,6 +124,9 @@ class QueueStore(Store, Protocol):
     async def save_fenced(self, checkpoint: Checkpoint, job_id: str, epoch: int) -> None: ...
     async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]: ...
     async def wait_for_work(self, seconds: float) -> None: ...
+    def outage(self, exc: BaseException) -> bool:
+        """True when ``exc`` means the store is unreachable (retry later), not a failure."""
+        ...
 
 
 class FencedStore:
@@ -139,12 +142,23 @@ class FencedStore:
         self.epoch = epoch
         self.refused = 0
         """Writes refused because the lease was lost."""
+        self.outage: BaseException | None = None
+        """The store outage a save of this claim failed with, if one did."""
 
     async def save(self, checkpoint: Checkpoint) -> None:
+        """Fenced save. Once a save failed for a store outage, every later one fails with
+        that error too: the run stops at its last stored checkpoint (the worker resumes
+        from there) instead of writing a checkpoint that says it failed."""
+        if self.outage is not None:
+            raise self.outage
         try:
             await self.store.save_fenced(checkpoint, self.job_id, self.epoch)
         except LeaseLost:
             self.refused += 1
+            raise
+        except Exception as exc:
+            if self.store.outage(exc):
+                self.outage = exc
             raise
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
