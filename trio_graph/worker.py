@@ -31,7 +31,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 import trio
@@ -169,11 +169,27 @@ class Worker:
     async def _serve_claim(self, claim: Claim, slots: trio.Semaphore) -> None:
         try:
             await self._run_claim(claim)
-        except Exception:
-            # A bug or a store outage: the lease expires and another worker retries.
-            log.exception("worker %s: job %s failed unexpectedly", self.worker_id, claim.job_id)
+        except BaseExceptionGroup as group:
+            # Shutdown racing an error: log the error, let only the cancellation go on
+            # (SIGTERM is a clean shutdown, never a traceback).
+            cancelled, rest = group.split(trio.Cancelled)
+            if rest is not None:
+                self._unexpected(claim, rest)
+            if cancelled is not None:
+                raise cancelled from None
+        except Exception as exc:
+            self._unexpected(claim, exc)
         finally:
             slots.release()
+
+    def _unexpected(self, claim: Claim, exc: BaseException) -> None:
+        # A bug: the lease expires and another worker retries.
+        log.error(
+            "worker %s: job %s failed unexpectedly",
+            self.worker_id,
+            claim.job_id,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
 
     async def _run_claim(self, claim: Claim) -> None:
         self.stats.claimed += 1
@@ -240,7 +256,10 @@ class Worker:
                 await self._attempt(claim, fenced, state, checkpoint_id)
                 return
             except Exception as exc:
-                if not self.store.outage(exc):
+                if _all(exc, lambda e: isinstance(e, LeaseLost)):  # e.g. a branch's record
+                    state.lost = True
+                    return
+                if not _all(exc, self.store.outage):
                     raise
                 error: BaseException = exc
             while True:
@@ -381,6 +400,13 @@ class Worker:
             parked = bid
             run.cancel()
         return parked
+
+
+def _all(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
+    """``test`` holds for ``exc``, or for every leaf of it when it is an exception group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_all(e, test) for e in exc.exceptions)
+    return test(exc)
 
 
 def _lookup(entries: list[DecisionEntry], bid: BarrierId) -> DecisionEntry | None:
