@@ -248,7 +248,7 @@ class Worker:
     async def _drive(self, claim: Claim, fenced: FencedStore, state: _ClaimState) -> None:
         """Run the job; while the store is out (a restart), back off and resume it from
         its last stored checkpoint under the same claim: an outage is not the run's
-        failure. Bounded by the lease: one renewals cannot keep ends the claim."""
+        failure. Bounded by the lease: a lease the renewals cannot keep ends the claim."""
         checkpoint_id = claim.checkpoint_id
         attempt = 0
         while True:
