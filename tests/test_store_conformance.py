@@ -318,11 +318,11 @@ async def test_non_json_delta_is_refused(store: Store, bad: Any) -> None:
 async def test_non_json_decision_or_branch_value_is_refused(store: Store) -> None:
     """Decision values and finished-branch updates must be JSON too, named by key."""
     w = Writer(state={"a": 1})
-    with pytest.raises(CheckpointError, match=r"^decision's state value .* \(key 'k'\)$"):
+    with pytest.raises(CheckpointError, match=r"^a decision's Modify holds a value .* \(key 'k'\)$"):
         await w.save(store, decisions=[DecisionEntry("r", 1, Modify("k", {1, 2}))])
-    with pytest.raises(CheckpointError, match=r"^branch 'b1' state value .* \(key 'v'\)$"):
+    with pytest.raises(CheckpointError, match=r"^branch 'b1' holds a value .* \(key 'v'\)$"):
         await w.save(store, branches=[BranchResult("b1", {"v": object()})])
-    with pytest.raises(CheckpointError, match=r"^subgraph 'sub' state value .* \(key 's'\)$"):
+    with pytest.raises(CheckpointError, match=r"^subgraph 'sub' holds a value .* \(key 's'\)$"):
         await w.save(store, frames=[Frame("sub", "inner", 1, {"s": {1}})])
     assert await store.latest(w.trace_id) is None
 

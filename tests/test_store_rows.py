@@ -168,9 +168,10 @@ async def _record(
 
 # -- item 21: values and ids ------------------------------------------------------------------
 async def test_negative_zero_and_exact_floats_round_trip(store: Store) -> None:
-    """-0.0, 1e300, 5e-324, NUL and a lone surrogate in a value come back exactly
-    (PostgreSQL gave 0.0 and refused the surrogate)."""
-    w = Writer(state={"z": -0.0, "big": 1e300, "tiny": 5e-324, "nul": "a\x00b", "s": "\ud800"})
+    """-0.0, 1e300, 5e-324 and NUL in a value come back exactly (PostgreSQL gave 0.0);
+    a lone surrogate is refused at save instead (test_jsonvalue.py), since a JSON round
+    trip merges a pair of them into one character."""
+    w = Writer(state={"z": -0.0, "big": 1e300, "tiny": 5e-324, "nul": "a\x00b"})
     saved = await w.save(store)
     w.apply({"a": -0.0})
     delta = await w.save(store)
@@ -178,7 +179,6 @@ async def test_negative_zero_and_exact_floats_round_trip(store: Store) -> None:
         state = (await store.load(cid)).state
         assert math.copysign(1.0, state["z"]) == -1.0
         assert (state["big"], state["tiny"], state["nul"]) == (1e300, 5e-324, "a\x00b")
-        assert state["s"] == "\ud800"
     assert math.copysign(1.0, (await store.load(delta.checkpoint_id)).state["a"]) == -1.0
 
 
@@ -259,7 +259,7 @@ async def test_a_branch_with_a_non_json_value_fails_the_run_with_checkpoint_erro
     error = terminal[0].error
     assert isinstance(error, CheckpointError)
     assert error.key == "k2" and "branch 'b2'" in error.message
-    with pytest.raises(CheckpointError, match=r"^branch 'b2' state value .* \(key 'k2'\)$"):
+    with pytest.raises(CheckpointError, match=r"^branch 'b2' of node 'par' wrote a value .* \(key 'k2'\)$"):
         await Executor(store=store).run(_fanout(4, bad=2), {})
 
 

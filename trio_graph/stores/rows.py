@@ -290,24 +290,24 @@ def _check_header_values(checkpoint: Checkpoint) -> None:
     for entry in checkpoint.decisions:
         decision = entry.decision
         if isinstance(decision, Modify):
-            _check_values({decision.key: decision.value}, "decision's ")
+            _check_values({decision.key: decision.value}, "a decision's Modify holds")
     for branch in checkpoint.branches:
-        _check_values(branch.updates, f"branch {branch.branch!r} ")
+        _check_values(branch.updates, f"branch {branch.branch!r} holds")
     for frame in checkpoint.frames:
-        where = f"subgraph {frame.node!r} "
+        where = f"subgraph {frame.node!r} holds"
         _check_values(frame.state, where)
         _check_values(dict(frame.collected), where)
 
 
-def _check_values(values: Mapping[str, Any], what: str = "") -> None:
-    # No checkpoint id in the error: the checkpoint was not stored, so none can be cited.
+def _check_values(values: Mapping[str, Any], where: str = "") -> None:
+    """``where``: who holds the values, with a verb (``"branch 'b' holds"``). No
+    checkpoint id in the error: the checkpoint was not stored, so none can be cited."""
     for key in values:
         if not isinstance(key, str):
-            raise errors.CheckpointError(f"{what}state key {key!r:.80} is not a str", key=str(key))
-    try:
-        serde.check_json(values)
-    except errors.CheckpointError as exc:
-        raise errors.CheckpointError(what + exc.message, key=exc.key) from None
+            raise errors.CheckpointError(
+                f"{where + ' ' if where else ''}state key {key!r:.80} is not a str", key=str(key)
+            )
+    serde.check_json(values, where=where)
 
 
 def encode_state(state: Mapping[str, Any]) -> str:
