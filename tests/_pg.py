@@ -60,7 +60,8 @@ def tips(traces: dict[str, str | None], rows: list[tuple[str, str, str | None, i
     """The tips of a job's checkpoint chain across its traces (one when it never forked).
 
     ``traces`` maps each trace of the job to the trace it resumed; ``rows`` are
-    ``(checkpoint_id, trace_id, parent_id, seq)`` in write order. Within a trace, each
+    ``(checkpoint_id, trace_id, prev_id, seq)`` in write order (``prev_id``: the run's
+    previous checkpoint, as its save said). Within a trace, each
     checkpoint must follow the one before it. A trace that another trace resumed is
     continued only if all its checkpoints precede the resuming trace's first one; the
     last checkpoint of every trace not so continued is a tip.
@@ -124,7 +125,7 @@ class PostgresBackend:
                 ).fetchall()
             )
             rows = conn.execute(
-                """SELECT checkpoint_id, trace_id, header->>'parent_id', seq
+                """SELECT checkpoint_id, trace_id, prev_id, seq
                 FROM trio_graph_checkpoints WHERE trace_id = ANY(%s) ORDER BY seq""",
                 (list(traces),),
             ).fetchall()
@@ -185,7 +186,7 @@ class SQLiteBackend:
             )
             marks = ", ".join("?" * len(traces))
             rows = db.execute(
-                "SELECT checkpoint_id, trace_id, json_extract(header, '$.parent_id'), seq "
+                "SELECT checkpoint_id, trace_id, prev_id, seq "
                 f"FROM checkpoints WHERE trace_id IN ({marks}) ORDER BY seq",
                 list(traces),
             ).fetchall()

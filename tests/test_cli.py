@@ -37,7 +37,10 @@ def cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(cwd)},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(cwd), os.environ.get("PYTHONPATH", "")]),
+        },
     )
 
 
@@ -307,9 +310,18 @@ def test_user_mistakes_are_one_line_and_exit_2(
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
-        ("none", ["runs"], r"no database at .*missing\.db \(run `trio-graph demo` to create one"),
+        (
+            "none",
+            ["runs"],
+            r"no database at .*missing\.db \(run `(trio-graph|\S*python\S* -m trio_graph) demo"
+            r" --db \S*missing\.db` to create one",
+        ),
         ("dir", ["runs"], r"cannot open '.*': unable to open database file"),
-        ("text", ["runs"], r"'.*' is not a usable SQLite database: file is not a database"),
+        (
+            "text",
+            ["runs"],
+            r"'.*' is not a trio_graph database \(not a usable SQLite file: file is not a datab",
+        ),
         ("none", ["demo"], r"cannot create database .*: folder .* does not exist"),
         (
             "dsn",

@@ -56,7 +56,7 @@ async def test_submit_validates_the_state(store: Any) -> None:
         await store.submit("g", [1])  # type: ignore[arg-type]
     with pytest.raises(StateError, match=r"state keys must be str, got int"):
         await store.submit("g", {1: "x"})  # type: ignore[dict-item]
-    with pytest.raises(CheckpointError, match=r"not JSON-compatible \(key 'bad'\)$"):
+    with pytest.raises(CheckpointError, match=r"'bad' got set \(value \{1\}\): .* \(key 'bad'\)$"):
         await store.submit("g", {"bad": {1}})
     job = await store.submit("g", {"a": 1}, trace_id="same")
     with pytest.raises(CheckpointError, match=r"^a run with id 'same' was already submitted$"):
@@ -163,7 +163,9 @@ async def test_decide_refusals(store: Any) -> None:
     job = await store.submit("g", {})
     with pytest.raises(BarrierError, match=r"^malformed decision: expected .* got str$"):
         await store.decide(job, BarrierId("r", 1), "yes")  # type: ignore[arg-type]
-    with pytest.raises(CheckpointError, match=r"not JSON-compatible \(key 'k'\)$"):
+    with pytest.raises(
+        CheckpointError, match=r"'k' got float \(value inf\): non-finite floats are not JSON"
+    ):
         await store.decide(job, BarrierId("r", 1), Modify("k", math.inf))
     [claim] = await store.claim("w", ["g"], 1, 30.0)
     assert await store.finish(job, claim.epoch, JobStatus.COMPLETED)
@@ -184,10 +186,8 @@ async def test_decide_by_a_later_trace_id(store: Any) -> None:
     assert [c.job_id for c in await store.claim("w", ["g"], 1, 30.0)] == [job]
 
 
-async def test_a_stored_waiting_run_is_adopted_by_decide(store: Any) -> None:
-    """A run started by an Executor on the store and left at a barrier joins the queue
-    when a decision is sent for it, so a worker can finish it."""
-    graph = (
+def hitl_graph() -> Any:
+    return (
         GraphBuilder("hitl")
         .task("a", lambda s: {"a": 1})
         .barrier("review")
@@ -198,12 +198,46 @@ async def test_a_stored_waiting_run_is_adopted_by_decide(store: Any) -> None:
         .end("b")
         .build()
     )
-    executor = Executor(store=store)
-    async with executor.stream(graph, {}) as run:
+
+
+async def left_waiting(store: Any, graph: Any) -> str:
+    """Run ``graph`` on the store until its barrier, leave it there; its trace id."""
+    async with Executor(store=store).stream(graph, {}) as run:
         async for event in run:
             if isinstance(event, ev.BarrierWaiting):
                 break
-    trace = run.trace_id
+    return run.trace_id
+
+
+async def test_decide_for_a_barrier_the_run_does_not_wait_at_is_refused(store: Any) -> None:
+    """A decision whose barrier id cannot answer the barrier a stored run waits at (a
+    typo, a past or future occurrence) is refused naming both, and nothing is recorded;
+    the same holds for a job a worker parked there."""
+    graph = hitl_graph()
+    trace = await left_waiting(store, graph)
+    for wrong in ("reveiw#1", "review#2", "a#1"):
+        with pytest.raises(
+            BarrierError,
+            match=rf"^run '{trace}' is waiting at barrier 'review#1', not '{wrong}': "
+            rf"decision not recorded \(node '{wrong.split('#')[0]}'\)$",
+        ):
+            await store.decide(trace, wrong, Approve())
+    assert await store.job(trace) is None  # not adopted either
+    job = await store.submit("hitl", {})
+    await Worker(store, {"hitl": graph}, poll_interval=0.05).serve(until_idle=True)
+    with pytest.raises(BarrierError, match=r"waiting at barrier 'review#1', not 'revue#1'"):
+        await store.decide(job, BarrierId("revue", 1), Approve())
+    assert await store.decisions(job) == []
+    await store.decide(job, BarrierId("review", 1), Approve())
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.QUEUED
+
+
+async def test_a_stored_waiting_run_is_adopted_by_decide(store: Any) -> None:
+    """A run started by an Executor on the store and left at a barrier joins the queue
+    when a decision is sent for it, so a worker can finish it."""
+    graph = hitl_graph()
+    trace = await left_waiting(store, graph)
     assert await store.job(trace) is None
     await store.decide(trace, BarrierId("review", 1), Approve())
     info = await store.job(trace)

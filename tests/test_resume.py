@@ -59,12 +59,12 @@ class CrashingStore:
         self.crash_at = crash_at
         self.saves = 0
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(self, checkpoint: Checkpoint, *, changes: Any = None) -> None:
         self.saves += 1
         if self.saves >= self.crash_at:
             await trio.lowlevel.checkpoint()
             return
-        await self.inner.save(checkpoint)
+        await self.inner.save(checkpoint, changes=changes)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -73,11 +73,11 @@ class CrashingStore:
 class FailingStore(CrashingStore):
     """Refuses the ``crash_at``-th save with a CheckpointError (nothing written)."""
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(self, checkpoint: Checkpoint, *, changes: Any = None) -> None:
         self.saves += 1
         if self.saves == self.crash_at:
             raise CheckpointError("disk full", checkpoint_id=checkpoint.checkpoint_id)
-        await self.inner.save(checkpoint)
+        await self.inner.save(checkpoint, changes=changes)
 
 
 def counted(calls: Counter[str], name: str, fn: Callable[[Mapping[str, Any]], Any]) -> Any:
@@ -620,7 +620,7 @@ async def test_a_failed_save_leaves_the_next_checkpoint_complete(
 async def test_non_json_state_ends_the_run_naming_the_key(
     store_factory: Callable[[Path], Store], tmp_path: Path
 ) -> None:
-    """A node writing a non-JSON value ends the run with CheckpointError naming the key."""
+    """A node writing a non-JSON value ends the run with CheckpointError naming node and key."""
     graph = (
         GraphBuilder("bad")
         .task("ok", lambda s: {"fine": 1})
@@ -635,12 +635,17 @@ async def test_non_json_state_ends_the_run_naming_the_key(
     async with store_factory(tmp_path) as store:
         executor = Executor(store=store, policy=EVERY_STEP)
         with pytest.raises(
-            CheckpointError, match=r"not JSON-compatible \(checkpoint '\w+', key 'oops'\)$"
+            CheckpointError,
+            match=r"^node 'bad' wrote a value the store cannot give back: 'oops' got set .*"
+            r" \(key 'oops'\)$",
         ):
             await executor.run(graph, {})
         [row] = await store.runs()
+        # Refused at commit (issue 13 #5/#13), so the failure itself is checkpointed:
+        # the state before the node, pointing at it, never the refused value.
         assert row == RunInfo(
-            row.trace_id, "bad", RunStatus.RUNNING, row.updated_at, row.checkpoint_id
+            row.trace_id, "bad", RunStatus.FAILED, row.updated_at, row.checkpoint_id
         )
-        [only] = await store.list(row.trace_id)
-        assert (only.state, only.next_node, only.step) == ({"fine": 1}, "bad", 1)
+        ok, failed = await store.list(row.trace_id)
+        assert (ok.state, ok.next_node, ok.step) == ({"fine": 1}, "bad", 1)
+        assert (failed.state, failed.next_node, failed.step) == ({"fine": 1}, "bad", 1)

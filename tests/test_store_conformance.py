@@ -7,8 +7,8 @@ opens it with ``async with`` and closes it afterwards. A store that needs a serv
 can skip itself with ``marks=pytest.mark.skipif(...)``.
 
 :class:`Writer` plays the part of ``Loop.save``: it keeps a live state, a
-``SnapshotTracker`` and the parent id, so the checkpoints it makes look exactly like
-the ones a run writes (base snapshots and deltas).
+``ChangeLog`` and its last checkpoint's id, and passes the same ``changes`` hint a run
+passes, so the rows a store writes look exactly like a run's (base snapshots and deltas).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import trio.testing
 from trio_graph import reducers, serde
 from trio_graph.checkpoint import (
     BranchResult,
+    ChangeLog,
     Checkpoint,
     DecisionEntry,
     Frame,
     RunStatus,
-    SnapshotTracker,
     new_id,
 )
 from trio_graph.decisions import Approve, BarrierId, Modify, Reject, Reroute
@@ -41,6 +41,7 @@ from trio_graph.errors import CheckpointError
 from trio_graph.reducers import Reducer
 from trio_graph.state import reduce_updates
 from trio_graph.stores import MemoryStore, RunInfo, Store
+from trio_graph.stores import rows as codec
 from trio_graph.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
 StoreFactory = Callable[[Path], Store]
@@ -112,7 +113,7 @@ class Writer:
     trace_id: str = attrs.field(factory=new_id)
     state: dict[str, Any] = attrs.field(factory=dict)
     graph_name: str = "g"
-    tracker: SnapshotTracker = attrs.field(factory=lambda: SnapshotTracker(20))
+    log: ChangeLog = attrs.field(factory=ChangeLog)
     parent: str | None = None
     step: int = 0
     reducers: Mapping[str, Reducer] = attrs.field(factory=lambda: REDUCERS)
@@ -123,12 +124,11 @@ class Writer:
         self.state.update(reduce_updates(self.state, self.reducers, "node", items))
         for key, value in items:
             r = self.reducers.get(key)
-            self.tracker.record(key, value, r.name if r is not None else None)
+            self.log.record(key, value, r.name if r is not None else None)
         self.step += 1
 
     def checkpoint(self, **fields: Any) -> Checkpoint:
         cid = fields.pop("checkpoint_id", None) or new_id()
-        base_id, deltas = self.tracker.take(cid)
         return Checkpoint(
             checkpoint_id=cid,
             trace_id=self.trace_id,
@@ -137,20 +137,17 @@ class Writer:
             next_node=fields.pop("next_node", "next"),
             step=self.step,
             state=self.state,
-            parent_id=self.parent,
-            base_id=base_id,
-            deltas=deltas,
             **fields,
         )
 
     async def save(self, store: Store, **fields: Any) -> Checkpoint:
-        """Save a checkpoint of the live state; on failure, reset like ``Loop.save``."""
+        """Save a checkpoint of the live state with the hint; on failure, like ``Loop.save``."""
         checkpoint = self.checkpoint(**fields)
+        changes = self.log.take(self.parent)
         try:
-            await store.save(checkpoint)
+            await store.save(checkpoint, changes=changes)
         except BaseException:
-            self.tracker.reset()
-            self.tracker.pending[:0] = checkpoint.deltas
+            self.log.put_back(changes)
             raise
         self.parent = checkpoint.checkpoint_id
         return checkpoint
@@ -161,13 +158,13 @@ def json_copy(value: Any) -> Any:
 
 
 def same(loaded: Checkpoint, saved: Checkpoint, state: Mapping[str, Any]) -> None:
-    """``loaded`` is ``saved`` with its full ``state`` and no base or deltas."""
-    assert loaded == attrs.evolve(saved, state=json_copy(dict(state)), base_id=None, deltas=[])
+    """``loaded`` is ``saved`` with its full ``state`` as JSON gives it back."""
+    assert loaded == attrs.evolve(saved, state=json_copy(dict(state)))
 
 
 # -- save / load --------------------------------------------------------------------------
 async def test_round_trip_keeps_every_field(store: Store) -> None:
-    """A loaded checkpoint equals the saved one: every field, the full state, no deltas."""
+    """A loaded checkpoint equals the saved one: every field, the full state."""
     w = Writer(state={"text": "draft", "n": 1, "nested": {"a": [1, 2.5, None, True]}})
     saved = await w.save(
         store,
@@ -299,9 +296,7 @@ BAD_VALUES = [
 async def test_non_json_value_in_first_snapshot_is_refused(store: Store, bad: Any) -> None:
     """A non-JSON state value is refused at save time, naming the key; nothing is written."""
     w = Writer(state={"good": 1, "bad": bad})
-    with pytest.raises(
-        CheckpointError, match=r"not JSON-compatible \(checkpoint '\w+', key 'bad'\)$"
-    ):
+    with pytest.raises(CheckpointError, match=r"JSON.* \(key 'bad'\)$"):
         await w.save(store)
     assert await store.latest(w.trace_id) is None
     assert await store.runs() == []
@@ -313,9 +308,7 @@ async def test_non_json_delta_is_refused(store: Store, bad: Any) -> None:
     w = Writer(state={"good": 1})
     first = await w.save(store)
     w.apply({"fine": 2, "bad": bad})
-    with pytest.raises(
-        CheckpointError, match=r"not JSON-compatible \(checkpoint '\w+', key 'bad'\)$"
-    ):
+    with pytest.raises(CheckpointError, match=r"JSON.* \(key 'bad'\)$"):
         await w.save(store)
     assert [c.checkpoint_id for c in await store.list(w.trace_id)] == [first.checkpoint_id]
     [run] = await store.runs()
@@ -325,17 +318,17 @@ async def test_non_json_delta_is_refused(store: Store, bad: Any) -> None:
 async def test_non_json_decision_or_branch_value_is_refused(store: Store) -> None:
     """Decision values and finished-branch updates must be JSON too, named by key."""
     w = Writer(state={"a": 1})
-    with pytest.raises(CheckpointError, match=r"\(checkpoint '\w+', key 'k'\)$"):
+    with pytest.raises(CheckpointError, match=r"^a decision's Modify holds a value .* \(key 'k'\)$"):
         await w.save(store, decisions=[DecisionEntry("r", 1, Modify("k", {1, 2}))])
-    with pytest.raises(CheckpointError, match=r"branch 'b1' state value .*, key 'v'\)$"):
+    with pytest.raises(CheckpointError, match=r"^branch 'b1' holds a value .* \(key 'v'\)$"):
         await w.save(store, branches=[BranchResult("b1", {"v": object()})])
-    with pytest.raises(CheckpointError, match=r"subgraph 'sub' state value .*, key 's'\)$"):
+    with pytest.raises(CheckpointError, match=r"^subgraph 'sub' holds a value .* \(key 's'\)$"):
         await w.save(store, frames=[Frame("sub", "inner", 1, {"s": {1}})])
     assert await store.latest(w.trace_id) is None
 
 
 async def test_after_a_refused_save_the_next_one_is_complete(store: Store) -> None:
-    """After a failed save (tracker reset, deltas kept), the next checkpoint restores fully."""
+    """After a failed save (its deltas put back), the next checkpoint restores fully."""
     w = Writer(state={"n": 0, "log": []})
     await w.save(store)
     w.apply({"n": 1, "log": "a"})
@@ -404,7 +397,7 @@ def raw(path: Path) -> sqlite3.Connection:
 
 
 async def test_sqlite_file_survives_reopening(tmp_path: Path) -> None:
-    """A second store on the same file sees every checkpoint and run (WAL, schema v1)."""
+    """A second store on the same file sees every checkpoint and run (WAL, schema v2)."""
     path = tmp_path / "c.db"
     w = Writer(state={"n": 0, "log": []})
     async with SQLiteStore(path) as first:
@@ -449,7 +442,7 @@ async def test_sqlite_not_a_database(tmp_path: Path) -> None:
     """A file that is not SQLite raises CheckpointError naming the path."""
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(CheckpointError, match=r"junk\.db' is not a usable SQLite database"):
+    with pytest.raises(CheckpointError, match=r"junk\.db' is not a trio_graph database \(not a"):
         async with SQLiteStore(path):
             pass
 
@@ -473,7 +466,7 @@ async def test_sqlite_bytes_per_step_grow_with_the_update(tmp_path: Path) -> Non
     w = Writer(state={"blob": "x" * 1_000_000, "n": 0}, reducers={"n": reducers.add})
     async with SQLiteStore(path) as store:
         await w.save(store)
-        for _ in range(60):  # three times past the tracker's full_every
+        for _ in range(60):
             w.apply({"n": 1, "note": "y" * 100})
             await w.save(store)
         latest = await store.latest(w.trace_id)
@@ -604,20 +597,21 @@ async def test_sqlite_corrupted_runs_row(tmp_path: Path) -> None:
 
 
 async def test_memory_store_corrupted_row(tmp_path: Path) -> None:
-    """MemoryStore checks its rows the same way (shared codec)."""
+    """MemoryStore checks its rows the same way (shared codec, checksums)."""
     store = MemoryStore()
     w = Writer(state={"a": 1})
     saved = await w.save(store)
     rows = store._rows[w.trace_id]
     rows[0] = attrs.evolve(rows[0], body='{"a": ')
     with pytest.raises(
-        CheckpointError, match=rf"not valid JSON.*\(checkpoint '{saved.checkpoint_id}'\)$"
+        CheckpointError,
+        match=rf"^corrupted checkpoint: .*checksum \(checkpoint '{saved.checkpoint_id}'\)$",
     ):
         await store.load(saved.checkpoint_id)
 
 
 async def test_header_codec_matches_the_converter() -> None:
-    """The fast header encoder writes what serde.to_json would (minus state and deltas)."""
+    """The fast header encoder writes what serde.to_json would (minus the state)."""
     w = Writer(state={"a": 1})
     w.apply({"a": 2})
     checkpoint = w.checkpoint(
@@ -628,6 +622,6 @@ async def test_header_codec_matches_the_converter() -> None:
         error="e",
         frames=[Frame("sub", "inner", 3, {"k": [1]}, [("k", [1])])],
     )
-    head = attrs.evolve(checkpoint, state={}, deltas=[], base_id=None)
-    assert json.loads(serde.encode_header(checkpoint)) == json.loads(serde.to_json(head))
+    head = attrs.evolve(checkpoint, state={})
+    assert json.loads(codec.encode_header(checkpoint)) == json.loads(serde.to_json(head))
     await trio.lowlevel.checkpoint()

@@ -24,9 +24,10 @@ from typing import Any
 import pytest
 
 from trio_graph import serde
-from trio_graph.checkpoint import Checkpoint, SnapshotTracker
+from trio_graph.checkpoint import Checkpoint
 from trio_graph.decisions import Approve
 from trio_graph.errors import CheckpointError
+from trio_graph.stores.rows import row_checksum
 from trio_graph.stores.sqlite import SQLiteStore
 
 FORBIDDEN = (
@@ -83,7 +84,7 @@ async def _stored(path: Path) -> tuple[str, str, str]:
     """A trace with a base snapshot and a delta row; warms every code path first."""
     from test_store_conformance import Writer
 
-    w = Writer(state={"n": 0, "log": []}, tracker=SnapshotTracker(20))
+    w = Writer(state={"n": 0, "log": []})
     async with SQLiteStore(path) as store:
         base = await w.save(store, decisions=[])
         w.apply({"n": 1, "log": "x"})
@@ -110,6 +111,8 @@ def _header(path: Path, checkpoint_id: str) -> dict[str, Any]:
 
 
 def _craft(path: Path, checkpoint_id: str, column: str, value: Any) -> None:
+    """Replace a column and give the row a matching checksum (an attacker who can write
+    the file can compute one too): the decoders themselves must refuse the payload."""
     assert column in ("header", "body")
     db = sqlite3.connect(path, isolation_level=None)
     try:
@@ -117,6 +120,16 @@ def _craft(path: Path, checkpoint_id: str, column: str, value: Any) -> None:
             f"UPDATE checkpoints SET {column} = ? WHERE checkpoint_id = ?",  # column: fixed list
             (value, checkpoint_id),
         )
+        (*cols,) = db.execute(
+            "SELECT checkpoint_id, trace_id, base_id, prev_id, link, header, body "
+            "FROM checkpoints WHERE checkpoint_id = ?",
+            (checkpoint_id,),
+        ).fetchone()
+        if all(isinstance(c, str | int | None) for c in cols):
+            db.execute(
+                "UPDATE checkpoints SET checksum = ? WHERE checkpoint_id = ?",
+                (row_checksum(*cols), checkpoint_id),
+            )
     finally:
         db.close()
 

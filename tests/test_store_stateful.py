@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 from test_store_conformance import REDUCERS, STORE_FACTORIES, Writer, json_copy, same
 
-from trio_graph.checkpoint import Checkpoint, RunStatus, SnapshotTracker, restore
+from trio_graph.checkpoint import Checkpoint, RunStatus, StoredDelta
 from trio_graph.errors import CheckpointError
 from trio_graph.stores import MemoryStore, RunInfo, Store
+from trio_graph.stores.rows import restore
 
 # -- strategies ---------------------------------------------------------------------------
 JSON: st.SearchStrategy[Any] = st.recursive(
@@ -72,26 +73,20 @@ def test_restore_of_base_and_deltas_equals_live_state(
     steps: list[tuple[dict[str, Any], bool]], threshold: int
 ) -> None:
     """At every checkpoint, the last full snapshot plus the deltas since equals the live state."""
-    w = Writer(state={}, tracker=SnapshotTracker(threshold))
+    w = Writer(state={})
     base: dict[str, Any] = {}
     chain: list[Any] = []
     for updates, save in steps:
         w.apply(updates)
         if not save:
             continue
-        base_id, deltas = w.tracker.take("cp")
-        if base_id is None:
+        deltas = w.log.take(None).deltas
+        if len(chain) >= threshold:
             base, chain = json_copy(w.state), []
         else:
             chain.append(json_copy([[d.key, d.value, d.reducer] for d in deltas]))
-        replay = [[_delta(*d) for d in ds] for ds in chain]
+        replay = [[StoredDelta(*d) for d in ds] for ds in chain]
         assert restore(base, replay) == json_copy(w.state)
-
-
-def _delta(key: str, value: Any, reducer: str | None) -> Any:
-    from trio_graph.checkpoint import StoredDelta
-
-    return StoredDelta(key, value, reducer)
 
 
 @pytest.mark.parametrize("factory", _factories())
@@ -106,7 +101,7 @@ def test_stores_restore_the_live_state(
     tmp = tmp_path_factory.mktemp("restore")
 
     async def main() -> None:
-        w = Writer(state={}, tracker=SnapshotTracker(3))
+        w = Writer(state={})
         saved: list[tuple[Checkpoint, Any]] = []
         async with factory(tmp) as store:
             for updates, save in steps:
@@ -140,7 +135,7 @@ class StoreMachine(RuleBasedStateMachine):
     def writer(self, trace: str) -> Writer:
         if trace not in self.writers:
             # A new run (or a run that reuses a deleted trace id): its first save is full.
-            self.writers[trace] = Writer(trace_id=trace, state={}, tracker=SnapshotTracker(3))
+            self.writers[trace] = Writer(trace_id=trace, state={})
         return self.writers[trace]
 
     @rule(trace=TRACES, updates=UPDATES, status=STATUSES, waiting=st.booleans())

@@ -221,3 +221,268 @@ def test_node_names_may_not_contain_path_separators() -> None:
     """'/' and '#' are reserved for subgraph paths and barrier occurrences."""
     with pytest.raises(InvalidGraph, match="names may not contain"):
         GraphBuilder("g").task("a/b", lambda s: None).start("a/b").end("a/b").build()
+
+
+# -- nested subgraphs (issue 13, items 2-4) ------------------------------------------
+LEVELS = ["outer", "inner", "deep"]
+
+
+def nest(leaf: Any, depth: int) -> tuple[Any, str]:
+    """``leaf`` wrapped in ``depth`` subgraph levels under a root; (root graph, path prefix).
+
+    Each level runs ``pre`` (a task), then the next level down, then ``post``.
+    """
+    graph = leaf
+    for name in reversed(LEVELS[:depth]):
+        graph = (
+            GraphBuilder(f"g_{name}")
+            .task("pre", lambda s: None)
+            .subgraph(name, graph)
+            .task("post", lambda s: None)
+            .edge("pre", name)
+            .edge(name, "post")
+            .start("pre")
+            .end("post")
+            .build()
+        )
+    return graph, "/".join(LEVELS[:depth])
+
+
+def review_leaf() -> Any:
+    return (
+        GraphBuilder("leaf")
+        .task("draft", lambda s: {"text": "v1"})
+        .barrier("review")
+        .edge("draft", "review")
+        .start("draft")
+        .end("review")
+        .build()
+    )
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("how", ["decide", "decide_all"])
+async def test_nested_event_paths_are_single_and_decidable(depth: int, how: str) -> None:
+    """At any depth every event names its node by the one full path, and the
+    BarrierWaiting's node / barrier_id decide the barrier (decide and decide_all)."""
+    graph, prefix = nest(review_leaf(), depth)
+    review = f"{prefix}/review"
+    events: list[ev.Event] = []
+    async with Executor().stream(graph, {}) as run:
+        async for event in run:
+            events.append(event)
+            if isinstance(event, ev.BarrierWaiting):
+                assert event.node == event.barrier_id.node == review
+                if how == "decide":
+                    run.decide(event.barrier_id, Approve())
+                else:
+                    run.decide_all(event.node, Approve())
+    assert run.result is not None and run.result.state["review.approved"] is True
+    expected = {"pre", "post", "draft", "review"} | set(LEVELS[:depth])
+    for event in events:
+        node = getattr(event, "node", None)
+        if node is None or isinstance(event, ev.CheckpointSaved):
+            continue
+        parts = node.split("/")
+        # A path walks down the levels once: outer, inner, ... then a node of that level.
+        assert parts[:-1] == LEVELS[: len(parts) - 1], (type(event).__name__, node)
+        assert parts[-1] in expected, (type(event).__name__, node)
+    waiting = [e for e in events if isinstance(e, ev.BarrierWaiting)]
+    assert [(e.node, e.barrier_id) for e in waiting] == [(review, BarrierId(review, 1))]
+    resolved = [e.node for e in events if isinstance(e, ev.BarrierResolved)]
+    assert resolved == [review]
+    starts = [e.node for e in events if isinstance(e, ev.NodeStart)]
+    assert f"{prefix}/draft" in starts and review in starts
+    # The draft's update, then each subgraph node handing it up (innermost first).
+    levels = ["/".join(LEVELS[:i]) for i in range(depth, 0, -1)]
+    texts = [e.node for e in events if isinstance(e, ev.StateChanged) and e.key == "text"]
+    assert texts == [f"{prefix}/draft", *levels]
+
+
+async def test_two_deep_barrier_event_node_is_the_barrier_id_node() -> None:
+    """root > outer > inner > review: NodeStart and BarrierWaiting say outer/inner/review."""
+    graph, _ = nest(review_leaf(), 2)
+    async with Executor().stream(graph, {}) as run:
+        async for event in run:
+            if isinstance(event, ev.NodeStart) and event.node.endswith("review"):
+                assert event.node == "outer/inner/review"
+            if isinstance(event, ev.BarrierWaiting):
+                assert (event.node, str(event.barrier_id)) == (
+                    "outer/inner/review",
+                    "outer/inner/review#1",
+                )
+                run.decide_all(event.node, Approve())
+    assert run.result is not None
+
+
+def parallel_leaf(calls: Counter[str]) -> Any:
+    async def quick(state: Any) -> dict[str, Any]:
+        calls["quick"] += 1
+        return {"quick": True}
+
+    async def slow(state: Any) -> dict[str, Any]:
+        calls["slow"] += 1
+        if calls["slow"] == 1:
+            await trio.sleep_forever()  # cancelled by the test
+        return {"slow": True}
+
+    return (
+        GraphBuilder("leaf")
+        .parallel("fan", {"quick": quick, "slow": slow})
+        .start("fan")
+        .end("fan")
+        .build()
+    )
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+async def test_nested_resume_runs_only_unfinished_branches(depth: int) -> None:
+    """Cancel a fan-out {quick, slow} nested ``depth`` subgraphs deep after quick
+    finished; the resume runs only slow, and the merged state has both."""
+    calls: Counter[str] = Counter()
+    graph, prefix = nest(parallel_leaf(calls), depth)
+    fan = f"{prefix}/fan" if prefix else "fan"
+    store = MemoryStore()
+    executor = Executor(store=store)
+    async with executor.stream(graph, {}) as run:
+        async for event in run:
+            if isinstance(event, ev.BranchCompleted) and event.branch == "quick":
+                assert event.node == fan
+                run.cancel()
+    latest = await store.latest(run.trace_id)
+    assert latest is not None
+    assert [b.branch for b in latest.branches] == ["quick"]
+    assert [f.node for f in latest.frames] == LEVELS[:depth]
+    async with executor.resume(graph, run.trace_id) as resumed:
+        result = await resumed.wait()
+    assert calls == Counter({"quick": 1, "slow": 2})
+    assert result.state == {"quick": True, "slow": True}
+
+
+def check_leaf(seen: list[Any]) -> Any:
+    return (
+        GraphBuilder("leaf")
+        .task("draft", lambda s: {"text": "v1"})
+        .barrier("check")
+        .task("read", lambda s: seen.append(s["text"]))
+        .edge("draft", "check")
+        .edge("check", "read")
+        .start("draft")
+        .end("read")
+        .build()
+    )
+
+
+async def waiting_checkpoint(executor: Executor, graph: Any) -> str:
+    """Run ``graph`` until its first barrier waits, stop; the waiting checkpoint's id."""
+    async with executor.stream(graph, {}) as run:
+        async for event in run:
+            if isinstance(event, ev.BarrierWaiting):
+                break
+    assert executor.store is not None
+    latest = await executor.store.latest(run.trace_id)
+    assert latest is not None and latest.pending_barrier is not None
+    return latest.checkpoint_id
+
+
+async def approve_fork(executor: Executor, graph: Any, cid: str, patch: Any) -> Any:
+    async with executor.fork(graph, cid, patch=patch) as run:
+        async for event in run:
+            if isinstance(event, ev.BarrierWaiting):
+                run.decide(event.barrier_id, Approve())
+    assert run.result is not None
+    return run.result.state
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+async def test_fork_patch_reaches_the_subgraph_and_survives_its_output(depth: int) -> None:
+    """A fork of a run waiting inside subgraphs (no input mapping) patches the key in
+    every frame: the child reads the patch and the parent keeps it after the child."""
+    seen: list[Any] = []
+    graph, _ = nest(check_leaf(seen), depth)
+    executor = Executor(store=MemoryStore())
+    cid = await waiting_checkpoint(executor, graph)
+    state = await approve_fork(executor, graph, cid, {"text": "edited"})
+    assert seen == ["edited"]
+    assert state["text"] == "edited"
+    assert state["check.approved"] is True
+
+
+async def test_fork_patch_reaches_a_mapped_subgraph_that_holds_the_key() -> None:
+    """fr/check#1 with input/output mappings: a patched key the child's state holds
+    reaches the child, and the output mapping carries the patched value back."""
+    seen: list[Any] = []
+    leaf = (
+        GraphBuilder("leaf")
+        .barrier("check")
+        .task("read", lambda s: seen.append(s["text"]))
+        .edge("check", "read")
+        .start("check")
+        .end("read")
+        .build()
+    )
+    graph = (
+        GraphBuilder("root")
+        .task("write", lambda s: {"text": "v1", "other": 1})
+        .subgraph(
+            "fr",
+            leaf,
+            input=lambda s: {"text": s["text"]},
+            output=lambda c: {"text": c["text"], "out": c.get("other")},
+        )
+        .edge("write", "fr")
+        .start("write")
+        .end("fr")
+        .build()
+    )
+    executor = Executor(store=MemoryStore())
+    cid = await waiting_checkpoint(executor, graph)
+    state = await approve_fork(executor, graph, cid, {"text": "edited", "other": 2})
+    assert seen == ["edited"]
+    # "other" is not in the mapped child's state: it patches the parent only.
+    assert state == {"text": "edited", "other": 2, "out": None}
+
+
+async def test_fork_patch_of_a_key_only_a_deep_frame_holds() -> None:
+    """root > fr(input mapping) > inner, waiting at fr/inner/check#1 after inner wrote
+    "note": the patched note reaches inner and is what fr and the root get from it."""
+    seen: list[Any] = []
+    inner = (
+        GraphBuilder("inner")
+        .task("draft", lambda s: {"note": "v1"})
+        .barrier("check")
+        .edge("draft", "check")
+        .start("draft")
+        .end("check")
+        .build()
+    )
+    fr = (
+        GraphBuilder("fr")
+        .subgraph("inner", inner)
+        .task("read", lambda s: seen.append(s["note"]))
+        .edge("inner", "read")
+        .start("inner")
+        .end("read")
+        .build()
+    )
+    graph = (
+        GraphBuilder("root")
+        .task("write", lambda s: {"text": "t"})
+        .subgraph("fr", fr, input=lambda s: {"text": s["text"]})
+        .edge("write", "fr")
+        .start("write")
+        .end("fr")
+        .build()
+    )
+    executor = Executor(store=MemoryStore())
+    cid = await waiting_checkpoint(executor, graph)
+    assert executor.store is not None
+    checkpoint = await executor.store.load(cid)
+    assert [(f.node, "note" in f.state) for f in checkpoint.frames] == [
+        ("fr", False),
+        ("inner", True),
+    ]
+    state = await approve_fork(executor, graph, cid, {"note": "edited"})
+    assert seen == ["edited"]
+    assert state["note"] == "edited"
+    assert state["text"] == "t"

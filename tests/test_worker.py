@@ -512,3 +512,49 @@ async def test_a_run_stopped_after_its_end_node_is_settled_not_rerun(store: Queu
     assert info is not None and (info.status, info.error) == (JobStatus.COMPLETED, None)
     assert (worker.stats.completed, worker.stats.failed) == (1, 0)
     assert [c.checkpoint_id for c in await store.list(job)] == ["c1"]  # not run again
+
+
+async def test_a_lease_lost_during_a_fan_out_counts_as_lost(
+    store: QueueStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A branch's record refused by the fence (the job was claimed again) stops the run
+    as a lost lease: counted in the stats, no "failed unexpectedly", nothing settled."""
+    entered, go = trio.Event(), trio.Event()
+
+    async def quick(state: Any) -> dict[str, Any]:
+        entered.set()
+        await go.wait()
+        return {"quick": 1}
+
+    async def slow(state: Any) -> dict[str, Any]:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    graph = (
+        GraphBuilder("fan")
+        .task("a", lambda s: {"a": 1})
+        .parallel("p", {"quick": quick, "slow": slow})
+        .task("b", lambda s: {"b": 1})
+        .edge("a", "p")
+        .edge("p", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    job = await store.submit("fan", {})
+    worker = Worker(store, {"fan": graph}, lease=60, poll_interval=0.05)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.serve)
+            await entered.wait()
+            info = await store.job(job)
+            assert info is not None
+            assert await store.release(job, info.epoch)  # as if the lease had expired
+            [claim] = await store.claim("thief", ["fan"], 1, 60.0)
+            go.set()
+            await until(lambda: _true_when(worker.stats.lease_lost == 1), what="the loss")
+            nursery.cancel_scope.cancel()
+    assert "failed unexpectedly" not in caplog.text
+    assert (worker.stats.failed, worker.stats.completed, worker.stats.released) == (0, 0, 0)
+    info = await store.job(job)
+    assert info is not None and (info.owner, info.epoch) == ("thief", claim.epoch)

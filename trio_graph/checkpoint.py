@@ -1,10 +1,11 @@
-"""Checkpoints, the policy that decides when to save, and incremental snapshots.
+"""Checkpoints, the policy that decides when to save, and the hint a save gets.
 
 Model layer: no trio import. A :class:`Checkpoint` is what a store saves: the node
-to run next, the step count, the state, the barrier waiting (if any), finished
-branches of an interrupted fan-out, and lineage. Stores may write the state as a
-base snapshot plus the deltas since it (:class:`SnapshotTracker` decides which),
-so the bytes written per step grow with the update, not with the state.
+to run next, the step count, the full state, the barrier waiting (if any), finished
+branches of an interrupted fan-out, and lineage; nothing about storage. With each
+save the run passes :class:`Changes` (the deltas since its previous checkpoint), so a
+store can write just those (``stores/rows.py`` decides) and the bytes written per
+step grow with the update, not with the state.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from .decisions import BarrierId, Decision
-from .reducers import BUILTINS
 
 
 class RunStatus(enum.StrEnum):
@@ -77,9 +76,10 @@ class Frame:
 class Checkpoint:
     """A resumable point of a run.
 
-    ``state`` is always the full state at this checkpoint. When a checkpoint is
-    saved, ``state`` may be the run's live state: a store must serialise it (or,
-    when ``base_id`` is set, only ``deltas``) during ``save`` and keep no reference.
+    ``state`` is always the full state at this checkpoint, whatever a store writes. It
+    carries no storage fields: how a store lays out its rows is the store's business
+    (DESIGN §8). When a checkpoint is saved, ``state`` may be the run's live state: a
+    store must serialise it during ``save`` and keep no reference.
     """
 
     checkpoint_id: str
@@ -103,12 +103,6 @@ class Checkpoint:
     """The trace id this run was resumed or forked from."""
     resume_count: int = 0
     created_at: float = attrs.field(factory=time.time)
-    parent_id: str | None = None
-    """The previous checkpoint of this trace."""
-    base_id: str | None = None
-    """The full snapshot this one builds on; None means this one is a full snapshot."""
-    deltas: list[StoredDelta] = attrs.field(factory=list)
-    """Deltas since ``parent_id`` (what an incremental save writes)."""
     error: str | None = None
     """For a failed run, the terminal error's one-line description."""
     frames: list[Frame] = attrs.field(factory=list)
@@ -153,111 +147,44 @@ class CheckpointPolicy:
     on_request: bool = True
     adaptive: AdaptivePolicy | None = None
     full_every: int = 20
-    """Write a full snapshot once more than this many deltas are pending."""
+    """Unused, kept for compatibility: each store decides when to write a full snapshot."""
     branch_writes: bool = True
     """Record each finished branch of a fan-out as it completes (resume runs only the rest)."""
 
 
-@attrs.define
-class SnapshotTracker:
-    """Decides full vs incremental and collects the deltas since the last checkpoint."""
+@attrs.frozen
+class Changes:
+    """The executor's hint to ``store.save``: what changed since its previous checkpoint.
 
-    threshold: int = 20
-    base_id: str | None = None
-    since_base: int = 0
+    ``deltas`` are the updates applied since the checkpoint ``previous_id`` of the same
+    trace (None: there was none). ``new_branches``: the positions, in the saved
+    checkpoint's ``branches``, of the branches that previous checkpoint did not have;
+    the others are its branches, in their order (a fan-out recording one more finished
+    branch); None: no such relation. A store may use the hint (write only what
+    changed) **only** when ``previous_id`` is the last row it wrote for the trace;
+    otherwise it writes the checkpoint in full. ``checkpoint.state`` stays the truth.
+    """
+
+    previous_id: str | None
+    deltas: tuple[StoredDelta, ...] = ()
+    new_branches: tuple[int, ...] | None = None
+
+
+@attrs.define
+class ChangeLog:
+    """The run's side of :class:`Changes`: the deltas applied since its last checkpoint."""
+
     pending: list[StoredDelta] = attrs.field(factory=list)
 
     def record(self, key: str, value: Any, reducer: str | None = None) -> None:
         """Note one applied delta: the update and its built-in reducer, or a resolved value."""
         self.pending.append(StoredDelta(key, value, reducer))
 
-    def take(self, checkpoint_id: str) -> tuple[str | None, list[StoredDelta]]:
-        """(base_id, deltas) for the checkpoint being written; a None base means full."""
-        deltas, self.pending = self.pending, []
-        self.since_base += len(deltas)
-        if self.base_id is None or self.since_base > self.threshold:
-            self.base_id = checkpoint_id
-            self.since_base = 0
-            return None, deltas
-        return self.base_id, deltas
+    def take(self, previous_id: str | None, new_branches: tuple[int, ...] | None = None) -> Changes:
+        """The hint for the checkpoint being written; the log starts empty again."""
+        deltas, self.pending = tuple(self.pending), []
+        return Changes(previous_id, deltas, new_branches)
 
-    def reset(self) -> None:
-        """Forget the base (the next checkpoint is full), e.g. after a failed save."""
-        self.base_id = None
-        self.since_base = 0
-
-
-def restore(base: Mapping[str, Any], chain: Iterable[Iterable[StoredDelta]]) -> dict[str, Any]:
-    """The state of a base snapshot plus each checkpoint's deltas, in order."""
-    state = dict(base)
-    for deltas in chain:
-        for d in deltas:
-            if d.reducer is None:
-                state[d.key] = d.value
-                continue
-            reducer = BUILTINS[d.reducer]
-            if d.key in state:
-                state[d.key] = reducer.fn(state[d.key], d.value)
-            elif reducer.initial is not None:
-                state[d.key] = reducer.fn(reducer.initial(), d.value)
-            else:
-                state[d.key] = d.value
-    return state
-
-
-@attrs.define
-class _Chain:
-    base_id: str
-    base_bytes: int
-    since_bytes: int = 0
-    links: int = 0
-
-
-@attrs.define
-class ChainPlanner:
-    """A store's choice between a full snapshot and a delta row, per trace (pure).
-
-    A store writes each checkpoint as the deltas since the previous checkpoint of its
-    trace, in write order (``checkpoint.deltas`` always holds exactly those), unless
-    the trace has no base in this store yet (its first checkpoint, or one written by
-    another process), or the bytes written since the base have outgrown the base and
-    the run's :class:`SnapshotTracker` asks for a full snapshot (``base_id`` None;
-    after ``ceiling`` times the base, without asking). Rebasing only once the deltas
-    outweigh the base keeps the bytes written per step O(update), amortised, whatever
-    the size of the state, and a load replays at most about one base's worth of deltas.
-
-    Each row also gets a *link*: 0 for a base snapshot, then 1, 2, ... along its
-    chain, so a load can tell a complete chain from one with a row missing.
-    """
-
-    ceiling: int = 4
-    _chains: dict[str, _Chain] = attrs.field(factory=dict)
-
-    def plan(self, checkpoint: Checkpoint) -> tuple[str | None, int]:
-        """``(base_id, link)`` to write ``checkpoint`` with; a None base: write it in full."""
-        chain = self._chains.get(checkpoint.trace_id)
-        if chain is None or checkpoint.parent_id is None:
-            return None, 0
-        if chain.since_bytes >= chain.base_bytes and (
-            checkpoint.base_id is None or chain.since_bytes >= self.ceiling * chain.base_bytes
-        ):
-            return None, 0
-        return chain.base_id, chain.links + 1
-
-    def base_bytes(self, trace_id: str) -> int | None:
-        """The size of the trace's current base row, if this store wrote one."""
-        chain = self._chains.get(trace_id)
-        return None if chain is None else chain.base_bytes
-
-    def wrote(self, checkpoint: Checkpoint, base_id: str | None, nbytes: int) -> None:
-        """Record a committed row of ``nbytes`` (header and body) for ``checkpoint``."""
-        if base_id is None:
-            self._chains[checkpoint.trace_id] = _Chain(checkpoint.checkpoint_id, nbytes)
-        else:
-            chain = self._chains[checkpoint.trace_id]
-            chain.since_bytes += nbytes
-            chain.links += 1
-
-    def forget(self, trace_id: str) -> None:
-        """The trace was deleted: its next checkpoint is a full snapshot."""
-        self._chains.pop(trace_id, None)
+    def put_back(self, changes: Changes) -> None:
+        """A save failed: its deltas are pending again, before any recorded since."""
+        self.pending[:0] = changes.deltas

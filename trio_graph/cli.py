@@ -8,8 +8,13 @@ rows) as JSON lines through :mod:`trio_graph.serde`.
 
 Exit codes: 0 done (a run completed, or was left waiting at a barrier on request);
 1 a run ended with an error; 2 a mistake on the command line (unknown trace id, bad
-``module:attr``, unreachable database, a decision the run cannot take), reported as
-one line on stderr, never a traceback; 130 interrupted (Ctrl-C).
+``module:attr``, unreachable, invalid or read-only database, a decision the run cannot
+take), reported as one line on stderr, never a traceback; 130 interrupted (Ctrl-C);
+141 stdout was closed early (``... | head``): the output stops, nothing else does (a
+run in progress goes on to its next barrier or its end, as it would have).
+
+Hints print commands that run as printed (:func:`trio_graph.cli_output.command`), with
+the options given: the store, ``--graph``, ``--max-steps``.
 
 ``decide`` answers a stored run waiting at a barrier. On a store with a run queue
 (PostgreSQL) and no ``--graph``, the decision is recorded with ``store.decide`` and a
@@ -32,13 +37,15 @@ import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 import trio
 
 from . import events as ev
 from . import serde
 from .checkpoint import Checkpoint, RunStatus
+from .cli_output import StdoutGuard, standing, stdout_gone
+from .cli_output import command as runnable
 from .decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute
 from .errors import GraphError
 from .executor import Executor
@@ -51,17 +58,21 @@ from .view import LineReader, View, ask, default_decision, describe_decision, pa
 PROG = "trio-graph"
 DEFAULT_DB = "trio_graph.db"
 DEMO_GRAPH = "trio_graph.demo:graph"
+DEFAULT_MAX_STEPS = 50
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141
+"""stdout was closed by its reader before the command finished writing (128 + SIGPIPE)."""
 
 log = logging.getLogger("trio_graph.cli")
 
 
 _INTERRUPTED: dict[str, str] = {}
-"""The run being shown, for the message when Ctrl-C interrupts it (it checkpoints)."""
+"""The run being shown and the command resuming it, for the message when Ctrl-C
+interrupts it (it checkpoints)."""
 
 
 class UsageError(Exception):
@@ -70,7 +81,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see {self.prog} --help)")
+        raise UsageError(f"{message} (see `{runnable([*self.prog.split()[1:], '--help'])}`)")
 
 
 # -- the parser ----------------------------------------------------------------------------
@@ -111,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="trio_graph: run, inspect, decide and resume graph workflows.",
         parents=[common(None)],
-        epilog=f"Start with: {PROG} demo",
+        epilog=f"Start with: {runnable(['demo'])}",
     )
     sub_common = common(argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -125,7 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--max-steps", type=int, default=50, metavar="N", help="step budget (default 50)"
+            "--max-steps",
+            type=int,
+            default=DEFAULT_MAX_STEPS,
+            metavar="N",
+            help=f"step budget (default {DEFAULT_MAX_STEPS})",
         )
         p.add_argument(
             "--leave-waiting",
@@ -209,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
 # -- entry point ---------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    saved = sys.stdout
+    guard = StdoutGuard(saved)
+    sys.stdout = cast(TextIO, guard)
+    try:
+        code = _main(argv)
+    finally:
+        sys.stdout = saved
+    return EXIT_PIPE if guard.gone and code == EXIT_OK else code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     _setup_logging()
     try:
         args = build_parser().parse_args(argv)
@@ -221,8 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         lead = "\n" if sys.stderr.isatty() else ""
         trace = _INTERRUPTED.get("trace")
-        flags = _INTERRUPTED.get("flags", "")
-        hint = f"; run {trace} is saved: `{PROG} resume {trace}{flags}`" if trace else ""
+        hint = f"; run {trace} is saved: `{_INTERRUPTED['resume']}`" if trace else ""
         print(f"{lead}{PROG}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
@@ -304,7 +329,12 @@ def _where(args: Any) -> str:
 
 @contextlib.asynccontextmanager
 async def open_store(args: Any, *, create: bool = False) -> AsyncIterator[Store]:
-    """The store the options name; ``create=False`` refuses a SQLite file that is missing."""
+    """The store the options name, opened and checked before the command does anything.
+
+    ``create=False`` refuses a SQLite file that is missing. A file that is not a
+    trio_graph database, or that cannot be written, fails here (``CheckpointError``,
+    one line, exit 2), before a run takes its first step.
+    """
     store: Any
     if args.dsn:
         try:
@@ -324,6 +354,7 @@ async def open_store(args: Any, *, create: bool = False) -> AsyncIterator[Store]
 
         store = SQLiteStore(path)
     try:
+        await store.__aenter__()  # open it now: a bad file is refused before any step
         yield store
     finally:
         with trio.CancelScope(shield=True):
@@ -352,9 +383,8 @@ def _sqlite_path(args: Any, *, create: bool) -> str:
     path: str = args.db or DEFAULT_DB
     folder = os.path.dirname(os.path.abspath(path))
     if not create and not os.path.exists(path):
-        raise UsageError(
-            f"no database at {path} (run `{PROG} demo` to create one, or pass --db PATH)"
-        )
+        demo = _hint(args, "demo")
+        raise UsageError(f"no database at {path} (run {demo} to create one, or pass --db PATH)")
     if create and not os.path.isdir(folder):
         raise UsageError(f"cannot create database {path}: folder {folder} does not exist")
     return path
@@ -400,7 +430,8 @@ async def resolve_trace(store: Store, text: str, args: Any) -> tuple[RunInfo, li
     exact = [r for r in rows if r.trace_id == text]
     matches = exact or ([r for r in rows if r.trace_id.startswith(text)] if len(text) >= 4 else [])
     if not matches:
-        raise UsageError(f"no run {text!r} in {_where(args)} (list them with `{PROG} runs`)")
+        runs = _hint(args, "runs")
+        raise UsageError(f"no run {text!r} in {_where(args)} (list them with {runs})")
     if len(matches) > 1:
         raise UsageError(
             f"{text!r} matches {len(matches)} runs ({', '.join(r.trace_id for r in matches[:3])}"
@@ -443,13 +474,15 @@ async def drive(
     json_mode = bool(args.json)
     notes = sys.stderr if json_mode else sys.stdout
     _INTERRUPTED["trace"] = run.trace_id  # every run shown here has a store
-    _INTERRUPTED["flags"] = _store_flags(args)
+    _INTERRUPTED["resume"] = _hint(args, "resume", run.trace_id, run_options=True, quote="")
     view = None if json_mode else View(sys.stdout, max_steps=args.max_steps, graph=graph)
     reader = LineReader() if barriers == "prompt" else None
     prompts: dict[BarrierId, trio.CancelScope] = {}
 
     def note(text: str) -> None:
-        if view is not None:
+        if stdout_gone():  # the reader left; what the person must know goes to stderr
+            print(text, file=sys.stderr, flush=True)
+        elif view is not None:
             view.note(text)
         else:
             print(text, file=notes, flush=True)
@@ -473,7 +506,7 @@ async def drive(
                     continue
                 found = graph.find(bid.node)
                 node = found if isinstance(found, BarrierNode) else None
-                if barriers == "leave":
+                if barriers == "leave" or (barriers == "prompt" and stdout_gone()):
                     note(_left_waiting(run.trace_id, bid, args))
                     nursery.cancel_scope.cancel()
                     return EXIT_OK
@@ -496,19 +529,32 @@ async def drive(
     return EXIT_RUN_FAILED
 
 
-def _store_flags(args: Any) -> str:
-    """The options naming the store, to repeat in a suggested command."""
+def _hint(args: Any, *words: str, run_options: bool = False, quote: str = "`") -> str:
+    """A command to suggest, runnable as printed, with the options the user gave.
+
+    Always the store (``--db`` when not the default, ``--dsn``/``--schema``); with
+    ``run_options``, also ``--graph`` and a ``--max-steps`` that is not the default.
+    A DSN's password is masked (it is never printed): such a hint needs it put back.
+    """
+    flags: list[str] = []
     if args.dsn:
-        schema = f" --schema {args.schema}" if args.schema else ""
-        return f" --dsn '{_safe_dsn(args.dsn)}'{schema}"
-    return f" --db {args.db}" if args.db else ""
+        flags += ["--dsn", _safe_dsn(args.dsn)]
+        flags += ["--schema", args.schema] if args.schema else []
+    elif args.db and os.path.normpath(args.db) != DEFAULT_DB:
+        flags += ["--db", args.db]
+    if run_options and getattr(args, "graph", None):
+        flags += ["--graph", args.graph]
+    steps = getattr(args, "max_steps", None)
+    if run_options and steps is not None and steps != DEFAULT_MAX_STEPS:
+        flags += ["--max-steps", str(steps)]
+    return f"{quote}{runnable([*words, *flags])}{quote}"
 
 
 def _left_waiting(trace_id: str, bid: BarrierId, args: Any) -> str:
-    store = _store_flags(args)
+    answer = _hint(args, "decide", trace_id, str(bid), "approve", run_options=True, quote="")
     return (
         f"run {trace_id} is left waiting at {bid} (saved in {_where(args)}); answer it with:\n"
-        f"  {PROG} decide {trace_id} {bid} approve{store}"
+        f"  {answer}"
     )
 
 
@@ -536,12 +582,9 @@ async def cmd_demo(args: Any) -> int:
                 run, demo.graph, args, barriers=_barrier_mode(args, no_terminal="default")
             )
         if not args.json and not args.leave_waiting:
-            db = f" --db {args.db}" if args.db else ""
-            print(
-                f"next: `{PROG} runs{db}`, `{PROG} history {run.trace_id}{db}`, "
-                f"`{PROG} mermaid {DEMO_GRAPH}`",
-                flush=True,
-            )
+            runs, history = _hint(args, "runs"), _hint(args, "history", run.trace_id)
+            mermaid = f"`{runnable(['mermaid', DEMO_GRAPH])}`"
+            print(f"next: {runs}, {history}, {mermaid}", flush=True)
         return code
 
 
@@ -554,7 +597,7 @@ async def cmd_runs(args: Any) -> int:
             print(serde.to_json(row), flush=True)
         return EXIT_OK
     if not rows:
-        print(f"no runs in {_where(args)} yet (try `{PROG} demo`)")
+        print(f"no runs in {_where(args)} yet (try {_hint(args, 'demo')})")
         return EXIT_OK
     table = [("TRACE ID", "GRAPH", "STATUS", "UPDATED", "NOTE")]
     for row in rows:
@@ -572,6 +615,7 @@ async def cmd_history(args: Any) -> int:
     async with open_store(args) as store:
         info, rows = await resolve_trace(store, args.trace, args)
         checkpoints = await store.list(info.trace_id)
+        job = await store.job(info.trace_id) if isinstance(store, QueueStore) else None
     if args.json:
         for cp in checkpoints:
             print(serde.to_json(cp), flush=True)
@@ -600,10 +644,21 @@ async def cmd_history(args: Any) -> int:
         )
     _print_table(table)
     last = checkpoints[-1] if checkpoints else None
-    if last is not None and last.error:
-        word = "error" if last.status == RunStatus.FAILED else "stopped"
-        print(f"{word}: {last.error}")
+    line = standing(last, job)
+    if line is not None:
+        print(line + (_answer_hint(args, last, job) if after is None else ""))
     return EXIT_OK
+
+
+def _answer_hint(args: Any, last: Checkpoint | None, job: Any) -> str:
+    """``; answer it with `decide ...``` for a waiting run, when that runs as printed:
+    a queued job (a worker resumes it) or the bundled demo (no ``--graph`` needed)."""
+    if last is None or last.pending_barrier is None or last.status != RunStatus.WAITING:
+        return ""
+    if job is None and _graph_for(None, last) is None:
+        return ""  # a user's graph: decide needs its --graph, which we cannot know
+    decide = _hint(args, "decide", last.trace_id, str(last.pending_barrier), "approve")
+    return f"; answer it with {decide}"
 
 
 def decision_from(action: str, params: Sequence[str]) -> Decision:

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import attrs
 import trio
 
 from . import events as ev
@@ -24,8 +23,10 @@ from .errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
 from .graph import Graph, SubgraphNode
 from .loop import Loop, registry_from
 from .run import Run
+from .serde import check_json
 from .state import check_state
 from .stores.protocol import Store
+from .subgraph import patch_checkpoint
 
 log = logging.getLogger("trio_graph")
 
@@ -62,9 +63,12 @@ class Executor:
         self, graph: Graph, state: Mapping[str, Any], *, trace_id: str | None = None
     ) -> AsyncIterator[Run]:
         """Start ``graph`` on ``state``; yield the :class:`Run` to iterate and steer."""
+        state = check_state(state)
+        if self.store is not None:  # refuse what the store would not give back
+            check_json(state, where="the initial state holds")
         loop = Loop(
             graph,
-            check_state(state),
+            state,
             max_steps=self.max_steps,
             store=self.store,
             policy=self.policy,
@@ -112,10 +116,10 @@ class Executor:
         """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers)."""
         store = self._need_store("fork")
         checkpoint = await store.load(checkpoint_id)
-        if patch:
-            state = dict(checkpoint.state)
-            state.update(check_state(patch))
-            checkpoint = attrs.evolve(checkpoint, state=state)
+        if patch:  # into the run's state and the subgraph frames the keys belong to
+            patch = check_state(patch)
+            check_json(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
+            checkpoint = patch_checkpoint(graph, checkpoint, patch)
         loop = self._loop_from(graph, checkpoint, force=force)
         async with self._drive(loop) as run:
             yield run

@@ -38,13 +38,18 @@ key without a reducer is ``StateError("parallel merge conflict", key, branches)`
 
 **Records.** With a store (``CheckpointPolicy.branch_writes``), each finished branch
 is checkpointed as it completes: a checkpoint pointing at this node that carries
-every branch finished so far. These saves are serialised, so a later checkpoint
-never carries fewer branches. A run resumed or forked from one runs only the
-unfinished branches.
+every branch finished so far, in declaration order. These saves are serialised, so a
+later checkpoint never carries fewer branches; each one's list is the one before
+with the very same records and one more, so a store writes only the new branch
+(O(branches) bytes for the whole fork, see ``stores/rows.py``). A record that cannot be saved (a
+branch returned a non-JSON value) cancels the fork and is the node's error, a
+``CheckpointError`` naming branch and key. A run resumed or forked from one runs
+only the unfinished branches.
 """
 
 from __future__ import annotations
 
+import bisect
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -54,8 +59,9 @@ import trio
 from . import events as ev
 from .calls import call_node, failure
 from .checkpoint import BranchResult
-from .errors import BranchFailure, NodeExecutionFailed, StateError
+from .errors import BranchFailure, CheckpointError, GraphError, NodeExecutionFailed, StateError
 from .graph import Branch, ParallelNode
+from .jsonvalue import check_update
 from .results import Outcome
 from .state import merge_branches
 
@@ -78,6 +84,9 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
     limiter = trio.CapacityLimiter(node.limit) if node.limit else None
     fail_fast = node.strategy == "fail_fast"
     record = trio.Lock() if loop.store is not None and loop.policy.branch_writes else None
+    records = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]  # saved so far
+    order = {b.name: i for i, b in enumerate(node.branches)}
+    unsaved: list[GraphError] = []  # a record that could not be saved
 
     async def send(event: ev.Event) -> None:
         try:
@@ -94,6 +103,9 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
                 name, branch.fn, branch.is_async, view, branch.timeout, branch=bname
             )
             updates = _updates(name, bname, raw)
+            if loop.store is not None:  # refused before it is recorded (docs/state.md)
+                where = f"branch {bname!r} of node {loop.prefix + name!r} wrote"
+                check_update(updates.items(), None, loop.graph.reducers, where)
         except Exception as exc:
             failures[bname] = exc
             if fail_fast:
@@ -106,8 +118,14 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
         await send(ev.BranchCompleted(trace, name, bname, ok, trio.current_time() - t0))
         if ok and record is not None:
             async with record:
-                finished = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]
-                await loop.save(name, branches=finished)
+                entry = BranchResult(bname, dict(updates))
+                bisect.insort(records, entry, key=lambda r: order[r.branch])
+                try:
+                    await loop.checkpoint(f"branch {bname!r} record", name, branches=list(records))
+                except GraphError as exc:
+                    records.remove(entry)
+                    unsaved.append(exc)
+                    scope.cancel()
 
     async def queue(branch: Branch, scope: trio.CancelScope) -> None:
         assert limiter is not None
@@ -128,6 +146,10 @@ async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> 
             took = now - running.get(bname, now)
             await loop.emit(ev.BranchCompleted(trace, name, bname, False, took))
     await loop.emit(ev.ParallelCompleted(trace, name, now - t_fork))
+    if unsaved:
+        for bname in [b for b in done if b not in {r.branch for r in records}]:
+            del done[bname]  # not recorded: a checkpoint of the failure must not carry it
+        raise unsaved[0]
     if failures:
         raise _failure(node, failures)
     loop.fanout = None
@@ -159,7 +181,7 @@ def _ordered(
     return [(b.name, done[b.name]) for b in node.branches if b.name in done]
 
 
-def _failure(node: ParallelNode, failures: dict[str, Exception]) -> NodeExecutionFailed:
+def _failure(node: ParallelNode, failures: dict[str, Exception]) -> GraphError:
     """The error of a fork with failed branches (one for fail_fast, all for collect_all)."""
     order = [b.name for b in node.branches if b.name in failures]
     if node.strategy == "fail_fast":
@@ -167,6 +189,8 @@ def _failure(node: ParallelNode, failures: dict[str, Exception]) -> NodeExecutio
         exc = failures[branch]
         if isinstance(exc, NodeExecutionFailed) and (exc.node, exc.branch) == (node.name, branch):
             return exc  # a branch timeout: already names this node and branch
+        if isinstance(exc, CheckpointError):
+            return exc  # a value the store cannot give back: names branch, node and key
         return failure(node.name, exc, branch=branch)
     items = [BranchFailure(b, type(failures[b]).__name__, str(failures[b])) for b in order]
     err = NodeExecutionFailed(

@@ -25,12 +25,12 @@ from . import events as ev
 from .calls import call_node, call_task, failure, own_timeout
 from .checkpoint import (
     BranchResult,
+    ChangeLog,
     Checkpoint,
     CheckpointPolicy,
     DecisionEntry,
     Frame,
     RunStatus,
-    SnapshotTracker,
     new_id,
 )
 from .decisions import (
@@ -38,6 +38,7 @@ from .decisions import (
     BarrierId,
     Decision,
     DecisionRegistry,
+    Modify,
     Reject,
     Reroute,
     check_decision,
@@ -54,6 +55,7 @@ from .errors import (
     StepsExceeded,
 )
 from .graph import BarrierNode, Graph, Node, ParallelNode, SubgraphNode, TaskNode
+from .jsonvalue import check_update, check_value
 from .results import NEXT, Outcome, normalise
 from .routing import check_target, route, route_fallback
 from .state import reduce_updates
@@ -120,8 +122,9 @@ class Loop:
         # The last ``log_limit`` entries and a count: memory O(1) in steps (DESIGN §13).
         self.execution_log: deque[ev.ExecutionEntry] = deque(maxlen=log_limit)
         self.execution_count = 0
-        self.tracker = SnapshotTracker(policy.full_every) if store is not None else None
+        self.tracker = ChangeLog() if store is not None else None
         self.last_checkpoint: str | None = None
+        self._saved_branches: list[BranchResult] = []  # those of the last checkpoint
         self._spans = 0
         # The node whose NodeEnd is owed: (name, span, start, end time once committed).
         self._open: tuple[str, int, float, float | None] | None = None
@@ -178,6 +181,8 @@ class Loop:
         if not isinstance(self.graph.find(node), BarrierNode):
             raise BarrierError("decision for a node that is not a barrier", node=node)
         check_decision(decision, node)
+        if isinstance(decision, Modify) and self.store is not None:
+            check_value(decision.key, decision.value, f"Modify for barrier {node!r} writes")
         if isinstance(decision, Reroute):
             graph, local = self.graph, node
             while "/" in local:
@@ -528,6 +533,8 @@ class Loop:
         """Fold updates through the reducers and commit them at once (all or nothing)."""
         reducers = self.graph.reducers
         merged = reduce_updates(self.state, reducers, node, items)
+        if self.store is not None:  # refuse what the store would not give back (docs/state.md)
+            check_update(items, merged, reducers, f"node {self.prefix + node!r} wrote")
         self.state.update(merged)
         if self.collected is not None:
             self.collected.extend(items)
@@ -613,7 +620,8 @@ class Loop:
         store, tracker = self.store, self.tracker
         assert store is not None and tracker is not None
         cid = new_id()
-        base_id, deltas = tracker.take(cid)
+        saved = branches or []
+        changes = tracker.take(self.last_checkpoint, _new_branches(self._saved_branches, saved))
         step = self.step
         occurrences = dict(self.registry.occurrences)
         checkpoint = Checkpoint(
@@ -628,12 +636,9 @@ class Loop:
             pending_barrier=pending,
             occurrences=occurrences,
             decisions=self._decision_entries(),
-            branches=branches or [],
+            branches=saved,
             resumed_from=self.resumed_from,
             resume_count=self.resume_count,
-            parent_id=self.last_checkpoint,
-            base_id=base_id,
-            deltas=deltas,
             error=error,
             frames=[
                 Frame(
@@ -647,13 +652,14 @@ class Loop:
             ],
         )
         try:
-            await store.save(checkpoint)
+            await store.save(checkpoint, changes=changes)
         except BaseException:
-            # Nothing half-written: the next save is a full snapshot of the live state.
-            tracker.reset()
-            tracker.pending[:0] = deltas
+            # Not saved: its deltas are still owed (the hint keeps naming the last saved
+            # checkpoint; a store that holds something else writes in full).
+            tracker.put_back(changes)
             raise
         self.last_checkpoint = cid
+        self._saved_branches = saved
         await self.emit(ev.CheckpointSaved(self.trace_id, cid, next_node or "", step))
         return cid
 
@@ -677,6 +683,22 @@ class Loop:
         entries = [DecisionEntry(b.node, b.occurrence, d) for b, d in reg.pending.items()]
         entries += [DecisionEntry(n, 0, d) for n, d in reg.wildcards.items()]
         return entries
+
+
+def _new_branches(
+    previous: list[BranchResult], branches: list[BranchResult]
+) -> tuple[int, ...] | None:
+    """Where in ``branches`` the records not in ``previous`` are, when ``previous``'s very
+    records are all in it, in order (a fan-out's records grow by one); else None."""
+    if not previous:
+        return None
+    new, j = [], 0
+    for i, branch in enumerate(branches):
+        if j < len(previous) and branch is previous[j]:
+            j += 1
+        else:
+            new.append(i)
+    return tuple(new) if j == len(previous) else None
 
 
 def registry_from(checkpoint: Checkpoint) -> DecisionRegistry:

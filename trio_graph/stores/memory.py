@@ -1,10 +1,10 @@
 """``MemoryStore``: checkpoints in a dict, for tests and short-lived runs.
 
-Each checkpoint is kept as the JSON text the shared codec writes (``serde.encode_*``),
-as a base snapshot or as the deltas since the previous checkpoint of its trace, exactly
-like :class:`~trio_graph.stores.sqlite.SQLiteStore` does. So a memory store refuses the
-same non-JSON state values a persistent store would, costs O(update) per save, and a
-loaded checkpoint never shares objects with the live run.
+Each checkpoint is kept as the row the shared codec writes (:mod:`.rows`): a base
+snapshot or the deltas since the run's previous checkpoint, checksummed, exactly
+like :class:`~trio_graph.stores.sqlite.SQLiteStore` does. So a memory store refuses
+the same non-JSON state values a persistent store would, costs O(update) per save,
+and a loaded checkpoint never shares objects with the live run.
 """
 
 from __future__ import annotations
@@ -12,24 +12,13 @@ from __future__ import annotations
 import builtins
 from types import TracebackType
 
-import attrs
 import trio
 
 from .. import serde
-from ..checkpoint import ChainPlanner, Checkpoint, RunStatus
+from ..checkpoint import Changes, Checkpoint, RunStatus
 from ..errors import CheckpointError
+from . import rows as codec
 from .protocol import RunInfo
-
-
-@attrs.frozen
-class _Row:
-    checkpoint_id: str
-    base_id: str | None
-    """None: ``body`` is the full state; else the deltas since the previous row."""
-    link: int
-    """0 for a base snapshot, then 1, 2, ... along the chain."""
-    header: str
-    body: str
 
 
 class MemoryStore:
@@ -37,24 +26,20 @@ class MemoryStore:
 
     def __init__(self) -> None:
         serde.warm()
-        self._rows: dict[str, builtins.list[_Row]] = {}
+        self._rows: dict[str, builtins.list[codec.Row]] = {}  # trace id -> rows, write order
         self._where: dict[str, tuple[str, int]] = {}  # checkpoint id -> (trace, index)
         self._runs: dict[str, RunInfo] = {}
-        self._planner = ChainPlanner()
+        self._planner = codec.Planner()
 
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
         cid = checkpoint.checkpoint_id
+        plan, new_at = self._planner.plan(checkpoint, changes)
+        row = codec.make_row(checkpoint, plan, changes, new_at)
         if cid in self._where:
             raise CheckpointError("a checkpoint with this id already exists", checkpoint_id=cid)
-        base_id, link = self._planner.plan(checkpoint)
-        header = serde.encode_header(checkpoint)
-        if base_id is None:
-            body = serde.encode_state(checkpoint.state, cid)
-        else:
-            body = serde.encode_deltas(checkpoint.deltas, cid)
         rows = self._rows.setdefault(checkpoint.trace_id, [])
         self._where[cid] = (checkpoint.trace_id, len(rows))
-        rows.append(_Row(cid, base_id, link, header, body))
+        rows.append(row)
         self._runs.pop(checkpoint.trace_id, None)  # keep runs() in order of last update
         self._runs[checkpoint.trace_id] = RunInfo(
             checkpoint.trace_id,
@@ -64,7 +49,7 @@ class MemoryStore:
             cid,
             checkpoint.resumed_from,
         )
-        self._planner.wrote(checkpoint, base_id, len(header) + len(body))
+        self._planner.wrote(checkpoint, row)
         # Saved: yield, but never raise Cancelled for a write that happened (the run
         # would take it as failed and write its deltas again).
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -75,22 +60,10 @@ class MemoryStore:
         if where is None:
             raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
         trace_id, index = where
-        return self._restore(self._rows[trace_id], index)
-
-    def _restore(self, rows: builtins.list[_Row], index: int) -> Checkpoint:
-        row = rows[index]
-        start = index - row.link
-        if start < 0 or rows[start].checkpoint_id != (row.base_id or row.checkpoint_id):
-            raise CheckpointError(
-                "corrupted checkpoint: its chain of deltas is broken",
-                checkpoint_id=row.checkpoint_id,
-            )
-        return serde.decode_checkpoint(
-            row.checkpoint_id,
-            row.header,
-            rows[start].body,
-            [r.body for r in rows[start + 1 : index + 1]],
-        )
+        rows = self._rows[trace_id]
+        by_id = {r.checkpoint_id: r for r in rows[: index + 1]}
+        chain = codec.chain(_checked(rows[index], checkpoint_id), by_id)
+        return codec.load_trace([_checked(r, checkpoint_id) for r in chain], checkpoint_id)[-1]
 
     async def latest(self, trace_id: str) -> Checkpoint | None:
         rows = self._rows.get(trace_id)
@@ -101,10 +74,7 @@ class MemoryStore:
 
     async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
         await trio.lowlevel.checkpoint()
-        rows = self._rows.get(trace_id, [])
-        return serde.decode_trace(
-            (r.checkpoint_id, r.base_id, r.link, r.header, r.body) for r in rows
-        )
+        return codec.load_trace(_checked(r) for r in self._rows.get(trace_id, []))
 
     async def delete(self, trace_id: str) -> None:
         for row in self._rows.pop(trace_id, []):
@@ -130,3 +100,8 @@ class MemoryStore:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _checked(row: codec.Row, checkpoint_id: str = "") -> codec.Row:
+    """The row as read back: its columns and checksum checked like a database row's."""
+    return codec.Row.of(row.values(), checkpoint_id)

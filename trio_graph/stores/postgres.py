@@ -9,11 +9,13 @@ via ``trio.to_thread.run_sync``. All SQL is parameterised.
 under an advisory lock so that workers starting together do not race. ``schema=`` picks
 the PostgreSQL schema (namespace) the tables live in.
 
-**Checkpoints** are rows like SQLite's, in JSONB: a header (the checkpoint without its
-state) and a body, the full state for a base snapshot or only the deltas since the
-previous row of the trace (:class:`~trio_graph.checkpoint.ChainPlanner` decides), written
-by the shared :mod:`trio_graph.serde` codec and made JSONB-safe by
-:mod:`trio_graph.stores.jsonb` (floats, NUL characters); a load replays base + deltas.
+**Checkpoints** are rows like SQLite's (:class:`~trio_graph.stores.rows.Row`): a header
+(the checkpoint without its state) and a body, the full state for a base snapshot or
+only the deltas since the run's previous row (:class:`~trio_graph.stores.rows.Planner`
+decides), as **text** exactly as the shared codec wrote it (not JSONB, which would turn
+``-0.0`` into ``0`` and reorder keys), with a checksum checked on load; a load replays
+base + deltas. Schema version 2 made them text; a version-1 database is migrated on
+open (JSONB text as stored, checksums computed then).
 
 **Queue**: ``submit``, ``decide``, ``claim`` and the rest come from
 :class:`~trio_graph.stores.postgres_queue.PostgresQueue`; the fenced save, which checks a
@@ -36,17 +38,17 @@ import trio
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from .. import serde
-from ..checkpoint import ChainPlanner, Checkpoint, RunStatus
+from ..checkpoint import Changes, Checkpoint, RunStatus
 from ..errors import CheckpointError, LeaseLost
-from .jsonb import dumps, from_jsonb, loads, to_jsonb
+from . import rows as codec
+from .jsonb import dumps, from_jsonb, loads
 from .postgres_queue import PostgresQueue
 from .protocol import RunInfo
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this code writes; older databases are migrated on open."""
 
 _MIGRATIONS: tuple[str, ...] = (
@@ -101,33 +103,19 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, node, occurrence)
     );
     """,
+    # 1 -> 2: checkpoint rows as exact text with a checksum (rows filled in by
+    # ``_checksum_v1_rows`` in the same transaction)
+    """
+    ALTER TABLE trio_graph_checkpoints
+        ALTER COLUMN header TYPE text USING header::text,
+        ALTER COLUMN body TYPE text USING body::text,
+        ADD COLUMN prev_id text,
+        ADD COLUMN checksum text NOT NULL DEFAULT '';
+    """,
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-# -- rows ---------------------------------------------------------------------------
-@attrs.frozen
-class _Row:
-    """A checkpoint encoded for its row (the shared codec, then made JSONB-safe)."""
-
-    checkpoint: Checkpoint
-    base_id: str | None
-    link: int
-    header: str
-    body: str
-
-
-def _encode(checkpoint: Checkpoint, base_id: str | None, link: int) -> _Row:
-    """Encode before any write: a non-JSON value fails naming its key, nothing written."""
-    cid = checkpoint.checkpoint_id
-    header = serde.encode_header(checkpoint)
-    if base_id is None:
-        body = serde.encode_state(checkpoint.state, cid)
-    else:
-        body = serde.encode_deltas(checkpoint.deltas, cid)
-    return _Row(checkpoint, base_id, link, to_jsonb(header), to_jsonb(body))
 
 
 # One statement per save (one round trip, its own transaction on an autocommit
@@ -138,8 +126,9 @@ def _encode(checkpoint: Checkpoint, base_id: str | None, link: int) -> _Row:
 _SAVE = """
 WITH fence AS ({fence}),
 ins AS (
-    INSERT INTO trio_graph_checkpoints (checkpoint_id, trace_id, base_id, link, header, body)
-    SELECT %(cid)s, %(trace)s, %(base)s, %(link)s, %(header)s::jsonb, %(body)s::jsonb
+    INSERT INTO trio_graph_checkpoints
+        (checkpoint_id, trace_id, base_id, prev_id, link, header, body, checksum)
+    SELECT %(cid)s, %(trace)s, %(base)s, %(prev)s, %(link)s, %(header)s, %(body)s, %(sum)s
     FROM fence
     ON CONFLICT (checkpoint_id) DO NOTHING RETURNING 1
 ),
@@ -179,34 +168,48 @@ class _TraceLock:
 
 
 def _load(conn: Conn, checkpoint_id: str) -> Checkpoint:
-    row = conn.execute(
-        """SELECT seq, trace_id, base_id, link, header::text, body::text
-        FROM trio_graph_checkpoints WHERE checkpoint_id = %s""",
-        (checkpoint_id,),
-    ).fetchone()
-    if row is None:
-        raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
-    seq, trace_id, base_id, link, header, body = row
-    if base_id is None and link == 0:
-        return serde.decode_checkpoint(checkpoint_id, from_jsonb(header), from_jsonb(body))
-    # The base snapshot and every row after it up to this one, in write order.
-    chain = conn.execute(
-        """SELECT checkpoint_id, base_id, link, body::text FROM trio_graph_checkpoints
-        WHERE trace_id = %s AND seq <= %s ORDER BY seq DESC LIMIT %s""",
-        (trace_id, seq, link + 1 if link > 0 else 1),
-    ).fetchall()
-    chain.reverse()
-    expected = [(base_id, None, 0)] + [(None, base_id, i) for i in range(1, link + 1)]
-    if [(cid if i == 0 else None, b, n) for i, (cid, b, n, _) in enumerate(chain)] != expected:
-        raise CheckpointError(
-            "corrupted checkpoint: its chain of deltas is broken", checkpoint_id=checkpoint_id
-        )
-    return serde.decode_checkpoint(
-        checkpoint_id,
-        from_jsonb(header),
-        from_jsonb(chain[0][3]),
-        [from_jsonb(r[3]) for r in chain[1:]],
+    found = (
+        conn.execute(
+            f"""SELECT seq, {codec.Row.COLUMNS} FROM trio_graph_checkpoints
+            WHERE checkpoint_id = %s""",
+            (checkpoint_id,),
+        ).fetchone()
+        if codec.is_text(checkpoint_id)
+        else None
     )
+    if found is None:
+        raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
+    target = codec.Row.of(found[1:], checkpoint_id)
+    if target.base_id is None:
+        return codec.load_trace([target], checkpoint_id)[0]
+    # The rows of the trace from its base on, up to this one (the chain follows prev_id).
+    rows = conn.execute(
+        f"""SELECT {codec.Row.COLUMNS} FROM trio_graph_checkpoints
+        WHERE trace_id = %s AND seq <= %s AND seq >= coalesce(
+            (SELECT seq FROM trio_graph_checkpoints WHERE checkpoint_id = %s), 0)
+        ORDER BY seq""",
+        (target.trace_id, found[0], target.base_id),
+    ).fetchall()
+    return codec.load(target, codec.LazyRows(rows, checkpoint_id))
+
+
+def _checksum_v1_rows(conn: Conn) -> None:
+    """Version-1 rows (JSONB text, made plain again) get their prev_id and checksum."""
+    rows = conn.execute(
+        """SELECT checkpoint_id, trace_id, base_id, link, header, body
+        FROM trio_graph_checkpoints ORDER BY seq"""
+    ).fetchall()
+    plain = [(c, t, b, n, from_jsonb(h), from_jsonb(d)) for c, t, b, n, h, d in rows]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE trio_graph_checkpoints SET header = %s, body = %s WHERE checkpoint_id = %s",
+            [(h, d, c) for c, _, _, _, h, d in plain],
+        )
+        cur.executemany(
+            """UPDATE trio_graph_checkpoints SET prev_id = %s, checksum = %s
+            WHERE checkpoint_id = %s""",
+            codec.migrate_v1(plain),
+        )
 
 
 class PostgresStore(PostgresQueue):
@@ -254,6 +257,7 @@ class PostgresStore(PostgresQueue):
             max_size=max_size,
             timeout=timeout,
             open=False,
+            check=ConnectionPool.check_connection,  # a connection a restart killed is not lent
             kwargs={"options": options, "autocommit": True},
             name=f"trio_graph.{schema}",
         )
@@ -262,7 +266,7 @@ class PostgresStore(PostgresQueue):
         self._closed = False
         self._listen_lock = threading.Lock()
         self._listener: Conn | None = None
-        self._planner = ChainPlanner()  # touched on the Trio thread, under a trace's lock
+        self._planner = codec.Planner()  # touched on the Trio thread, under a trace's lock
         self._trace_locks: dict[str, _TraceLock] = {}
 
     # -- plumbing ----------------------------------------------------------------------
@@ -288,13 +292,17 @@ class PostgresStore(PostgresQueue):
             conn.execute("CREATE TABLE IF NOT EXISTS trio_graph_schema (version integer NOT NULL)")
             row = conn.execute("SELECT version FROM trio_graph_schema").fetchone()
             version = int(row[0]) if row else 0
+            if version < 0:
+                raise CheckpointError(f"unreadable database schema version {version}")
             if version > SCHEMA_VERSION:
                 raise CheckpointError(
                     f"database schema version {version} is newer than this trio_graph "
                     f"understands ({SCHEMA_VERSION}); upgrade trio_graph"
                 )
-            for migration in _MIGRATIONS[version:]:
+            for step, migration in enumerate(_MIGRATIONS[version:], version + 1):
                 conn.execute(migration)
+                if step == 2 and version == 1:
+                    _checksum_v1_rows(conn)
             if row is None:
                 conn.execute("INSERT INTO trio_graph_schema VALUES (%s)", (SCHEMA_VERSION,))
             elif version < SCHEMA_VERSION:
@@ -354,11 +362,13 @@ class PostgresStore(PostgresQueue):
         await self.aclose()
 
     # -- the store protocol --------------------------------------------------------------
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
         """Write ``checkpoint`` and update its run's row, in one transaction."""
-        await self._write(checkpoint, None)
+        await self._write(checkpoint, changes, None)
 
-    async def _write(self, checkpoint: Checkpoint, fence: tuple[str, int] | None) -> None:
+    async def _write(
+        self, checkpoint: Checkpoint, changes: Changes | None, fence: tuple[str, int] | None
+    ) -> None:
         """Save in the order saves were called, per trace (deltas are since the last row).
 
         The planner is consulted and updated on the Trio thread, under the trace's lock;
@@ -371,17 +381,15 @@ class PostgresStore(PostgresQueue):
         entry.users += 1
         try:
             async with entry.lock:  # FIFO: rows are written in the order taken
-                base_id, link = self._planner.plan(checkpoint)
+                plan, new_at = self._planner.plan(checkpoint, changes)
 
-                def write(conn: Conn) -> int:
-                    row = _encode(checkpoint, base_id, link)
-                    self._insert(conn, row, fence)
-                    return len(row.header) + len(row.body)
+                def write(conn: Conn) -> codec.Row:
+                    row = codec.make_row(checkpoint, plan, changes, new_at)
+                    self._insert(conn, checkpoint, row, fence)
+                    return row
 
-                nbytes = await self._call(
-                    write, checkpoint_id=checkpoint.checkpoint_id, atomic=False
-                )
-                self._planner.wrote(checkpoint, base_id, nbytes)
+                row = await self._call(write, checkpoint_id=checkpoint.checkpoint_id, atomic=False)
+                self._planner.wrote(checkpoint, row)
                 if checkpoint.next_node is None or checkpoint.error is not None:
                     # The run has ended (a later save of this trace would just be full):
                     # a long-lived worker does not keep a chain per run it ever served.
@@ -392,18 +400,19 @@ class PostgresStore(PostgresQueue):
                 del self._trace_locks[trace_id]
 
     @staticmethod
-    def _insert(conn: Conn, row: _Row, fence: tuple[str, int] | None) -> None:
+    def _insert(conn: Conn, cp: Checkpoint, row: codec.Row, fence: tuple[str, int] | None) -> None:
         """Write one checkpoint row (and the run's and job's rows) in one statement."""
-        cp = row.checkpoint
         cid = cp.checkpoint_id
         status = RunStatus(cp.status).value
         params = {
             "cid": cid,
             "trace": cp.trace_id,
             "base": row.base_id,
+            "prev": row.prev_id,
             "link": row.link,
             "header": row.header,
             "body": row.body,
+            "sum": row.checksum,
             "graph": cp.graph_name,
             "status": status,
             "at": cp.created_at,
@@ -432,6 +441,8 @@ class PostgresStore(PostgresQueue):
         """The run's newest checkpoint, or None for an unknown run."""
 
         def latest(conn: Conn) -> Checkpoint | None:
+            if not codec.is_text(trace_id):
+                return None
             row = conn.execute(
                 """SELECT checkpoint_id FROM trio_graph_checkpoints WHERE trace_id = %s
                 ORDER BY seq DESC LIMIT 1""",
@@ -445,14 +456,14 @@ class PostgresStore(PostgresQueue):
         """The run's checkpoints, oldest first (``[]`` for an unknown run)."""
 
         def history(conn: Conn) -> builtins.list[Checkpoint]:
+            if not codec.is_text(trace_id):
+                return []
             rows = conn.execute(
-                """SELECT checkpoint_id, base_id, link, header::text, body::text
-                FROM trio_graph_checkpoints WHERE trace_id = %s ORDER BY seq""",
+                f"""SELECT {codec.Row.COLUMNS} FROM trio_graph_checkpoints
+                WHERE trace_id = %s ORDER BY seq""",
                 (trace_id,),
             ).fetchall()
-            return serde.decode_trace(
-                (cid, base, link, from_jsonb(h), from_jsonb(b)) for cid, base, link, h, b in rows
-            )
+            return codec.load_trace(codec.Row.of(r) for r in rows)
 
         return await self._call(history, atomic=False)
 
@@ -460,6 +471,8 @@ class PostgresStore(PostgresQueue):
         """Remove the run's checkpoints and ``runs()`` row (and its queue row, for a job id)."""
 
         def delete(conn: Conn) -> None:
+            if not codec.is_text(trace_id):
+                return
             conn.execute("DELETE FROM trio_graph_checkpoints WHERE trace_id = %s", (trace_id,))
             conn.execute("DELETE FROM trio_graph_runs WHERE trace_id = %s", (trace_id,))
             conn.execute("DELETE FROM trio_graph_jobs WHERE job_id = %s", (trace_id,))
@@ -480,11 +493,13 @@ class PostgresStore(PostgresQueue):
 
         return await self._call(runs, atomic=False)
 
-    async def save_fenced(self, checkpoint: Checkpoint, job_id: str, epoch: int) -> None:
+    async def save_fenced(
+        self, checkpoint: Checkpoint, job_id: str, epoch: int, *, changes: Changes | None = None
+    ) -> None:
         """Save ``checkpoint`` only while ``epoch`` is the job's current claim, checked in
         the write's own transaction (else ``LeaseLost``, nothing written). A terminal
         checkpoint also settles the job (completed or failed) in that transaction."""
-        await self._write(checkpoint, (job_id, epoch))
+        await self._write(checkpoint, changes, (job_id, epoch))
 
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "dumps", "loads"]

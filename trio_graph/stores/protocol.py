@@ -1,11 +1,14 @@
 """The one async protocol every checkpoint store implements.
 
-Model of the contract (DESIGN §10): ``save``; ``load(checkpoint_id)`` (unknown id:
+Model of the contract (DESIGN §8, §10): ``save(checkpoint, *, changes=None)`` stores
+exactly ``checkpoint`` (its ``state`` is the whole state; ``changes``, the run's hint
+of what changed since its previous checkpoint, may only make the write smaller, see
+``stores/rows.py``); ``load(checkpoint_id)`` (unknown id:
 ``CheckpointError``); ``latest(trace_id)`` (unknown run: None); ``list(trace_id)``
 oldest first (unknown run: ``[]``); ``delete(trace_id)`` removes the checkpoints
 and the ``runs()`` row; ``runs()`` one row per run. Stores are async context
-managers with ``aclose()``. A store serialises ``checkpoint.state`` (or its deltas)
-during ``save`` and keeps no reference to it.
+managers with ``aclose()``. A store serialises ``checkpoint.state`` (or the hint's
+deltas) during ``save`` and keeps no reference to it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ..checkpoint import Checkpoint, RunStatus
+from ..checkpoint import Changes, Checkpoint, RunStatus
 from ..errors import CheckpointError
 
 
@@ -53,7 +56,7 @@ class RunInfo:
 class Store(Protocol):
     """A checkpoint store (MemoryStore, SQLiteStore, PostgresStore)."""
 
-    async def save(self, checkpoint: Checkpoint) -> None: ...
+    async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None: ...
 
     async def load(self, checkpoint_id: str) -> Checkpoint: ...
 

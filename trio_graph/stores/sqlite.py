@@ -22,16 +22,20 @@ of microseconds, while handing a write to a thread and back costs 40-100 us on a
 2-core VM: with it, a checkpoint every step costs ~3x less. ``inline_max=0`` sends
 every write to a thread (e.g. for a network file system).
 
-Rows hold JSON written by the shared codec in :mod:`trio_graph.serde` (never
-pickle); every SQL statement binds its values. A checkpoint is stored as a full
-state snapshot or as the deltas since the previous checkpoint of its trace
-(:class:`~trio_graph.checkpoint.ChainPlanner` decides), so the bytes written per
-step grow with the update, not with the state; ``load`` replays base + deltas and
-always returns the full state.
+Rows hold JSON written by the shared row codec in :mod:`.rows` (never pickle), each
+with a checksum checked on load; every SQL statement binds its values. A checkpoint
+is stored as a full state snapshot or as the deltas since the run's previous
+checkpoint (:class:`~trio_graph.stores.rows.Planner` decides), so the bytes written
+per step grow with the update, not with the state; ``load`` replays base + deltas
+and always returns the full state.
 
 Open it with ``async with SQLiteStore(path) as store:``, or just use it: the file
-is opened on first use. ``aclose()`` closes the connections; a closed store raises
-``CheckpointError``.
+is opened on first use. Opening checks, before changing anything, that the file is
+ours (an empty or new file, or one with trio_graph's ``meta`` table) and writable:
+another program's database or a file that is not SQLite is refused with
+``CheckpointError`` ("... is not a trio_graph database") and left as it was, a
+read-only file or directory with "... is read-only". ``aclose()`` closes the
+connections; a closed store raises ``CheckpointError``.
 """
 
 from __future__ import annotations
@@ -48,15 +52,20 @@ from typing import TypeVar
 import trio
 
 from .. import serde
-from ..checkpoint import ChainPlanner, Checkpoint, RunStatus
+from ..checkpoint import Changes, Checkpoint, RunStatus
 from ..errors import CheckpointError
+from . import rows as codec
 from .protocol import RunInfo
 from .sqlite_queue import SQLiteQueue
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
-"""The schema this code writes. Bump it and add a step to ``MIGRATIONS`` to change it."""
+SCHEMA_VERSION = 2
+"""The schema this code writes. Bump it and add a step to ``MIGRATIONS`` to change it.
+
+Version 2 added ``prev_id`` and ``checksum``; a version-1 file is migrated on open
+(each row's ``prev_id`` is the row before it in its trace, its checksum computed
+from the row as stored)."""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -79,14 +88,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             resumed_from TEXT
         ) WITHOUT ROWID""",
     ),
+    2: (
+        "ALTER TABLE checkpoints ADD COLUMN prev_id TEXT",
+        "ALTER TABLE checkpoints ADD COLUMN checksum TEXT NOT NULL DEFAULT ''",
+    ),
 }
 """Statements that bring a database from version ``n - 1`` to ``n``, run in one transaction.
 
-``checkpoints``: one row per checkpoint, ``seq`` is the write order. ``base_id`` NULL
-means ``body`` is the full state (a JSON object); otherwise ``body`` is the deltas since
-the previous row of the trace (a JSON list) and ``base_id`` names the full snapshot the
-chain starts from; ``link`` is the row's place in that chain (0 for the snapshot), so a
-missing row is noticed. ``header`` is the checkpoint without state and deltas.
+``checkpoints``: one row per checkpoint, ``seq`` is the write order; the columns are
+those of :class:`~trio_graph.stores.rows.Row` (``base_id`` NULL: ``body`` is the full
+state; else the deltas since the row ``prev_id``; ``link`` its place in the chain;
+``checksum`` of every column).
 ``runs``: one row per run, kept in the transaction of each save. Later versions may
 add columns to it (a lease for workers, say): the statements here name their columns.
 """
@@ -96,10 +108,7 @@ _WAL_PAGES = 1000
 _PAGES_PER_COMMIT = 4
 """Pages a small commit dirties: the row, two index entries, the ``runs`` row."""
 
-_INSERT = (
-    "INSERT INTO checkpoints (checkpoint_id, trace_id, base_id, link, header, body) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
+_INSERT = f"INSERT INTO checkpoints ({codec.Row.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_RUN = (
     "INSERT INTO runs (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from) "
     "VALUES (?, ?, ?, ?, ?, ?) "
@@ -148,7 +157,7 @@ class SQLiteStore(SQLiteQueue):
         self._read_limiter = trio.CapacityLimiter(readers)
         self._open_lock = trio.Lock()
         self._closed = False
-        self._planner = ChainPlanner()  # touched only under the write limiter
+        self._planner = codec.Planner()  # touched only under the write limiter
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -190,8 +199,10 @@ class SQLiteStore(SQLiteQueue):
         return db
 
     def _open_writer(self) -> sqlite3.Connection:
+        self._check_writable()
         db = self._connect(self._busy_timeout)
         try:
+            self._check_ours(db)  # reads only: a file that is not ours is left as it is
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise CheckpointError(f"{self.path!r}: cannot use WAL journal mode (got {mode})")
@@ -204,11 +215,40 @@ class SQLiteStore(SQLiteQueue):
             db.execute("PRAGMA wal_autocheckpoint = 0")
         except sqlite3.DatabaseError as exc:
             db.close()
-            raise CheckpointError(f"{self.path!r} is not a usable SQLite database: {exc}") from exc
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise CheckpointError(f"{self.path!r} is read-only: {exc}") from exc
+            raise CheckpointError(
+                f"{self.path!r} is not a trio_graph database (not a usable SQLite file: {exc})"
+            ) from exc
         except BaseException:
             db.close()
             raise
         return db
+
+    def _check_writable(self) -> None:
+        """A read-only file, or a directory where the file or its WAL cannot be created."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if os.path.exists(self.path) and not os.access(self.path, os.W_OK):
+            raise CheckpointError(f"{self.path!r} is read-only")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise CheckpointError(f"{self.path!r} is read-only (cannot write in {folder!r})")
+
+    def _check_ours(self, db: sqlite3.Connection) -> None:
+        """Refuse, without writing, a database holding tables but not our ``meta`` table."""
+        tables = {
+            str(name)
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if tables <= {"meta"}:
+            return  # new or empty: ours to create
+        if "meta" in tables:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None:
+                return
+        others = ", ".join(sorted(tables)[:5])
+        raise CheckpointError(
+            f"{self.path!r} is not a trio_graph database (it holds other tables: {others})"
+        )
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")
@@ -220,9 +260,11 @@ class SQLiteStore(SQLiteQueue):
             try:
                 version = 0 if row is None else int(row[0])
             except ValueError:
+                version = -1
+            if version < 0:
                 raise CheckpointError(
-                    f"{self.path!r}: unreadable schema version {row[0]!r:.40}"
-                ) from None
+                    f"{self.path!r}: unreadable schema version {row[0] if row else None!r:.40}"
+                )
             if version > SCHEMA_VERSION:
                 raise CheckpointError(
                     f"{self.path!r} has checkpoint schema version {version}, newer than the "
@@ -231,6 +273,8 @@ class SQLiteStore(SQLiteQueue):
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[step]:
                     db.execute(statement)
+                if step == 2 and version == 1:
+                    _checksum_v1_rows(db)
             if version < SCHEMA_VERSION:
                 db.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
@@ -299,7 +343,9 @@ class SQLiteStore(SQLiteQueue):
             try:
                 return fn(db)
             finally:
-                db.execute("COMMIT")
+                # Read only: ROLLBACK ends the snapshot even with a statement in
+                # progress (COMMIT would fail and leave the reader on a stale snapshot).
+                db.execute("ROLLBACK")
         except sqlite3.Error as exc:
             raise CheckpointError(f"{self.path!r}: read failed: {exc}") from exc
         finally:
@@ -310,7 +356,7 @@ class SQLiteStore(SQLiteQueue):
                     self._idle_readers.append(db)
 
     # -- the protocol ----------------------------------------------------------------------
-    async def save(self, checkpoint: Checkpoint) -> None:
+    async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
         """Write ``checkpoint`` and update its run's row, in one transaction."""
         await self._ensure_open()
         limiter = self._write_limiter
@@ -320,16 +366,16 @@ class SQLiteStore(SQLiteQueue):
             pass
         else:
             try:
-                done = self._save_inline(checkpoint)
+                done = self._save_inline(checkpoint, changes)
             finally:
                 limiter.release()
             if done:
                 # Committed: yield, but never raise Cancelled for a write that happened.
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return
-        await trio.to_thread.run_sync(self._save_in_thread, checkpoint, limiter=limiter)
+        await trio.to_thread.run_sync(self._save_in_thread, checkpoint, changes, limiter=limiter)
 
-    def _save_inline(self, checkpoint: Checkpoint) -> bool:
+    def _save_inline(self, checkpoint: Checkpoint, changes: Changes | None) -> bool:
         """Commit a small delta row on the Trio thread; False: it needs a worker thread.
 
         In WAL mode with ``synchronous=NORMAL`` a commit appends a few pages to the WAL
@@ -341,45 +387,36 @@ class SQLiteStore(SQLiteQueue):
         db = self._writer
         if db is None or self._inline_max == 0 or self._wal_pages >= _WAL_PAGES:
             return False
-        cid = checkpoint.checkpoint_id
-        base_id, link = self._planner.plan(checkpoint)
-        if base_id is None:
+        plan, new_at = self._planner.plan(checkpoint, changes)
+        if plan.base_id is None:
             # A full snapshot inline only when the trace's last one was small.
             last = self._planner.base_bytes(checkpoint.trace_id)
             if last is None or last > self._inline_max // 4:
                 return False
-            body = serde.encode_state(checkpoint.state, cid)
-        else:
-            body = serde.encode_deltas(checkpoint.deltas, cid)
-        header = serde.encode_header(checkpoint)
-        if len(header) + len(body) > self._inline_max:
+        row = codec.make_row(checkpoint, plan, changes, new_at)
+        if len(row.header) + len(row.body) > self._inline_max:
             return False
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:  # another process holds the write lock
             return False
-        self._commit(db, checkpoint, base_id, link, header, body)
+        self._commit(db, checkpoint, row)
         return True
 
-    def _save_in_thread(self, checkpoint: Checkpoint) -> None:
+    def _save_in_thread(self, checkpoint: Checkpoint, changes: Changes | None) -> None:
         # Runs in a worker thread while the run loop awaits the save, so the live
         # state does not change under the encoder.
         db = self._writer
         if db is None:
             raise CheckpointError(f"{self!r} is closed", checkpoint_id=checkpoint.checkpoint_id)
-        cid = checkpoint.checkpoint_id
-        base_id, link = self._planner.plan(checkpoint)
-        header = serde.encode_header(checkpoint)
-        if base_id is None:
-            body = serde.encode_state(checkpoint.state, cid)
-        else:
-            body = serde.encode_deltas(checkpoint.deltas, cid)
+        plan, new_at = self._planner.plan(checkpoint, changes)
+        row = codec.make_row(checkpoint, plan, changes, new_at)
         try:
             with self._patient(db):
                 db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise CheckpointError(f"cannot save: {exc}", checkpoint_id=cid) from exc
-        self._commit(db, checkpoint, base_id, link, header, body)
+            raise CheckpointError(f"cannot save: {exc}", checkpoint_id=row.checkpoint_id) from exc
+        self._commit(db, checkpoint, row)
         if self._wal_pages >= _WAL_PAGES:
             self._wal_pages = 0
             try:
@@ -387,21 +424,13 @@ class SQLiteStore(SQLiteQueue):
             except sqlite3.Error:  # pragma: no cover - retried after the next pages
                 pass
 
-    def _commit(
-        self,
-        db: sqlite3.Connection,
-        checkpoint: Checkpoint,
-        base_id: str | None,
-        link: int,
-        header: str,
-        body: str,
-    ) -> None:
+    def _commit(self, db: sqlite3.Connection, checkpoint: Checkpoint, row: codec.Row) -> None:
         """Insert the row and upsert the run inside the open transaction, then commit."""
         cid = checkpoint.checkpoint_id
         try:
             try:
                 self._before_commit(db, checkpoint)  # a worker's fence (sqlite_queue.py)
-                db.execute(_INSERT, (cid, checkpoint.trace_id, base_id, link, header, body))
+                db.execute(_INSERT, row.values())
                 db.execute(
                     _UPSERT_RUN,
                     (
@@ -425,8 +454,8 @@ class SQLiteStore(SQLiteQueue):
             ) from exc
         except sqlite3.Error as exc:
             raise CheckpointError(f"cannot save: {exc}", checkpoint_id=cid) from exc
-        nbytes = len(header) + len(body)
-        self._planner.wrote(checkpoint, base_id, nbytes)
+        nbytes = len(row.header) + len(row.body)
+        self._planner.wrote(checkpoint, row)
         self._wal_pages += _PAGES_PER_COMMIT + nbytes // 4096
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
@@ -437,6 +466,8 @@ class SQLiteStore(SQLiteQueue):
         """The run's newest checkpoint, or None for an unknown run."""
 
         def latest(db: sqlite3.Connection) -> Checkpoint | None:
+            if not codec.is_text(trace_id):
+                return None
             row = db.execute(
                 "SELECT checkpoint_id FROM checkpoints WHERE trace_id = ? "
                 "ORDER BY seq DESC LIMIT 1",
@@ -450,12 +481,13 @@ class SQLiteStore(SQLiteQueue):
         """The run's checkpoints, oldest first (``[]`` for an unknown run)."""
 
         def history(db: sqlite3.Connection) -> builtins.list[Checkpoint]:
+            if not codec.is_text(trace_id):
+                return []
             rows = db.execute(
-                "SELECT checkpoint_id, base_id, link, header, body FROM checkpoints "
-                "WHERE trace_id = ? ORDER BY seq",
+                f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE trace_id = ? ORDER BY seq",
                 (trace_id,),
-            )
-            return serde.decode_trace(rows)
+            ).fetchall()
+            return codec.load_trace(codec.Row.of(r) for r in rows)
 
         return await self._read(history)
 
@@ -463,6 +495,8 @@ class SQLiteStore(SQLiteQueue):
         """Remove the run's checkpoints and its ``runs()`` row, in one transaction."""
 
         def delete(db: sqlite3.Connection) -> None:
+            if not codec.is_text(trace_id):
+                return
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -492,27 +526,36 @@ class SQLiteStore(SQLiteQueue):
         return await self._read(runs)
 
 
-def _load(db: sqlite3.Connection, checkpoint_id: str) -> Checkpoint:
-    row = db.execute(
-        "SELECT seq, trace_id, base_id, link, header, body FROM checkpoints "
-        "WHERE checkpoint_id = ?",
-        (checkpoint_id,),
-    ).fetchone()
-    if row is None:
-        raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
-    seq, trace_id, base_id, link, header, body = row
-    if base_id is None and link == 0:
-        return serde.decode_checkpoint(checkpoint_id, header, body)
-    # The base snapshot and every row after it up to this one, in write order.
-    chain = db.execute(
-        "SELECT checkpoint_id, base_id, link, body FROM checkpoints "
-        "WHERE trace_id = ? AND seq <= ? ORDER BY seq DESC LIMIT ?",
-        (trace_id, seq, link + 1 if isinstance(link, int) and link > 0 else 1),
+def _checksum_v1_rows(db: sqlite3.Connection) -> None:
+    rows = db.execute(
+        "SELECT checkpoint_id, trace_id, base_id, link, header, body FROM checkpoints ORDER BY seq"
     ).fetchall()
-    chain.reverse()
-    expected = [(base_id, None, 0)] + [(None, base_id, i) for i in range(1, link + 1)]
-    if [(cid if i == 0 else None, b, n) for i, (cid, b, n, _) in enumerate(chain)] != expected:
-        raise CheckpointError(
-            "corrupted checkpoint: its chain of deltas is broken", checkpoint_id=checkpoint_id
-        )
-    return serde.decode_checkpoint(checkpoint_id, header, chain[0][3], [r[3] for r in chain[1:]])
+    db.executemany(
+        "UPDATE checkpoints SET prev_id = ?, checksum = ? WHERE checkpoint_id = ?",
+        codec.migrate_v1(rows),
+    )
+
+
+def _load(db: sqlite3.Connection, checkpoint_id: str) -> Checkpoint:
+    found = (
+        db.execute(
+            f"SELECT seq, {codec.Row.COLUMNS} FROM checkpoints WHERE checkpoint_id = ?",
+            (checkpoint_id,),
+        ).fetchone()
+        if codec.is_text(checkpoint_id)
+        else None
+    )
+    if found is None:
+        raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
+    target = codec.Row.of(found[1:], checkpoint_id)
+    if target.base_id is not None:
+        # The rows of the trace from its base on, up to this one (rows of other
+        # writers may sit in between: the chain follows ``prev_id``).
+        rows = db.execute(
+            f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE trace_id = ? AND seq <= ? "
+            "AND seq >= coalesce((SELECT seq FROM checkpoints WHERE checkpoint_id = ?), 0) "
+            "ORDER BY seq",
+            (target.trace_id, found[0], target.base_id),
+        ).fetchall()
+        return codec.load(target, codec.LazyRows(rows, checkpoint_id))
+    return codec.load_trace([target], checkpoint_id)[0]

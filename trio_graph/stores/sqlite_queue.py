@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from .. import serde
-from ..checkpoint import Checkpoint, DecisionEntry, RunStatus, new_id
+from ..checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus, new_id
 from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, CheckpointError, LeaseLost
 from ..state import check_state
@@ -118,9 +118,15 @@ class SQLiteQueue(DecisionsMixin):
 
         async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
         async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
-        async def save(self, checkpoint: Checkpoint) -> None: ...
+        async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None: ...
 
     # -- plumbing ------------------------------------------------------------------------
+    @staticmethod
+    def outage(exc: BaseException) -> bool:
+        """True when ``exc`` is the store being unreachable rather than a run's failure:
+        never for one local file (a locked database waits out its busy timeout)."""
+        return False
+
     def _fences(self) -> dict[str, tuple[str, int]]:
         fences: dict[str, tuple[str, int]] | None = self.__dict__.get("_queue_fences")
         if fences is None:
@@ -424,13 +430,15 @@ class SQLiteQueue(DecisionsMixin):
 
         return await self._queue_write(park)
 
-    async def save_fenced(self, checkpoint: Checkpoint, job_id: str, epoch: int) -> None:
+    async def save_fenced(
+        self, checkpoint: Checkpoint, job_id: str, epoch: int, *, changes: Changes | None = None
+    ) -> None:
         """Save ``checkpoint`` only while ``epoch`` is the job's current claim, checked in
         the write's own transaction (else ``LeaseLost``, nothing written)."""
         fences = self._fences()
         fences[checkpoint.checkpoint_id] = (job_id, epoch)
         try:
-            await self.save(checkpoint)
+            await self.save(checkpoint, changes=changes)
         finally:
             fences.pop(checkpoint.checkpoint_id, None)
 
