@@ -292,3 +292,23 @@ async def test_request_checkpoint_writes_when_the_policy_allows() -> None:
         await run.wait()
     first = (await store.list(run.trace_id))[0]
     assert (first.next_node, first.step) == ("a", 0)
+
+
+async def test_a_failed_branch_record_ends_the_run_with_a_checkpoint_error() -> None:
+    """A fan-out branch record whose save raises: one terminal CheckpointError naming it."""
+    graph = (
+        GraphBuilder("fan")
+        .parallel("p", {"x": lambda s: {"x": 1}, "y": lambda s: {"y": 2}})
+        .task("end", lambda s: None)
+        .edge("p", "end")
+        .start("p")
+        .end("end")
+        .build()
+    )
+    store = FlakyStore(MemoryStore(), {1})
+    async with Executor(store=store).stream(graph, {}) as run:  # type: ignore[arg-type]
+        events = [e async for e in run]
+    check_contract(events, run.trace_id)
+    assert isinstance(run.error, CheckpointError)
+    assert re.match(r"^could not save the branch '[xy]' record checkpoint of run ", str(run.error))
+    assert run.error.__cause__ is store.raised[0]
