@@ -318,7 +318,8 @@ async def test_non_json_delta_is_refused(store: Store, bad: Any) -> None:
 async def test_non_json_decision_or_branch_value_is_refused(store: Store) -> None:
     """Decision values and finished-branch updates must be JSON too, named by key."""
     w = Writer(state={"a": 1})
-    with pytest.raises(CheckpointError, match=r"^a decision's Modify holds a value .* \(key 'k'\)$"):
+    modify = r"^a decision's Modify holds a value .* \(key 'k'\)$"
+    with pytest.raises(CheckpointError, match=modify):
         await w.save(store, decisions=[DecisionEntry("r", 1, Modify("k", {1, 2}))])
     with pytest.raises(CheckpointError, match=r"^branch 'b1' holds a value .* \(key 'v'\)$"):
         await w.save(store, branches=[BranchResult("b1", {"v": object()})])

@@ -259,7 +259,8 @@ async def test_a_branch_with_a_non_json_value_fails_the_run_with_checkpoint_erro
     error = terminal[0].error
     assert isinstance(error, CheckpointError)
     assert error.key == "k2" and "branch 'b2'" in error.message
-    with pytest.raises(CheckpointError, match=r"^branch 'b2' of node 'par' wrote a value .* \(key 'k2'\)$"):
+    wrote = r"^branch 'b2' of node 'par' wrote a value .* \(key 'k2'\)$"
+    with pytest.raises(CheckpointError, match=wrote):
         await Executor(store=store).run(_fanout(4, bad=2), {})
 
 
