@@ -33,7 +33,7 @@ import trio
 
 from trio_graph import Executor, GraphBuilder, Modify, reducers
 from trio_graph import events as ev
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 from trio_graph.stores.memory import MemoryStore
 
 ROUNDS = 300

@@ -24,7 +24,7 @@ from typing import Any
 import trio
 
 from trio_graph import Executor, GraphBuilder
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 from trio_graph.stores.sqlite import SQLiteStore
 
 

@@ -32,7 +32,7 @@ import trio
 
 from trio_graph import CheckpointPolicy, Executor, GraphBuilder
 from trio_graph import events as ev
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 from trio_graph.stores import SQLiteStore
 
 EVERY_STEP = CheckpointPolicy(every_step=True)

@@ -23,7 +23,7 @@ import trio
 
 from trio_graph import Executor, GraphBuilder, reducers
 from trio_graph import events as ev
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 
 WIDTH = 16
 """Branches per fan-out (the peers use the same)."""

@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from trio_graph import Executor, GraphBuilder, reducers
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 
 
 def loop_graph(steps: int) -> Graph:

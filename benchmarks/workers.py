@@ -33,7 +33,7 @@ import psycopg
 import trio
 
 from trio_graph import CheckpointPolicy, Executor, GraphBuilder
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 from trio_graph.stores.postgres import PostgresStore
 from trio_graph.stores.queue import FencedStore
 from trio_graph.worker import Worker

@@ -32,7 +32,7 @@ import attrs
 import trio
 
 from trio_graph import CheckpointPolicy, Executor, GraphBuilder, RunStatus, reducers
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 from trio_graph.stores import SQLiteStore
 
 STEPS = 50

@@ -36,7 +36,7 @@ import psycopg
 import trio
 
 from trio_graph import GraphBuilder, reducers
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 from trio_graph.stores.postgres import PostgresStore
 from trio_graph.stores.sqlite import SQLiteStore
 from trio_graph.worker import Worker

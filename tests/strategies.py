@@ -18,7 +18,7 @@ import trio
 from hypothesis import strategies as st
 
 from trio_graph import Fallback, Goto, GraphBuilder, reducers
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 
 KEYS = ("a", "b", "n", "log")
 """State keys the random nodes write: ``n`` has the ``add`` reducer, ``log`` ``append``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from trio_graph import Approve, BarrierId, Executor, GraphBuilder, serde
 from trio_graph import events as ev
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 
 
 def twice() -> Graph:

@@ -40,8 +40,8 @@ from trio_graph import (
     Reroute,
 )
 from trio_graph import events as ev
-from trio_graph.decisions import Decision
-from trio_graph.graph import Graph
+from trio_graph._model.decisions import Decision
+from trio_graph._model.graph import Graph
 
 EDGES = {"b": {"c", "work"}, "c": {"end", "work"}}
 """Where each barrier has an edge to (of any class): the valid Reroute targets."""

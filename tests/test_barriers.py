@@ -26,7 +26,7 @@ from trio_graph import (
     Reroute,
 )
 from trio_graph import events as ev
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 from trio_graph.stores.memory import MemoryStore
 
 PREP = 3.0

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from strategies import GraphSpec, build_graph, graph_specs
 
 from trio_graph import GraphBuilder, GraphError, InvalidGraph
-from trio_graph.analysis import CycleInfo, analyze_cycles
-from trio_graph.builder import _index
-from trio_graph.graph import Edge, Graph, TaskNode, structural_hash
+from trio_graph._model.analysis import CycleInfo, analyze_cycles
+from trio_graph._model.builder import _index
+from trio_graph._model.graph import Edge, Graph, TaskNode, structural_hash
 
 
 def f(state: Any) -> None:

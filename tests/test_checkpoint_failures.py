@@ -35,9 +35,9 @@ from trio_graph import (
     RunStatus,
 )
 from trio_graph import events as ev
-from trio_graph.checkpoint import Checkpoint
+from trio_graph._model.checkpoint import Checkpoint
+from trio_graph._model.graph import Graph
 from trio_graph.errors import LeaseLost
-from trio_graph.graph import Graph
 from trio_graph.stores import MemoryStore
 
 SITES = "requested|every-step|barrier-waiting|barrier-resolved|adaptive|completion"

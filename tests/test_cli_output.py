@@ -17,7 +17,7 @@ import trio
 
 from trio_graph import Executor, GraphBuilder
 from trio_graph import events as ev
-from trio_graph.cli_output import standing
+from trio_graph._cli.output import standing
 from trio_graph.stores import MemoryStore
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes and shells")
@@ -310,7 +310,7 @@ def test_store_refusals_name_the_problem(tmp_path: Path, read_only_folder: Path)
 
 def test_hints_repeat_the_postgres_options() -> None:
     """A hint repeats `--dsn` (its password masked, never printed) and `--schema`."""
-    from trio_graph.cli import _hint, build_parser
+    from trio_graph._cli.commands import _hint, build_parser
 
     args = build_parser().parse_args(
         ["history", "abcd", "--dsn", "postgresql://u@h/db", "--schema", "s1"]

@@ -21,8 +21,8 @@ from strategies import GraphSpec, build_graph, graph_specs, simulate, states
 
 from trio_graph import Executor, GraphBuilder, NodeNotFound, StepsExceeded
 from trio_graph import events as ev
-from trio_graph.graph import Edge, OutEdges
-from trio_graph.loop import Loop
+from trio_graph._model.graph import Edge, OutEdges
+from trio_graph._runtime.loop import Loop
 
 NODE_LEVEL = (ev.NodeStart, ev.StateChanged, ev.NodeEnd, ev.BarrierWaiting, ev.ParallelStarted)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from trio_graph import GraphBuilder, reducers
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 
 TESTS = Path(__file__).parent
 

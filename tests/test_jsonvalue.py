@@ -20,8 +20,8 @@ from test_store_conformance import STORE_FACTORIES, Writer
 
 from trio_graph import Approve, BarrierId, CheckpointError, Executor, GraphBuilder, Modify, reducers
 from trio_graph import events as ev
-from trio_graph.graph import Graph
-from trio_graph.jsonvalue import is_json_exact, json_problem
+from trio_graph._model.graph import Graph
+from trio_graph._model.jsonvalue import is_json_exact, json_problem
 from trio_graph.stores import MemoryStore, SQLiteStore, Store
 
 LIMIT = sys.get_int_max_str_digits()

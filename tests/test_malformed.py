@@ -37,7 +37,7 @@ from trio_graph import (
     reducers,
 )
 from trio_graph import events as ev
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 from trio_graph.testing import ErrorInfo, Trace, assert_same, error_info, interpret, run_graph
 
 EXAMPLES = settings(max_examples=100, deadline=None)

@@ -45,7 +45,7 @@ async def test_spans_nest_run_node_branch(autojump_clock: Any) -> None:
         async for _ in spans.watch(run):
             pass
     finished = exporter.get_finished_spans()
-    runs = [s for s in finished if s.name == "trio_graph.run demo"]
+    runs = [s for s in finished if s.name == "trio_graph._runtime.run demo"]
     assert len(runs) == 1
     root = runs[0]
     assert root.parent is None
@@ -90,7 +90,7 @@ async def test_failed_run_marks_spans_as_errors() -> None:
             spans.on_event(event)
     by_name = {s.name: s for s in exporter.get_finished_spans()}
     assert by_name["trio_graph.node a"].status.status_code.name == "ERROR"
-    root = by_name["trio_graph.run g"]
+    root = by_name["trio_graph._runtime.run g"]
     assert root.status.status_code.name == "ERROR"
     assert root.status.description == "node 'a' failed: ValueError: boom"
     assert root.attributes["trio_graph.error"] == "NodeExecutionFailed"

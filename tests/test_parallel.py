@@ -23,8 +23,8 @@ from trio_graph import (
     reducers,
 )
 from trio_graph import events as ev
+from trio_graph._model.graph import Graph
 from trio_graph.errors import BranchFailure
-from trio_graph.graph import Graph
 from trio_graph.stores.memory import MemoryStore
 
 Fn = Callable[[Mapping[str, Any]], Any]

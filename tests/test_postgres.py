@@ -24,7 +24,7 @@ from trio_graph import (
     GraphBuilder,
     reducers,
 )
-from trio_graph.checkpoint import Checkpoint
+from trio_graph._model.checkpoint import Checkpoint
 from trio_graph.errors import CheckpointError
 from trio_graph.stores.postgres import SCHEMA_VERSION, PostgresStore, dumps, loads
 

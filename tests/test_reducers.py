@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from trio_graph import Executor, GraphBuilder, StateError, reducers
 from trio_graph import events as ev
+from trio_graph._model.state import merge_branches, reduce_updates
 from trio_graph.reducers import Reducer, as_reducer
-from trio_graph.state import merge_branches, reduce_updates
 
 
 # -- the built-ins, one by one ---------------------------------------------------------------

@@ -34,9 +34,9 @@ from trio_graph import (
     reducers,
 )
 from trio_graph import events as ev
-from trio_graph.checkpoint import Checkpoint
+from trio_graph._model.checkpoint import Checkpoint
+from trio_graph._model.graph import Graph
 from trio_graph.errors import Cancelled
-from trio_graph.graph import Graph
 from trio_graph.stores import MemoryStore, RunInfo, SQLiteStore, Store
 
 EVERY_STEP = CheckpointPolicy(every_step=True)

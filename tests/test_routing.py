@@ -26,9 +26,9 @@ from strategies import (
 
 from trio_graph import Executor, Goto, GraphBuilder, MissingEdge, NodeExecutionFailed, Unrouted
 from trio_graph import events as ev
+from trio_graph._model.graph import Edge, OutEdges
+from trio_graph._model.routing import check_target, route, route_fallback
 from trio_graph.errors import ConditionResult
-from trio_graph.graph import Edge, OutEdges
-from trio_graph.routing import check_target, route, route_fallback
 
 T, F = Const(True), Const(False)
 

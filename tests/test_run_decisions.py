@@ -23,7 +23,7 @@ from trio_graph import (
     InvalidGraph,
     Reject,
 )
-from trio_graph.graph import Graph
+from trio_graph._model.graph import Graph
 from trio_graph.stores import MemoryStore
 
 

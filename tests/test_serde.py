@@ -20,7 +20,7 @@ from strategies import GraphSpec, build_graph, graph_specs, states
 
 from trio_graph import Approve, BarrierId, Checkpoint, Executor, Modify, Reject, Reroute, errors
 from trio_graph import events as ev
-from trio_graph.decisions import Decision
+from trio_graph._model.decisions import Decision
 from trio_graph.serde import from_json, to_json
 
 # -- a strategy for any of our attrs types, derived from their field annotations ----------------

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from trio_graph import Executor, GraphBuilder, NodeExecutionFailed, StateError, reducers
 from trio_graph import events as ev
-from trio_graph.state import StateDelta, merge_branches, reduce_updates
+from trio_graph._model.state import StateDelta, merge_branches, reduce_updates
 
 
 def test_without_reducer_an_update_overwrites_and_last_wins() -> None:

@@ -27,7 +27,7 @@ import trio.lowlevel
 import trio.testing
 
 from trio_graph import reducers, serde
-from trio_graph.checkpoint import (
+from trio_graph._model.checkpoint import (
     BranchResult,
     ChangeLog,
     Checkpoint,
@@ -36,10 +36,10 @@ from trio_graph.checkpoint import (
     RunStatus,
     new_id,
 )
-from trio_graph.decisions import Approve, BarrierId, Modify, Reject, Reroute
+from trio_graph._model.decisions import Approve, BarrierId, Modify, Reject, Reroute
+from trio_graph._model.state import reduce_updates
 from trio_graph.errors import CheckpointError
 from trio_graph.reducers import Reducer
-from trio_graph.state import reduce_updates
 from trio_graph.stores import MemoryStore, RunInfo, Store
 from trio_graph.stores import rows as codec
 from trio_graph.stores.sqlite import SCHEMA_VERSION, SQLiteStore

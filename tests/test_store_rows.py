@@ -26,7 +26,7 @@ from test_store_stateful import UPDATES
 
 from trio_graph import CheckpointPolicy, Executor, GraphBuilder
 from trio_graph import events as ev
-from trio_graph.checkpoint import BranchResult, Changes, Checkpoint, StoredDelta, new_id
+from trio_graph._model.checkpoint import BranchResult, Changes, Checkpoint, StoredDelta, new_id
 from trio_graph.errors import CheckpointError
 from trio_graph.stores import MemoryStore, Store
 from trio_graph.stores.rows import Row

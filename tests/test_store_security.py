@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from trio_graph import serde
-from trio_graph.checkpoint import Checkpoint
-from trio_graph.decisions import Approve
+from trio_graph._model.checkpoint import Checkpoint
+from trio_graph._model.decisions import Approve
 from trio_graph.errors import CheckpointError
 from trio_graph.stores.rows import row_checksum
 from trio_graph.stores.sqlite import SQLiteStore

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 from test_store_conformance import REDUCERS, STORE_FACTORIES, Writer, json_copy, same
 
-from trio_graph.checkpoint import Checkpoint, RunStatus, StoredDelta
+from trio_graph._model.checkpoint import Checkpoint, RunStatus, StoredDelta
 from trio_graph.errors import CheckpointError
 from trio_graph.stores import MemoryStore, RunInfo, Store
 from trio_graph.stores.rows import restore

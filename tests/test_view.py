@@ -1,4 +1,4 @@
-"""The live terminal view (trio_graph.view): event lines, progress, the barrier prompt."""
+"""The live terminal view (trio_graph._cli.view): event lines, progress, the barrier prompt."""
 
 from __future__ import annotations
 
@@ -22,18 +22,18 @@ from trio_graph import (
     Reroute,
 )
 from trio_graph import events as ev
-from trio_graph.demo import graph as demo_graph
-from trio_graph.demo import initial_state
-from trio_graph.graph import BarrierNode
-from trio_graph.view import (
+from trio_graph._cli.view import (
     LineReader,
     View,
     ask,
     default_decision,
-    describe_decision,
     format_duration,
     parse_answer,
 )
+from trio_graph._model.decisions import describe_decision
+from trio_graph._model.graph import BarrierNode
+from trio_graph.demo import graph as demo_graph
+from trio_graph.demo import initial_state
 
 
 async def _show_run(view: View, *, approve: bool) -> list[ev.Event]:

@@ -23,7 +23,7 @@ import trio
 from _pg import SKIP_WITHOUT_SERVER, Child, PostgresBackend, SQLiteBackend
 
 from trio_graph import Approve, BarrierId, GraphBuilder, Reject, Reroute
-from trio_graph.checkpoint import Checkpoint
+from trio_graph._model.checkpoint import Checkpoint
 from trio_graph.stores.queue import FencedStore, Job, JobStatus, QueueStore
 from trio_graph.worker import Worker
 

@@ -1,10 +1,13 @@
-"""``python -m trio_graph`` and the ``trio-graph`` console script: see :mod:`trio_graph.cli`."""
+"""``python -m trio_graph`` and the ``trio-graph`` console script.
+
+The commands live in :mod:`trio_graph._cli.commands`.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from .cli import main
+from ._cli.commands import main
 
 __all__ = ["main"]
 

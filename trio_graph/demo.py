@@ -23,9 +23,9 @@ from typing import Any
 import trio
 
 from . import reducers
-from .builder import GraphBuilder
-from .graph import Graph
-from .results import Fallback
+from ._model.builder import GraphBuilder
+from ._model.graph import Graph
+from ._model.results import Fallback
 
 PASS_MARK = 0.8
 """Both scores must reach this for the draft to go to review."""
@@ -95,7 +95,7 @@ def publish(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build() -> Graph:
-    """Build the demo graph (a new :class:`~trio_graph.graph.Graph` each call)."""
+    """Build the demo graph (a new :class:`~trio_graph._model.graph.Graph` each call)."""
     return (
         GraphBuilder("demo")
         .task("research", research)

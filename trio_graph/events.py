@@ -14,7 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from . import errors
-from .decisions import BarrierId, Decision
+from ._model.decisions import BarrierId, Decision
 
 ObservedKind = Literal["Degraded", "Retrying", "Warning"]
 

@@ -14,7 +14,7 @@ Usage::
 
 or call ``spans.on_event(event)`` yourself for each event. Spans:
 
-- one **run** span per run (``trio_graph.run <graph>``), from ``GraphStart`` to the
+- one **run** span per run (``trio_graph._runtime.run <graph>``), from ``GraphStart`` to the
   terminal event; status ERROR with the error's description if the run failed;
 - one **node** span per node execution (``trio_graph.node <node>``), child of the
   run span (a subgraph's nodes are children of the subgraph node's span), from
@@ -36,10 +36,10 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
-from .view import describe_decision
+from ._model.decisions import describe_decision
 
 if TYPE_CHECKING:
-    from .run import Run
+    from ._runtime.run import Run
 
 log = logging.getLogger("trio_graph.otel")
 
@@ -87,14 +87,14 @@ class OtelSpans:
         if isinstance(event, ev.GraphStart):
             attributes = {
                 "trio_graph.trace_id": trace_id,
-                "trio_graph.graph": event.graph,
+                "trio_graph._model.graph": event.graph,
                 "trio_graph.start_node": event.node,
                 "trio_graph.start_step": event.step,
             }
             if event.resumed_from:
                 attributes["trio_graph.resumed_from"] = event.resumed_from
             self._runs[trace_id] = self.tracer.start_span(
-                f"trio_graph.run {event.graph}", attributes=attributes, start_time=now
+                f"trio_graph._runtime.run {event.graph}", attributes=attributes, start_time=now
             )
             return
         run_span = self._runs.get(trace_id)

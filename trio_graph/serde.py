@@ -19,15 +19,15 @@ from cattrs.strategies import configure_tagged_union
 
 from . import errors
 from . import events as ev
-from .checkpoint import (
+from ._model.checkpoint import (
     BranchResult,
     Checkpoint,
     DecisionEntry,
     Frame,
     RunStatus,
 )
-from .decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute, check_decision
-from .jsonvalue import check_value, is_json_exact, json_problem
+from ._model.decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute, check_decision
+from ._model.jsonvalue import check_value, is_json_exact, json_problem
 
 T = TypeVar("T")
 
@@ -107,7 +107,7 @@ def _short(exc: BaseException) -> str:
 
 def check_json(state: Mapping[str, Any], keys: Any = None, where: str = "") -> None:
     """Raise ``CheckpointError`` naming the first key whose value a store would not give
-    back equal and of the same type (see :mod:`trio_graph.jsonvalue`); ``where`` says
+    back equal and of the same type (see :mod:`trio_graph._model.jsonvalue`); ``where`` says
     who wrote it, with a verb (``"node 'count' wrote"``)."""
     for key in state if keys is None else keys:
         check_value(key, state[key], where)

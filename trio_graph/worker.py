@@ -37,13 +37,13 @@ import attrs
 import trio
 
 from . import events as ev
-from .checkpoint import Checkpoint, CheckpointPolicy, DecisionEntry, RunStatus
-from .decisions import BarrierId, Decision
+from ._model.checkpoint import Checkpoint, CheckpointPolicy, DecisionEntry, RunStatus
+from ._model.decisions import BarrierId, Decision
+from ._model.graph import Graph
+from ._model.retry import RetryPolicy
+from ._runtime.executor import Executor
+from ._runtime.run import Run
 from .errors import Cancelled, CheckpointError, GraphError, LeaseLost
-from .executor import Executor
-from .graph import Graph
-from .retry import RetryPolicy
-from .run import Run
 from .stores.queue import Claim, FencedStore, JobStatus, QueueStore, stale
 
 log = logging.getLogger("trio_graph.worker")
@@ -84,7 +84,7 @@ class Worker:
     a claim lasts without renewal; ``poll_interval`` bounds how long an idle worker
     waits before looking again (expired leases are found by polling; new work and
     decisions also wake it through the store). ``max_steps``, ``policy`` and ``buffer``
-    configure the worker's :class:`~trio_graph.executor.Executor`; ``force`` resumes
+    configure the worker's :class:`~trio_graph._runtime.executor.Executor`; ``force`` resumes
     checkpoints written by a different version of a graph (else the job fails with
     ``GraphChanged``).
     """

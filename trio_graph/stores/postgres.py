@@ -38,7 +38,7 @@ import trio
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from ..checkpoint import Changes, Checkpoint, RunStatus
+from .._model.checkpoint import Changes, Checkpoint, RunStatus
 from ..errors import CheckpointError, LeaseLost
 from . import rows as codec
 from .jsonb import dumps, from_jsonb, loads

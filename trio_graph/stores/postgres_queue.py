@@ -24,10 +24,10 @@ import trio
 from psycopg import sql
 
 from .. import serde
-from ..checkpoint import DecisionEntry, RunStatus, new_id
-from ..decisions import BarrierId, Decision
+from .._model.checkpoint import DecisionEntry, RunStatus, new_id
+from .._model.decisions import BarrierId, Decision
+from .._model.state import check_state
 from ..errors import BarrierError, CheckpointError
-from ..state import check_state
 from .jsonb import dumps, loads
 from .queue import Claim, DecisionsMixin, Job, JobStatus
 

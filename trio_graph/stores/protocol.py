@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ..checkpoint import Changes, Checkpoint, RunStatus
+from .._model.checkpoint import Changes, Checkpoint, RunStatus
 from ..errors import CheckpointError
 
 

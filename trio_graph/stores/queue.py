@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from ..checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus
-from ..decisions import BarrierId, Decision
+from .._model.checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus
+from .._model.decisions import BarrierId, Decision
 from ..errors import BarrierError, LeaseLost
 from .protocol import Store
 

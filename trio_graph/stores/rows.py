@@ -15,7 +15,7 @@ stored. A delta row's header may also list only the branches finished since
 records cost O(branches) bytes in total.
 
 **The planner** (:class:`Planner`, one per store) writes a delta row only when the
-run's hint (:class:`~trio_graph.checkpoint.Changes`) names as previous checkpoint the
+run's hint (:class:`~trio_graph._model.checkpoint.Changes`) names as previous checkpoint the
 last row this store wrote for the trace; otherwise (a copy from another store, a
 hand-built checkpoint, another process's rows, a failed save) it writes a base row
 of the full ``checkpoint.state``. It rebases once the bytes written since the base
@@ -40,8 +40,8 @@ import attrs
 import cattrs
 
 from .. import errors, serde
-from ..checkpoint import Changes, Checkpoint, RunStatus, StoredDelta
-from ..decisions import Modify
+from .._model.checkpoint import Changes, Checkpoint, RunStatus, StoredDelta
+from .._model.decisions import Modify
 from ..reducers import BUILTINS
 
 

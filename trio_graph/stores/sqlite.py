@@ -52,7 +52,7 @@ from typing import TypeVar
 import trio
 
 from .. import serde
-from ..checkpoint import Changes, Checkpoint, RunStatus
+from .._model.checkpoint import Changes, Checkpoint, RunStatus
 from ..errors import CheckpointError
 from . import rows as codec
 from .protocol import RunInfo

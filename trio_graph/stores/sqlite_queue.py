@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from .. import serde
-from ..checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus, new_id
-from ..decisions import BarrierId, Decision
+from .._model.checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus, new_id
+from .._model.decisions import BarrierId, Decision
+from .._model.state import check_state
 from ..errors import BarrierError, CheckpointError, LeaseLost
-from ..state import check_state
 from .queue import Claim, DecisionsMixin, Job, JobStatus
 
 T = TypeVar("T")

@@ -18,9 +18,9 @@ import trio
 import trio.testing
 
 from .. import events as ev
+from .._model.graph import BarrierNode, Graph
+from .._runtime.executor import Executor
 from ..errors import GraphError
-from ..executor import Executor
-from ..graph import BarrierNode, Graph
 from .spec import Call, DecisionScript, Human, Record, Trace, describe_error, record
 
 

@@ -38,10 +38,10 @@ from typing import Any
 
 import attrs
 
-from ..decisions import Approve, BarrierId, Modify, Reject, Reroute
-from ..graph import BarrierNode, ConditionNode, Edge, Graph, ParallelNode, TaskNode
+from .._model.decisions import Approve, BarrierId, Modify, Reject, Reroute
+from .._model.graph import BarrierNode, ConditionNode, Edge, Graph, ParallelNode, TaskNode
+from .._model.results import Fallback, Goto
 from ..reducers import Reducer
-from ..results import Fallback, Goto
 from .spec import Call, DecisionScript, ErrorInfo, Human, Record, Trace, error_info
 
 

@@ -23,9 +23,9 @@ import attrs
 
 from .. import events as ev
 from .. import reducers as builtin_reducers
-from ..builder import GraphBuilder
-from ..decisions import Approve, BarrierId, Decision
-from ..graph import Graph
+from .._model.builder import GraphBuilder
+from .._model.decisions import Approve, BarrierId, Decision
+from .._model.graph import Graph
 from ..reducers import Reducer
 
 # -- behaviours ---------------------------------------------------------------------------

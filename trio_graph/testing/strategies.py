@@ -26,10 +26,10 @@ from typing import Any, TypeVar
 import attrs
 from hypothesis import strategies as st
 
-from ..builder import GraphBuilder
-from ..decisions import Approve, DefaultAction, Modify, Reject, Reroute
-from ..graph import EdgeKind, Strategy
-from ..results import Fallback, Goto
+from .._model.builder import GraphBuilder
+from .._model.decisions import Approve, DefaultAction, Modify, Reject, Reroute
+from .._model.graph import EdgeKind, Strategy
+from .._model.results import Fallback, Goto
 from .spec import (
     BarrierSpec,
     Behaviour,

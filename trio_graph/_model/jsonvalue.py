@@ -30,7 +30,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 MAX_DEPTH = 200
 """How deep lists and dicts may nest (JSON encoders and decoders recurse)."""

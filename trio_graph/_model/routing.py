@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConditionResult, MissingEdge, NodeExecutionFailed, Unrouted
+from ..errors import ConditionResult, MissingEdge, NodeExecutionFailed, Unrouted
 from .graph import OutEdges
 
 

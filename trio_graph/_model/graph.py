@@ -1,7 +1,7 @@
 """The built graph: nodes, edges, start and end, reducers, and its stable hash.
 
 Model layer: no trio import. A :class:`Graph` is immutable once built by
-:class:`~trio_graph.builder.GraphBuilder`; the runtime reads its per-node
+:class:`~trio_graph._model.builder.GraphBuilder`; the runtime reads its per-node
 outgoing-edge index (``out``) on every step.
 """
 
@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import attrs
 
+from ..reducers import Reducer
 from .decisions import DefaultAction
-from .reducers import Reducer
 from .retry import RetryPolicy
 
 EdgeKind = Literal["conditional", "normal", "fallback"]
@@ -154,7 +154,7 @@ class OutEdges:
 
 @attrs.frozen
 class Graph:
-    """A validated graph. Build one with :class:`~trio_graph.builder.GraphBuilder`."""
+    """A validated graph. Build one with :class:`~trio_graph._model.builder.GraphBuilder`."""
 
     name: str
     nodes: Mapping[str, Node]

@@ -11,9 +11,9 @@ from typing import Any
 
 import trio
 
-from . import events as ev
-from .errors import NodeExecutionFailed, NodeTimeout
-from .graph import TaskNode
+from .. import events as ev
+from .._model.graph import TaskNode
+from ..errors import NodeExecutionFailed, NodeTimeout
 
 OnRetry = Callable[[ev.Observed], Awaitable[None]]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from .errors import StateError
+from ..errors import StateError
 
 Updates = Mapping[str, Any]
 

@@ -12,8 +12,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ..errors import InvalidGraph
+from ..reducers import Reducer, as_reducer
 from .decisions import DefaultAction
-from .errors import InvalidGraph
 from .graph import (
     BarrierNode,
     Branch,
@@ -33,7 +34,6 @@ from .graph import (
     is_async_callable,
     structural_hash,
 )
-from .reducers import Reducer, as_reducer
 from .retry import RetryPolicy
 
 _DEFAULTS = ("reject", "approve", "skip")

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import events as ev
-from .calls import call_node, call_task, failure, own_timeout
-from .checkpoint import (
+from .. import events as ev
+from .._model.checkpoint import (
     BranchResult,
     ChangeLog,
     Checkpoint,
@@ -33,7 +32,7 @@ from .checkpoint import (
     RunStatus,
     new_id,
 )
-from .decisions import (
+from .._model.decisions import (
     Approve,
     BarrierId,
     Decision,
@@ -44,7 +43,12 @@ from .decisions import (
     check_decision,
     decision_updates,
 )
-from .errors import (
+from .._model.graph import BarrierNode, Graph, Node, ParallelNode, SubgraphNode, TaskNode
+from .._model.jsonvalue import check_update, check_value
+from .._model.results import NEXT, Outcome, normalise
+from .._model.routing import check_target, route, route_fallback
+from .._model.state import reduce_updates
+from ..errors import (
     BarrierError,
     Cancelled,
     CheckpointError,
@@ -54,14 +58,10 @@ from .errors import (
     NodeNotFound,
     StepsExceeded,
 )
-from .graph import BarrierNode, Graph, Node, ParallelNode, SubgraphNode, TaskNode
-from .jsonvalue import check_update, check_value
-from .results import NEXT, Outcome, normalise
-from .routing import check_target, route, route_fallback
-from .state import reduce_updates
+from .calls import call_node, call_task, failure, own_timeout
 
 if TYPE_CHECKING:
-    from .stores.protocol import Store
+    from ..stores.protocol import Store
 
 _YIELD_EVERY = 16
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import events as ev
-from .decisions import BarrierId, Decision
-from .errors import GraphError
+from .. import events as ev
+from .._model.decisions import BarrierId, Decision
+from ..errors import GraphError
 
 if TYPE_CHECKING:
     from .loop import Loop

@@ -23,10 +23,18 @@ from typing import Any, TextIO
 import outcome
 import trio
 
-from . import events as ev
-from .decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute
-from .errors import Cancelled, GraphError
-from .graph import BarrierNode, Graph
+from .. import events as ev
+from .._model.decisions import (
+    Approve,
+    BarrierId,
+    Decision,
+    Modify,
+    Reject,
+    Reroute,
+    describe_decision,
+)
+from .._model.graph import BarrierNode, Graph
+from ..errors import Cancelled, GraphError
 
 _CLEAR = "\r\x1b[2K"
 _STATE_LINES = 20
@@ -39,19 +47,6 @@ def format_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.1f} ms"
     return f"{seconds:.2f} s"
-
-
-def describe_decision(decision: Decision | None) -> str:
-    """A decision as a person would say it: ``approve``, ``reject (too long)``..."""
-    if decision is None:
-        return "skip"
-    if isinstance(decision, Approve):
-        return "approve"
-    if isinstance(decision, Reject):
-        return f"reject ({decision.reason})" if decision.reason else "reject"
-    if isinstance(decision, Modify):
-        return f"modify {decision.key} = {_short(decision.value)}"
-    return f"reroute to {decision.target}"
 
 
 def _short(value: Any, width: int = 60) -> str:

@@ -14,13 +14,13 @@ from typing import Any
 
 import attrs
 
-from . import events as ev
-from .checkpoint import Checkpoint, Frame
-from .graph import Graph, SubgraphNode
+from .. import events as ev
+from .._model.checkpoint import Checkpoint, Frame
+from .._model.graph import Graph, SubgraphNode
+from .._model.results import Outcome, normalise
+from .._model.state import check_state
+from ..serde import check_json
 from .loop import Loop
-from .results import Outcome, normalise
-from .serde import check_json
-from .state import check_state
 
 
 class ChildLoop(Loop):

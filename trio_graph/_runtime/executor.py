@@ -1,8 +1,8 @@
 """``Executor``: run graphs as streams of events, resume and fork stored runs.
 
 Runtime layer. ``stream()`` is an async context manager that opens a nursery,
-starts the run's :class:`~trio_graph.loop.Loop` in it and yields a
-:class:`~trio_graph.run.Run`; leaving the block cancels whatever is still running,
+starts the run's :class:`~trio_graph._runtime.loop.Loop` in it and yields a
+:class:`~trio_graph._runtime.run.Run`; leaving the block cancels whatever is still running,
 so no task outlives it. ``run()`` is the one-call form.
 """
 
@@ -16,16 +16,16 @@ from typing import Any
 
 import trio
 
-from . import events as ev
-from .checkpoint import Checkpoint, CheckpointPolicy
-from .decisions import BarrierId, Decision, check_decision
-from .errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
-from .graph import Graph, SubgraphNode
+from .. import events as ev
+from .._model.checkpoint import Checkpoint, CheckpointPolicy
+from .._model.decisions import BarrierId, Decision, check_decision
+from .._model.graph import Graph, SubgraphNode
+from .._model.state import check_state
+from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
+from ..serde import check_json
+from ..stores.protocol import Store
 from .loop import Loop, registry_from
 from .run import Run
-from .serde import check_json
-from .state import check_state
-from .stores.protocol import Store
 from .subgraph import patch_checkpoint
 
 log = logging.getLogger("trio_graph")

@@ -22,8 +22,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from .checkpoint import Checkpoint, RunStatus
-from .stores.queue import Job, JobStatus
+from .._model.checkpoint import Checkpoint, RunStatus
+from ..stores.queue import Job, JobStatus
 
 PROG = "trio-graph"
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import attrs
 
-from .errors import StateError
-from .reducers import Reducer
+from ..errors import StateError
+from ..reducers import Reducer
 
 State = dict[str, Any]
 

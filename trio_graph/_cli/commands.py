@@ -13,7 +13,7 @@ take), reported as one line on stderr, never a traceback; 130 interrupted (Ctrl-
 141 stdout was closed early (``... | head``): the output stops, nothing else does (a
 run in progress goes on to its next barrier or its end, as it would have).
 
-Hints print commands that run as printed (:func:`trio_graph.cli_output.command`), with
+Hints print commands that run as printed (:func:`trio_graph._cli.output.command`), with
 the options given: the store, ``--graph``, ``--max-steps``.
 
 ``decide`` answers a stored run waiting at a barrier. On a store with a run queue
@@ -41,19 +41,27 @@ from typing import Any, NoReturn, TextIO, cast
 
 import trio
 
-from . import events as ev
-from . import serde
-from .checkpoint import Checkpoint, RunStatus
-from .cli_output import StdoutGuard, standing, stdout_gone
-from .cli_output import command as runnable
-from .decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute
-from .errors import GraphError
-from .executor import Executor
-from .graph import BarrierNode, Graph
-from .run import Run
-from .stores.protocol import RunInfo, Store
-from .stores.queue import QueueStore
-from .view import LineReader, View, ask, default_decision, describe_decision, parse_value
+from .. import events as ev
+from .. import serde
+from .._model.checkpoint import Checkpoint, RunStatus
+from .._model.decisions import (
+    Approve,
+    BarrierId,
+    Decision,
+    Modify,
+    Reject,
+    Reroute,
+    describe_decision,
+)
+from .._model.graph import BarrierNode, Graph
+from .._runtime.executor import Executor
+from .._runtime.run import Run
+from ..errors import GraphError
+from ..stores.protocol import RunInfo, Store
+from ..stores.queue import QueueStore
+from .output import StdoutGuard, standing, stdout_gone
+from .output import command as runnable
+from .view import LineReader, View, ask, default_decision, parse_value
 
 PROG = "trio-graph"
 DEFAULT_DB = "trio_graph.db"
@@ -67,7 +75,7 @@ EXIT_INTERRUPTED = 130
 EXIT_PIPE = 141
 """stdout was closed by its reader before the command finished writing (128 + SIGPIPE)."""
 
-log = logging.getLogger("trio_graph.cli")
+log = logging.getLogger("trio_graph._cli.commands")
 
 
 _INTERRUPTED: dict[str, str] = {}
@@ -338,7 +346,7 @@ async def open_store(args: Any, *, create: bool = False) -> AsyncIterator[Store]
     store: Any
     if args.dsn:
         try:
-            from .stores.postgres import PostgresStore
+            from ..stores.postgres import PostgresStore
         except ImportError as exc:
             raise UsageError(
                 f"--dsn needs PostgreSQL support: pip install 'trio_graph[postgres]' ({exc})"
@@ -350,7 +358,7 @@ async def open_store(args: Any, *, create: bool = False) -> AsyncIterator[Store]
             raise UsageError(str(exc)) from None
     else:
         path = _sqlite_path(args, create=create)
-        from .stores.sqlite import SQLiteStore
+        from ..stores.sqlite import SQLiteStore
 
         store = SQLiteStore(path)
     try:
@@ -449,7 +457,7 @@ def _graph_for(spec: str | None, checkpoint: Checkpoint) -> Graph | None:
     """The graph named by ``--graph``; else the bundled demo if the run is one; else None."""
     if spec:
         return load_graph(spec)
-    from . import demo
+    from .. import demo
 
     if checkpoint.graph_hash == demo.graph.hash():
         return demo.graph
@@ -567,7 +575,7 @@ def _barrier_mode(args: Any, *, no_terminal: str) -> str:
 # -- commands --------------------------------------------------------------------------------
 async def cmd_demo(args: Any) -> int:
     """Run the bundled demo on SQLite, live; a barrier prompt or, with no terminal, its default."""
-    from . import demo
+    from .. import demo
 
     async with open_store(args, create=True) as store:
         executor = Executor(store=store, max_steps=args.max_steps)
@@ -748,7 +756,7 @@ async def cmd_worker(args: Any) -> int:
     graphs = [load_graph(spec) for spec in args.graph]
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError(f"--concurrency must be a positive int, got {args.concurrency}")
-    from .worker import Worker
+    from ..worker import Worker
 
     async with open_store(args) as store:
         if not isinstance(store, QueueStore):

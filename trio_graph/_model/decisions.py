@@ -8,11 +8,12 @@ then on. An exact decision beats a wildcard.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 import attrs
 
-from .errors import BarrierError
+from ..errors import BarrierError
 
 
 @attrs.frozen(order=True)
@@ -130,3 +131,25 @@ def decision_updates(
     if isinstance(decision, Modify):
         return {decision.key: decision.value}, None
     return {}, decision.target
+
+
+def describe_decision(decision: Decision | None) -> str:
+    """A decision as a person would say it: ``approve``, ``reject (too long)``..."""
+    if decision is None:
+        return "skip"
+    if isinstance(decision, Approve):
+        return "approve"
+    if isinstance(decision, Reject):
+        return f"reject ({decision.reason})" if decision.reason else "reject"
+    if isinstance(decision, Modify):
+        return f"modify {decision.key} = {_brief(decision.value)}"
+    return f"reroute to {decision.target}"
+
+
+def _brief(value: Any, width: int = 60) -> str:
+    """A value as one short line of JSON (``repr`` for what JSON cannot say)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+    except ValueError:
+        text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -33,7 +33,7 @@ duration of 0); ``ParallelCompleted``. Then the loop sends the merged
 is sent: the node's ``NodeEnd(success=False)`` closes the fork.
 
 **Merge.** After every branch has finished, in declaration order whatever the
-completion order (:func:`trio_graph.state.merge_branches`): two branches writing a
+completion order (:func:`trio_graph._model.state.merge_branches`): two branches writing a
 key without a reducer is ``StateError("parallel merge conflict", key, branches)``.
 
 **Records.** With a store (``CheckpointPolicy.branch_writes``), each finished branch
@@ -56,14 +56,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import events as ev
+from .. import events as ev
+from .._model.checkpoint import BranchResult
+from .._model.graph import Branch, ParallelNode
+from .._model.jsonvalue import check_update
+from .._model.results import Outcome
+from .._model.state import merge_branches
+from ..errors import BranchFailure, CheckpointError, GraphError, NodeExecutionFailed, StateError
 from .calls import call_node, failure
-from .checkpoint import BranchResult
-from .errors import BranchFailure, CheckpointError, GraphError, NodeExecutionFailed, StateError
-from .graph import Branch, ParallelNode
-from .jsonvalue import check_update
-from .results import Outcome
-from .state import merge_branches
 
 if TYPE_CHECKING:
     from .loop import Loop
