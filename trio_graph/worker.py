@@ -31,7 +31,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 import trio
@@ -40,16 +40,12 @@ from . import events as ev
 from ._model.checkpoint import Checkpoint, CheckpointPolicy, DecisionEntry, RunStatus
 from ._model.decisions import BarrierId, Decision
 from ._model.graph import Graph
-from ._model.retry import RetryPolicy
 from ._runtime.executor import Executor
 from ._runtime.run import Run
 from .errors import Cancelled, CheckpointError, GraphError, LeaseLost
 from .stores.queue import Claim, FencedStore, JobStatus, QueueStore, stale
 
 log = logging.getLogger("trio_graph.worker")
-
-_OUTAGE_BACKOFF = RetryPolicy(max_attempts=1_000_000, backoff=0.2, multiplier=2.0, max_backoff=5.0)
-"""Back-off between tries while the store is unreachable (only ``delay`` is used)."""
 
 
 @attrs.define
@@ -66,8 +62,6 @@ class WorkerStats:
     """Claims lost to another worker (paused past the lease, or renewals failing)."""
     refused_writes: int = 0
     """Checkpoint writes refused by the fence."""
-    store_retries: int = 0
-    """Runs resumed from their last checkpoint after a store outage."""
 
 
 @attrs.define
@@ -149,12 +143,11 @@ class Worker:
                 while slots.value > 0:
                     slots.acquire_nowait()
                     want += 1
-                claim_failed = False
                 try:
                     claims = await self.store.claim(self.worker_id, names, want, self.lease)
                 except CheckpointError as exc:
                     log.warning("worker %s: claim failed: %s", self.worker_id, exc)
-                    claims, claim_failed = [], True
+                    claims = []
                 # No checkpoint between the claim and start_soon: a claim is never dropped.
                 for claim in claims:
                     nursery.start_soon(self._serve_claim, claim, slots)
@@ -162,34 +155,18 @@ class Worker:
                     slots.release()
                 if claims:
                     continue
-                if until_idle and not claim_failed and slots.value == self.concurrency:
+                if until_idle and slots.value == self.concurrency:
                     return
                 await self.store.wait_for_work(self.poll_interval)
 
     async def _serve_claim(self, claim: Claim, slots: trio.Semaphore) -> None:
         try:
             await self._run_claim(claim)
-        except BaseExceptionGroup as group:
-            # Shutdown racing an error: log the error, let only the cancellation go on
-            # (SIGTERM is a clean shutdown, never a traceback).
-            cancelled, rest = group.split(trio.Cancelled)
-            if rest is not None:
-                self._unexpected(claim, rest)
-            if cancelled is not None:
-                raise cancelled from None
-        except Exception as exc:
-            self._unexpected(claim, exc)
+        except Exception:
+            # A bug or a store outage: the lease expires and another worker retries.
+            log.exception("worker %s: job %s failed unexpectedly", self.worker_id, claim.job_id)
         finally:
             slots.release()
-
-    def _unexpected(self, claim: Claim, exc: BaseException) -> None:
-        # A bug: the lease expires and another worker retries.
-        log.error(
-            "worker %s: job %s failed unexpectedly",
-            self.worker_id,
-            claim.job_id,
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
 
     async def _run_claim(self, claim: Claim) -> None:
         self.stats.claimed += 1
@@ -246,58 +223,15 @@ class Worker:
                 return
 
     async def _drive(self, claim: Claim, fenced: FencedStore, state: _ClaimState) -> None:
-        """Run the job; while the store is out (a restart), back off and resume it from
-        its last stored checkpoint under the same claim: an outage is not the run's
-        failure. Bounded by the lease: a lease the renewals cannot keep ends the claim."""
-        checkpoint_id = claim.checkpoint_id
-        attempt = 0
-        while True:
-            try:
-                await self._attempt(claim, fenced, state, checkpoint_id)
-                return
-            except Exception as exc:
-                if _all(exc, lambda e: isinstance(e, LeaseLost)):  # e.g. a branch's record
-                    state.lost = True
-                    return
-                if not _all(exc, self.store.outage):
-                    raise
-                error: BaseException = exc
-            while True:
-                attempt += 1
-                delay = _OUTAGE_BACKOFF.delay(attempt)
-                log.warning(
-                    "worker %s: store unavailable for job %s (%s); retrying in %.1fs",
-                    self.worker_id,
-                    claim.job_id,
-                    error,
-                    delay,
-                )
-                await trio.sleep(delay)
-                try:
-                    job = await self.store.job(claim.job_id)
-                except Exception as exc:
-                    if not self.store.outage(exc):
-                        raise
-                    error = exc
-                    continue
-                break
-            self.stats.store_retries += 1
-            fenced.outage = None
-            checkpoint_id = job.checkpoint_id if job is not None else checkpoint_id
-
-    async def _attempt(
-        self, claim: Claim, fenced: FencedStore, state: _ClaimState, checkpoint_id: str | None
-    ) -> None:
-        """Start or resume the job's run, watch it, then settle the job row. A store
-        outage on the way is raised (the run's own error, or the store call's)."""
+        """Start or resume the job's run, watch it, then settle the job row."""
         store, job_id, epoch = self.store, claim.job_id, claim.epoch
         graph = self.graphs[claim.graph_name]
         executor = Executor(
             store=fenced, max_steps=self.max_steps, policy=self.policy, buffer=self.buffer
         )
         latest: Checkpoint | None = None
-        if checkpoint_id is not None:
-            latest = await store.load(checkpoint_id)
+        if claim.checkpoint_id is not None:
+            latest = await store.load(claim.checkpoint_id)
             if latest.next_node is None:
                 # Nothing left to run, but the job row was not settled: the run failed, or
                 # its end node ran and it stopped before the completion checkpoint.
@@ -322,15 +256,11 @@ class Worker:
             if isinstance(exc, LeaseLost):
                 state.lost = True
                 return
-            if store.outage(exc):
-                raise
             await self._settle(claim, state, JobStatus.FAILED, str(exc))
             return
         error = run.error
         if state.lost or isinstance(error, LeaseLost):
             state.lost = True
-        elif error is not None and store.outage(error):
-            raise error
         elif run.result is not None:
             await self._settle(claim, state, JobStatus.COMPLETED)
         elif isinstance(error, Cancelled) and parked is not None:
@@ -400,13 +330,6 @@ class Worker:
             parked = bid
             run.cancel()
         return parked
-
-
-def _all(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
-    """``test`` holds for ``exc``, or for every leaf of it when it is an exception group."""
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_all(e, test) for e in exc.exceptions)
-    return test(exc)
 
 
 def _lookup(entries: list[DecisionEntry], bid: BarrierId) -> DecisionEntry | None:

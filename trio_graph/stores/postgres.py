@@ -257,7 +257,6 @@ class PostgresStore(PostgresQueue):
             max_size=max_size,
             timeout=timeout,
             open=False,
-            check=ConnectionPool.check_connection,  # a connection a restart killed is not lent
             kwargs={"options": options, "autocommit": True},
             name=f"trio_graph.{schema}",
         )

@@ -99,19 +99,6 @@ class PostgresQueue(DecisionsMixin):
             self, fn: Callable[[Conn], T], *, checkpoint_id: str = "", atomic: bool = True
         ) -> T: ...
 
-    # -- errors ------------------------------------------------------------------------
-    @staticmethod
-    def outage(exc: BaseException) -> bool:
-        """True when ``exc`` (or its cause) is the database being unreachable (a restart,
-        a dropped connection, no connection to be had), not a failure of the run: the
-        one place that classifies this store's errors for workers."""
-        seen: BaseException | None = exc
-        while seen is not None:
-            if isinstance(seen, psycopg.OperationalError):
-                return True
-            seen = seen.__cause__
-        return False
-
     # -- the queue: anyone ---------------------------------------------------------------
     async def submit(
         self, graph_name: str, state: Mapping[str, Any], *, trace_id: str | None = None

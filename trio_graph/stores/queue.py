@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from .._model.checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus
+from .._model.checkpoint import Changes, Checkpoint, DecisionEntry
 from .._model.decisions import BarrierId, Decision
 from ..errors import BarrierError, LeaseLost
 from .protocol import Store
@@ -126,9 +126,6 @@ class QueueStore(Store, Protocol):
     ) -> None: ...
     async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]: ...
     async def wait_for_work(self, seconds: float) -> None: ...
-    def outage(self, exc: BaseException) -> bool:
-        """True when ``exc`` means the store is unreachable (retry later), not a failure."""
-        ...
 
 
 class FencedStore:
@@ -144,23 +141,12 @@ class FencedStore:
         self.epoch = epoch
         self.refused = 0
         """Writes refused because the lease was lost."""
-        self.outage: BaseException | None = None
-        """The store outage a save of this claim failed with, if one did."""
 
     async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
-        """Fenced save. Once a save failed for a store outage, every later one fails with
-        that error too: the run stops at its last stored checkpoint (the worker resumes
-        from there) instead of writing a checkpoint that says it failed."""
-        if self.outage is not None:
-            raise self.outage
         try:
             await self.store.save_fenced(checkpoint, self.job_id, self.epoch, changes=changes)
         except LeaseLost:
             self.refused += 1
-            raise
-        except Exception as exc:
-            if self.store.outage(exc):
-                self.outage = exc
             raise
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
@@ -216,31 +202,7 @@ class DecisionsMixin:
         bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
         if not isinstance(bid, BarrierId):
             raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
-        await self._check_waiting(trace_id, bid)
         await self._decide(trace_id, bid.node, bid.occurrence, decision)
-
-    async def _check_waiting(self, trace_id: str, bid: BarrierId) -> None:
-        """Refuse a decision that cannot answer the barrier a waiting run is parked at.
-
-        The store has no graph object, but the run's latest checkpoint names the barrier
-        occurrence it waits at: a run waiting there moves only when that occurrence is
-        answered, so any other barrier id (a typo, a node that is no barrier, an
-        occurrence already passed or not yet reached) would leave it parked forever.
-        A run not waiting keeps any decision for later (level-triggered).
-        """
-        store: Any = self
-        job = await store.job(trace_id)
-        latest: Checkpoint | None = await store.latest(job.trace_id if job else trace_id)
-        if latest is None or latest.status != RunStatus.WAITING:
-            return
-        pending = latest.pending_barrier
-        if pending is None or bid == pending:
-            return
-        raise BarrierError(
-            f"run {trace_id!r} is waiting at barrier {str(pending)!r}, not {str(bid)!r}: "
-            "decision not recorded",
-            node=bid.node,
-        )
 
     async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
         """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""

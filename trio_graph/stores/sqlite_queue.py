@@ -121,12 +121,6 @@ class SQLiteQueue(DecisionsMixin):
         async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None: ...
 
     # -- plumbing ------------------------------------------------------------------------
-    @staticmethod
-    def outage(exc: BaseException) -> bool:
-        """True when ``exc`` is the store being unreachable rather than a run's failure:
-        never for one local file (a locked database waits out its busy timeout)."""
-        return False
-
     def _fences(self) -> dict[str, tuple[str, int]]:
         fences: dict[str, tuple[str, int]] | None = self.__dict__.get("_queue_fences")
         if fences is None:
