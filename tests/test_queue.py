@@ -127,14 +127,14 @@ async def test_decisions_wake_parked_jobs(store: Any) -> None:
     assert info is not None
     assert (info.status, info.pending_barrier) == (JobStatus.WAITING, BarrierId("review", 2))
     await store.decide(job, BarrierId("review", 3), Reject("later"))  # kept for later
-    await store.decide(job, "other#2", Approve())
+    with pytest.raises(BarrierError, match=r"waiting at barrier review#2, not at a barrier"):
+        await store.decide(job, "other#2", Approve())  # issue 13 item 19: refused
     assert await store.claim("w", ["g"], 1, 30.0) == []
     await store.decide_all(job, "review", Modify("k", [1, 2.5]))
     [again] = await store.claim("w", ["g"], 1, 30.0)
     assert again.epoch == 2
     assert await store.decisions(job) == [
         DecisionEntry("review", 3, Reject("later")),
-        DecisionEntry("other", 2, Approve()),
         DecisionEntry("review", 0, Modify("k", [1, 2.5])),
     ]
 
@@ -173,6 +173,30 @@ async def test_decide_refusals(store: Any) -> None:
         await store.decide(job, BarrierId("r", 1), Reroute("x"))
 
 
+async def test_decide_for_a_barrier_the_parked_run_is_not_at_is_refused(store: Any) -> None:
+    """A decision for a parked job that names another node, or an occurrence it has
+    passed, is refused with BarrierError naming the barrier; nothing is recorded and
+    the job stays parked (a right decision then still wakes it)."""
+    job = await store.submit("g", {})
+    [claim] = await store.claim("w", ["g"], 1, 30.0)
+    assert await store.park(job, claim.epoch, BarrierId("review", 2))
+    with pytest.raises(
+        BarrierError,
+        match=r"^run '.*' is waiting at barrier review#2, not at "
+        r"a barrier 'nope'; decision not recorded \(node 'nope'\)$",
+    ):
+        await store.decide(job, "nope#1", Approve())
+    with pytest.raises(BarrierError, match=r"occurrence 1 of 'review' has passed"):
+        await store.decide(job, BarrierId("review", 1), Approve())
+    with pytest.raises(BarrierError, match=r"not at a barrier 'nope'"):
+        await store.decide_all(job, "nope", Approve())
+    assert await store.decisions(job) == []
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.WAITING
+    await store.decide(job, BarrierId("review", 2), Approve())
+    assert [c.job_id for c in await store.claim("w", ["g"], 1, 30.0)] == [job]
+
+
 async def test_decide_by_a_later_trace_id(store: Any) -> None:
     """A job's later traces (after a resume) lead decide() and job() to the job."""
     job = await store.submit("g", {})
@@ -207,6 +231,9 @@ async def test_a_stored_waiting_run_is_adopted_by_decide(store: Any) -> None:
                 break
     trace = run.trace_id
     assert await store.job(trace) is None
+    with pytest.raises(BarrierError, match=r"waiting at barrier review#1, not at a barrier 'b'"):
+        await store.decide(trace, BarrierId("b", 1), Approve())
+    assert await store.job(trace) is None  # not adopted: nothing recorded
     await store.decide(trace, BarrierId("review", 1), Approve())
     info = await store.job(trace)
     assert info is not None and info.status == JobStatus.QUEUED and info.graph_name == "hitl"

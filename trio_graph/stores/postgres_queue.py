@@ -29,7 +29,7 @@ from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, CheckpointError
 from ..state import check_state
 from .jsonb import dumps, loads
-from .queue import Claim, DecisionsMixin, Job, JobStatus
+from .queue import Claim, DecisionsMixin, Job, JobStatus, check_answers
 
 log = logging.getLogger("trio_graph.postgres")
 
@@ -123,11 +123,18 @@ class PostgresQueue(DecisionsMixin):
         await self._call(submit)
         return job_id
 
-    async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
+    async def _decide(
+        self,
+        trace_id: str,
+        node: str,
+        occurrence: int,
+        decision: Decision,
+        adopt_at: BarrierId | None,
+    ) -> None:
         doc = _decision_doc(decision)
 
         def decide(conn: Conn) -> None:
-            job_id = self._resolve(conn, trace_id, adopt=True)
+            job_id = self._resolve(conn, trace_id, adopt=True, pending=adopt_at)
             if job_id is None:
                 raise BarrierError(f"no run {trace_id!r} in the store", node=node)
             status, pending = conn.execute(
@@ -136,6 +143,8 @@ class PostgresQueue(DecisionsMixin):
             ).fetchone() or (None, None)
             if status in (JobStatus.COMPLETED, JobStatus.FAILED):
                 raise BarrierError("the run has finished; decision not applied", node=node)
+            if status == JobStatus.WAITING and pending:
+                check_answers(trace_id, BarrierId.parse(pending), node, occurrence)
             conn.execute(
                 """INSERT INTO trio_graph_decisions (job_id, node, occurrence, decision)
                 VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (job_id, node, occurrence)
@@ -156,8 +165,11 @@ class PostgresQueue(DecisionsMixin):
         await self._call(decide)
 
     @staticmethod
-    def _resolve(conn: Conn, trace_id: str, *, adopt: bool = False) -> str | None:
-        """The job a job id or trace id belongs to (adopting a waiting stored run)."""
+    def _resolve(
+        conn: Conn, trace_id: str, *, adopt: bool = False, pending: BarrierId | None = None
+    ) -> str | None:
+        """The job a job id or trace id belongs to (adopting a waiting stored run, parked
+        at ``pending``: the decision being recorded is checked against it)."""
         row = conn.execute(
             """SELECT job_id FROM trio_graph_jobs WHERE job_id = %s
             UNION ALL SELECT job_id FROM trio_graph_runs
@@ -177,10 +189,12 @@ class PostgresQueue(DecisionsMixin):
             return None
         if run[1] != RunStatus.WAITING:
             raise BarrierError(f"run {trace_id!r} is not waiting at a barrier (status {run[1]})")
+        status = JobStatus.WAITING if pending is not None else JobStatus.QUEUED
         conn.execute(
-            """INSERT INTO trio_graph_jobs (job_id, graph_name, status, trace_id, checkpoint_id)
-            VALUES (%s, %s, 'queued', %s, %s) ON CONFLICT DO NOTHING""",
-            (trace_id, run[0], trace_id, run[2]),
+            """INSERT INTO trio_graph_jobs
+            (job_id, graph_name, status, trace_id, checkpoint_id, pending_barrier)
+            VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+            (trace_id, run[0], status.value, trace_id, run[2], pending and str(pending)),
         )
         conn.execute(
             "UPDATE trio_graph_runs SET job_id = %s WHERE trace_id = %s", (trace_id, trace_id)

@@ -185,25 +185,68 @@ def stale(entry: DecisionEntry, checkpoint: Checkpoint) -> bool:
     return entry.occurrence <= seen
 
 
+def check_answers(trace_id: str, pending: BarrierId, node: str, occurrence: int) -> None:
+    """Refuse a decision for a run parked at ``pending`` that could never be taken.
+
+    The store does not hold the graph, so what it can check is the barrier the run is
+    parked at: a decision must be for that barrier node, for its occurrence, a later one
+    or every one (0). Anything else would be kept while the run stays parked forever.
+    """
+    if node != pending.node:
+        raise BarrierError(
+            f"run {trace_id!r} is waiting at barrier {pending}, not at a barrier {node!r}; "
+            "decision not recorded",
+            node=node,
+        )
+    if 0 < occurrence < pending.occurrence:
+        raise BarrierError(
+            f"run {trace_id!r} is waiting at barrier {pending}: occurrence {occurrence} of "
+            f"{node!r} has passed; decision not recorded",
+            node=node,
+        )
+
+
 class DecisionsMixin:
     """``decide``/``decide_all`` for the queue stores, on their ``_decide(trace, node,
-    occurrence, decision)`` (occurrence 0 is a wildcard)."""
+    occurrence, decision, adopt_at)`` (occurrence 0 is a wildcard; ``adopt_at`` is the
+    barrier a stored run not yet in the queue waits at, read from its checkpoint)."""
 
-    async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
+    if TYPE_CHECKING:  # provided by the store
+
+        async def job(self, trace_id: str) -> Job | None: ...
+        async def latest(self, trace_id: str) -> Checkpoint | None: ...
+
+    async def _decide(
+        self,
+        trace_id: str,
+        node: str,
+        occurrence: int,
+        decision: Decision,
+        adopt_at: BarrierId | None,
+    ) -> None:
         raise NotImplementedError
+
+    async def _adopt_at(self, trace_id: str) -> BarrierId | None:
+        """The barrier a stored run outside the queue is parked at (None if in the queue)."""
+        if await self.job(trace_id) is not None:
+            return None
+        latest = await self.latest(trace_id)
+        return None if latest is None else latest.pending_barrier
 
     async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
         """Keep ``decision`` for one barrier occurrence of a run (by job or trace id).
 
         Level-triggered like ``run.decide``: kept until that occurrence is reached. A run
-        parked at that barrier becomes runnable. A stored run not started from the queue
-        but waiting at a barrier is adopted into the queue.
+        parked at that barrier becomes runnable; for a parked run, a decision that is not
+        for its barrier is refused (``BarrierError``, see :func:`check_answers`). A stored
+        run not started from the queue but waiting at a barrier is adopted into the queue.
         """
         bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
         if not isinstance(bid, BarrierId):
             raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
-        await self._decide(trace_id, bid.node, bid.occurrence, decision)
+        adopt_at = await self._adopt_at(trace_id)
+        await self._decide(trace_id, bid.node, bid.occurrence, decision, adopt_at)
 
     async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
         """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
-        await self._decide(trace_id, node, 0, decision)
+        await self._decide(trace_id, node, 0, decision, await self._adopt_at(trace_id))

@@ -31,7 +31,7 @@ from ..checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus, new_id
 from ..decisions import BarrierId, Decision
 from ..errors import BarrierError, CheckpointError, LeaseLost
 from ..state import check_state
-from .queue import Claim, DecisionsMixin, Job, JobStatus
+from .queue import Claim, DecisionsMixin, Job, JobStatus, check_answers
 
 T = TypeVar("T")
 
@@ -239,11 +239,18 @@ class SQLiteQueue(DecisionsMixin):
         await self._queue_write(submit)
         return job_id
 
-    async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
+    async def _decide(
+        self,
+        trace_id: str,
+        node: str,
+        occurrence: int,
+        decision: Decision,
+        adopt_at: BarrierId | None,
+    ) -> None:
         text = _decision_text(decision)
 
         def decide(db: sqlite3.Connection) -> None:
-            job_id = _resolve(db, trace_id) or self._adopt(db, trace_id)
+            job_id = _resolve(db, trace_id) or self._adopt(db, trace_id, adopt_at)
             if job_id is None:
                 raise BarrierError(f"no run {trace_id!r} in the store", node=node)
             status, pending = db.execute(
@@ -251,6 +258,8 @@ class SQLiteQueue(DecisionsMixin):
             ).fetchone()
             if status in (JobStatus.COMPLETED, JobStatus.FAILED):
                 raise BarrierError("the run has finished; decision not applied", node=node)
+            if status == JobStatus.WAITING and pending:
+                check_answers(trace_id, BarrierId.parse(pending), node, occurrence)
             db.execute(
                 "INSERT INTO decisions (job_id, node, occurrence, decision) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (job_id, node, occurrence) DO UPDATE SET decision = excluded.decision",
@@ -269,8 +278,9 @@ class SQLiteQueue(DecisionsMixin):
         await self._queue_write(decide)
 
     @staticmethod
-    def _adopt(db: sqlite3.Connection, trace_id: str) -> str | None:
-        """Queue a stored run that waits at a barrier, so a worker can continue it."""
+    def _adopt(db: sqlite3.Connection, trace_id: str, pending: BarrierId | None) -> str | None:
+        """Queue a stored run that waits at barrier ``pending``, so a worker can continue it
+        (parked there: the decision being recorded is checked against it)."""
         run = db.execute(
             "SELECT graph_name, status, checkpoint_id FROM runs WHERE trace_id = ?", (trace_id,)
         ).fetchone()
@@ -279,10 +289,22 @@ class SQLiteQueue(DecisionsMixin):
         if run[1] != RunStatus.WAITING:
             raise BarrierError(f"run {trace_id!r} is not waiting at a barrier (status {run[1]})")
         now = time.time()
+        status = JobStatus.WAITING if pending is not None else JobStatus.QUEUED
         db.execute(
-            "INSERT INTO jobs (job_id, graph_name, status, trace_id, checkpoint_id, created_at, "
-            "updated_at, available_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-            (trace_id, run[0], trace_id, run[2], now, now, now),
+            "INSERT INTO jobs (job_id, graph_name, status, trace_id, checkpoint_id, "
+            "pending_barrier, created_at, updated_at, available_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                trace_id,
+                run[0],
+                status.value,
+                trace_id,
+                run[2],
+                None if pending is None else str(pending),
+                now,
+                now,
+                now,
+            ),
         )
         db.execute(
             "INSERT OR IGNORE INTO job_traces (trace_id, job_id) VALUES (?, ?)",
