@@ -8,6 +8,10 @@ under CI). Lease expiry is tested with ``lease=0`` (expired at once), never by w
 from __future__ import annotations
 
 import math
+import os
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
 from trio_graph import Approve, BarrierId, Executor, GraphBuilder, Modify, Reject, Reroute
 from trio_graph import events as ev
 from trio_graph.checkpoint import Checkpoint, DecisionEntry, RunStatus
-from trio_graph.errors import BarrierError, CheckpointError, LeaseLost, StateError
+from trio_graph.errors import BarrierError, CheckpointError, LeaseLost, RunBusy, StateError
 from trio_graph.stores.queue import FencedStore, JobStatus, QueueStore
 from trio_graph.worker import Worker
 
@@ -245,3 +249,137 @@ async def test_a_stored_waiting_run_is_adopted_by_decide(store: Any) -> None:
     latest = await store.latest(info.trace_id)
     assert latest is not None
     assert latest.state == {"a": 1, "review.approved": True, "b": 2}
+
+
+_CONTINUED_GRAPH = """
+import os
+import pathlib
+import time
+
+from trio_graph import GraphBuilder
+
+MARKS = pathlib.Path(os.environ.get("CONT_MARKS", os.devnull))
+ARRIVED = os.environ.get("CONT_ARRIVED")
+if ARRIVED:  # a decide process loads the graph just before it continues the run: meet
+    with open(ARRIVED, "a") as arrived:  # there, so all five have checked the run first
+        arrived.write(f"{os.getpid()}\\n")
+    deadline = time.monotonic() + 60
+    while len(pathlib.Path(ARRIVED).read_text().split()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def after(state):
+    with MARKS.open("a") as marks:
+        marks.write(f"{os.getpid()}\\n")
+    return {"after": 1}
+
+
+graph = (
+    GraphBuilder("continued")
+    .task("a", lambda s: {"a": 1})
+    .barrier("review")
+    .task("after", after)
+    .edge("a", "review")
+    .edge("review", "after")
+    .start("a")
+    .end("after")
+    .build()
+)
+"""
+
+
+def _store_flags(backend: Any) -> list[str]:
+    if isinstance(backend, PostgresBackend):
+        return ["--dsn", backend.dsn, "--schema", backend.schema]
+    return ["--db", backend.path]
+
+
+async def test_five_concurrent_cli_decides_continue_the_run_once(
+    backend: Any, store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five ``decide`` processes at once on a run waiting at a barrier (all five past
+    their checks before any continues): exactly one continues it, its next node runs
+    once; the other four are refused in one line, exit 2, saying another process
+    continues (or has continued) the run."""
+    (tmp_path / "continued_graph.py").write_text(_CONTINUED_GRAPH)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import continued_graph  # the children load the same module
+
+    async with Executor(store=store).stream(continued_graph.graph, {}) as run:
+        async for event in run:
+            if isinstance(event, ev.BarrierWaiting):
+                break
+    marks = tmp_path / "marks.txt"
+    env = {
+        **os.environ,
+        "CONT_MARKS": str(marks),
+        "CONT_ARRIVED": str(tmp_path / "arrived.txt"),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "trio_graph", "decide", run.trace_id, "review#1"]
+    command += ["approve", "--graph", "continued_graph:graph", *_store_flags(backend)]
+    done: list[subprocess.CompletedProcess[bytes]] = []
+
+    async def one() -> None:
+        done.append(
+            await trio.run_process(
+                command, env=env, capture_stdout=True, capture_stderr=True, check=False
+            )
+        )
+
+    with trio.fail_after(180):
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(one)
+    assert sorted(p.returncode for p in done) == [0, 2, 2, 2, 2], [p.stderr for p in done]
+    assert len(marks.read_text().splitlines()) == 1
+    for loser in (p for p in done if p.returncode):
+        line = loser.stderr.decode().strip()
+        assert "\n" not in line
+        assert re.search(r"is being continued by another process|was already continued", line)
+
+
+async def test_executor_resume_on_a_queue_store_is_exclusive(store: Any) -> None:
+    """While one Executor.resume continues a stored run, a second resume and a decision
+    for it are refused with RunBusy; afterwards the run is out of the queue again and a
+    further resume of the same trace is refused as already continued."""
+    release = trio.Event()
+
+    async def slow(state: Any) -> dict[str, Any]:
+        await release.wait()
+        return {"b": 2}
+
+    graph = (
+        GraphBuilder("hitl")
+        .task("a", lambda s: {"a": 1})
+        .barrier("review")
+        .task("b", slow)
+        .edge("a", "review")
+        .edge("review", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    executor = Executor(store=store)
+    async with executor.stream(graph, {}) as first:
+        async for event in first:
+            if isinstance(event, ev.BarrierWaiting):
+                break
+    trace, approve = first.trace_id, {BarrierId("review", 1): Approve()}
+    async with executor.resume(graph, trace, decisions=approve) as run:
+        async for event in run:
+            if isinstance(event, ev.NodeStart) and event.node == "b":
+                break
+        with pytest.raises(RunBusy, match=r"is being continued by another process \(hold:"):
+            async with executor.resume(graph, trace, decisions=approve):
+                pass
+        with pytest.raises(RunBusy, match=r"is being continued by another process"):
+            await store.decide(trace, BarrierId("review", 1), Approve())
+        release.set()
+        async for _ in run:
+            pass
+    assert run.result is not None and run.result.state["b"] == 2
+    assert await store.job(trace) is None
+    with pytest.raises(RunBusy, match=rf"^run '{trace}' was already continued as run "):
+        async with executor.resume(graph, trace, decisions=approve):
+            pass

@@ -89,6 +89,21 @@ class Claim:
     """The submitted state, when the job has no checkpoint yet."""
 
 
+HOLD_PREFIX = "hold:"
+"""How the owner of a hold (a continuation outside the queue's workers) begins."""
+
+
+@attrs.frozen
+class Hold:
+    """An exclusive continuation of a stored run by a process other than a worker
+    (``Executor.resume``, the CLI's ``decide``): the queue's claim, on a run that may not
+    have been submitted (``created``: its job row exists only while held)."""
+
+    job_id: str
+    epoch: int
+    created: bool
+
+
 @runtime_checkable
 class QueueStore(Store, Protocol):
     """A store that also keeps the run queue (PostgresStore, SQLiteStore)."""
@@ -126,6 +141,10 @@ class QueueStore(Store, Protocol):
     ) -> None: ...
     async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]: ...
     async def wait_for_work(self, seconds: float) -> None: ...
+
+    # -- anyone continuing a stored run (exclusive) ----------------------------------
+    async def hold(self, trace_id: str, owner: str, lease: float) -> Hold | None: ...
+    async def unhold(self, held: Hold) -> None: ...
 
 
 class FencedStore:
