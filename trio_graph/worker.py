@@ -162,9 +162,17 @@ class Worker:
     async def _serve_claim(self, claim: Claim, slots: trio.Semaphore) -> None:
         try:
             await self._run_claim(claim)
-        except Exception:
-            # A bug or a store outage: the lease expires and another worker retries.
-            log.exception("worker %s: job %s failed unexpectedly", self.worker_id, claim.job_id)
+        except Exception as exc:
+            if _lease_lost_in(exc):  # refused inside a fan-out or a group: a lost lease
+                self.stats.lease_lost += 1
+                log.warning(
+                    "worker %s: lease on job %s (epoch %d) lost; run stopped",
+                    self.worker_id,
+                    claim.job_id,
+                    claim.epoch,
+                )
+            else:  # a bug or a store outage: the lease expires and another worker retries
+                log.exception("worker %s: job %s failed unexpectedly", self.worker_id, claim.job_id)
         finally:
             slots.release()
 
@@ -253,13 +261,13 @@ class Worker:
             async with ctx as run:
                 parked, refused = await self._watch(run, job_id, exact, wild)
         except GraphError as exc:  # could not start: graph changed, bad checkpoint...
-            if isinstance(exc, LeaseLost):
+            if _lease_lost_in(exc):
                 state.lost = True
                 return
             await self._settle(claim, state, JobStatus.FAILED, str(exc))
             return
         error = run.error
-        if state.lost or isinstance(error, LeaseLost):
+        if state.lost or _lease_lost_in(error):
             state.lost = True
         elif run.result is not None:
             await self._settle(claim, state, JobStatus.COMPLETED)
@@ -330,6 +338,17 @@ class Worker:
             parked = bid
             run.cancel()
         return parked
+
+
+def _lease_lost_in(exc: BaseException | None, depth: int = 0) -> bool:
+    """Whether ``exc`` is, holds (an exception group) or was caused by a ``LeaseLost``."""
+    if exc is None or depth > 20:
+        return False
+    if isinstance(exc, LeaseLost):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_lease_lost_in(e, depth + 1) for e in exc.exceptions)
+    return _lease_lost_in(exc.__cause__, depth + 1)
 
 
 def _lookup(entries: list[DecisionEntry], bid: BarrierId) -> DecisionEntry | None:
