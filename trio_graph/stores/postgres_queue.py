@@ -97,7 +97,8 @@ def _refuse_held(conn: Conn, trace_id: str, job_id: str) -> None:
     """``RunBusy`` if a process outside the queue holds the job (see ``hold``)."""
     row = conn.execute(
         """SELECT owner FROM trio_graph_jobs
-        WHERE job_id = %s AND status = 'running' AND starts_with(owner, %s)""",
+        WHERE job_id = %s AND status = 'running' AND starts_with(owner, %s)
+        AND lease_until >= clock_timestamp()""",
         (job_id, HOLD_PREFIX),
     ).fetchone()
     if row is not None:
@@ -382,7 +383,16 @@ class PostgresQueue(DecisionsMixin):
         None when there is nothing to hold (no such run, or its job has finished)."""
 
         def hold(conn: Conn) -> Hold | None:
+            # The run's row first: holds (and their release) of one run take turns, so a
+            # trace saved by the previous holder is seen here. Then: its job may have
+            # finished meanwhile.
+            conn.execute(
+                "SELECT 1 FROM trio_graph_runs WHERE trace_id = %s FOR UPDATE", (trace_id,)
+            )
             job_id = self._resolve(conn, trace_id)
+            if job_id is not None:
+                _refuse_held(conn, trace_id, job_id)
+            _refuse_continued(conn, trace_id)
             if job_id is None:
                 return self._hold_run(conn, trace_id, owner, lease)
             status, live, holder = conn.execute(

@@ -120,8 +120,9 @@ def _refuse_continued(db: sqlite3.Connection, trace_id: str) -> None:
 def _refuse_held(db: sqlite3.Connection, trace_id: str, job_id: str) -> None:
     """``RunBusy`` if a process outside the queue holds the job (see :meth:`hold`)."""
     row = db.execute(
-        "SELECT owner FROM jobs WHERE job_id = ? AND status = 'running' AND owner LIKE ?",
-        (job_id, HOLD_PREFIX + "%"),
+        "SELECT owner FROM jobs WHERE job_id = ? AND status = 'running' AND owner LIKE ? "
+        "AND lease_until >= ?",
+        (job_id, HOLD_PREFIX + "%", time.time()),
     ).fetchone()
     if row is not None:
         raise RunBusy(trace_id, f"is being continued by another process ({row[0]})")
@@ -503,13 +504,15 @@ class SQLiteQueue(DecisionsMixin):
         def hold(db: sqlite3.Connection) -> Hold | None:
             now = time.time()
             job_id = _resolve(db, trace_id)
+            if job_id is not None:
+                _refuse_held(db, trace_id, job_id)
+            _refuse_continued(db, trace_id)  # even when its job has finished meanwhile
             if job_id is None:
                 run = db.execute(
                     "SELECT graph_name, checkpoint_id FROM runs WHERE trace_id = ?", (trace_id,)
                 ).fetchone()
                 if run is None:
                     return None
-                _refuse_continued(db, trace_id)
                 db.execute(
                     "INSERT INTO jobs (job_id, graph_name, status, trace_id, checkpoint_id, "
                     "epoch, owner, lease_until, attempts, created_at, updated_at, available_at) "
