@@ -236,6 +236,12 @@ class LeaseLost(GraphError):
 
 
 @attrs.define(eq=False, str=False)
+class StoreUnavailable(CheckpointError):
+    """The store could not be reached (connection lost, server restarting): an outage,
+    not the run's failure. A worker retries with back-off from the last checkpoint."""
+
+
+@attrs.define(eq=False, str=False)
 class RunBusy(GraphError):
     """A run is being continued by another process (worker, CLI, executor): continuing a
     run is exclusive, so this one neither runs its next step nor records a decision."""
@@ -262,4 +268,5 @@ ERROR_TYPES: tuple[type[GraphError], ...] = (
     GraphChanged,
     LeaseLost,
     RunBusy,
+    StoreUnavailable,
 )

@@ -32,7 +32,7 @@ import attrs
 
 from ..checkpoint import Changes, Checkpoint, DecisionEntry
 from ..decisions import BarrierId, Decision
-from ..errors import BarrierError, LeaseLost
+from ..errors import BarrierError, LeaseLost, StoreUnavailable
 from .protocol import Store
 
 if TYPE_CHECKING:
@@ -160,12 +160,22 @@ class FencedStore:
         self.epoch = epoch
         self.refused = 0
         """Writes refused because the lease was lost."""
+        self.outage: str | None = None
+        """The store outage that refuses this view's saves (the worker retries anew)."""
 
     async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
+        """Fenced save. After an outage (``StoreUnavailable``) every later save of this
+        view is refused the same way: the run's failure checkpoint must not record an
+        outage as the job's failure once the store is back (the worker retries)."""
+        if self.outage is not None:
+            raise StoreUnavailable(self.outage, checkpoint_id=checkpoint.checkpoint_id)
         try:
             await self.store.save_fenced(checkpoint, self.job_id, self.epoch, changes=changes)
         except LeaseLost:
             self.refused += 1
+            raise
+        except StoreUnavailable as exc:
+            self.outage = exc.message
             raise
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
