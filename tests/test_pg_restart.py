@@ -5,12 +5,21 @@ The outage is injected in-process: the store's pool hands out
 ``psycopg.OperationalError("terminating connection due to administrator command")``
 (what a ``pg_ctl restart`` gives) for a number of connection requests from a moment the
 job's node chooses, so the test is deterministic. Needs ``TRIO_GRAPH_PG_DSN`` (skipped
-without it, failed without it under CI).
+without it, failed without it under CI). The real restart runs on a cluster of its own
+(``scripts/postgres.sh``), restarted while the job's node waits for the test's go-ahead,
+never on the shared server.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -104,3 +113,80 @@ async def test_store_errors_are_classified_in_one_place(backend: PostgresBackend
     assert issubclass(StoreUnavailable, CheckpointError)
     store = backend.store()
     assert store._pool._check == ConnectionPool.check_connection
+
+
+_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
+
+
+def _server_binaries() -> bool:
+    return shutil.which("pg_ctl") is not None or bool(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[tuple[str, str]]:
+    """A throw-away PostgreSQL cluster of this test's own (never the shared server):
+    ``(dsn, dir)``; stopped and removed by its directory at the end."""
+    if not _server_binaries():
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL server binaries under CI")
+        pytest.skip("no PostgreSQL server binaries")
+    out = subprocess.run(["bash", str(_SCRIPT)], check=True, capture_output=True, text=True)
+    found = dict(re.findall(r"export (\w+)='([^']*)'", out.stdout))
+    dsn, where = found["TRIO_GRAPH_PG_DSN"], found["TRIO_GRAPH_PG_DIR"]
+    try:
+        yield dsn, where
+    finally:
+        subprocess.run(["bash", str(_SCRIPT), "stop", where], check=False, capture_output=True)
+
+
+def _restart_command(where: str) -> list[str]:
+    pg_ctl = shutil.which("pg_ctl") or sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+    command = [pg_ctl, "-D", f"{where}/data", "-l", f"{where}/server.log", "-m", "fast"]
+    command += ["-w", "-t", "60", "restart"]
+    return ["runuser", "-u", "postgres", "--", *command] if os.getuid() == 0 else command
+
+
+async def test_a_real_server_restart_mid_step_does_not_fail_the_job(
+    own_cluster: tuple[str, str],
+) -> None:
+    """``pg_ctl restart`` of the store's server while the job's node runs (it waits for
+    the test's go-ahead, given once the server is back): every pooled connection is
+    dead; the job still completes, with the state a clean run has."""
+    dsn, where = own_cluster
+    restarted = trio.Event()
+    entered = trio.Event()
+
+    async def step(state: Any) -> dict[str, Any]:
+        n = state["n"] + 1
+        if n == 2 and not restarted.is_set():
+            entered.set()
+            await restarted.wait()
+        return {"n": n, "path": [n]}
+
+    graph = (
+        GraphBuilder("count")
+        .task("step", step)
+        .task("done", lambda s: {"finished": True})
+        .edge_if("step", "step", lambda s: s["n"] < 4)
+        .edge("step", "done")
+        .reducer("path", reducers.extend)
+        .start("step")
+        .end("done")
+        .build()
+    )
+    async with PostgresStore(dsn, schema="restart_test", max_size=4) as store:
+        job = await store.submit("count", {"n": 0, "path": []})
+        worker = Worker(store, {"count": graph}, lease=30.0, poll_interval=0.1)
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(functools.partial(worker.serve, until_idle=True))
+                await entered.wait()
+                quiet = subprocess.DEVNULL  # the restarted server keeps no pipe of ours
+                await trio.run_process(_restart_command(where), stdout=quiet, stderr=quiet)
+                restarted.set()
+        info = await store.job(job)
+        assert info is not None and info.status == JobStatus.COMPLETED, info
+        latest = await store.latest(info.trace_id)
+        assert latest is not None
+        assert latest.state == {"n": 4, "path": [1, 2, 3, 4], "finished": True}
+        assert worker.stats.failed == 0
