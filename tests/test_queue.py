@@ -383,3 +383,34 @@ async def test_executor_resume_on_a_queue_store_is_exclusive(store: Any) -> None
     with pytest.raises(RunBusy, match=rf"^run '{trace}' was already continued as run "):
         async with executor.resume(graph, trace, decisions=approve):
             pass
+
+
+async def test_cli_decide_for_a_barrier_the_parked_job_is_not_at_is_refused(
+    backend: Any, store: Any
+) -> None:
+    """``trio-graph decide`` naming a barrier a parked job is not at says so in one
+    line, exit 2, instead of "recorded … a worker will resume it"; nothing is recorded."""
+    graph = (
+        GraphBuilder("hitl")
+        .task("a", lambda s: {"a": 1})
+        .barrier("review")
+        .task("b", lambda s: {"b": 2})
+        .edge("a", "review")
+        .edge("review", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    job = await store.submit("hitl", {})
+    with trio.fail_after(20):
+        await Worker(store, {"hitl": graph}, poll_interval=0.05).serve(until_idle=True)
+    info = await store.job(job)
+    assert info is not None and info.pending_barrier == BarrierId("review", 1)
+    command = [sys.executable, "-m", "trio_graph", "decide", job, "nope#1", "approve"]
+    done = await trio.run_process(
+        [*command, *_store_flags(backend)], capture_stdout=True, capture_stderr=True, check=False
+    )
+    line = done.stderr.decode().strip()
+    assert done.returncode == 2 and "\n" not in line and b"recorded" not in done.stdout
+    assert "waiting at barrier review#1, not at a barrier 'nope'" in line
+    assert await store.decisions(job) == []
