@@ -5,13 +5,15 @@
     options: [--concurrency N] [--lease S] [--delay S] [--until-idle] [--idle-tx-timeout S]
         [--start-when FILE]
 
-Serves two graphs from ``PostgresStore(DSN, schema=SCHEMA)`` (the side table in the same
+Serves three graphs from ``PostgresStore(DSN, schema=SCHEMA)`` (the side table in the same
 schema) or ``SQLiteStore(STORE_PATH)`` (the side table in the file STEPS_PATH):
 
 - ``count``: node ``step`` runs until ``n == state["steps"]``, each run sleeping
   ``--delay`` seconds and recording ``(job, step, pid, t0, t1)`` in the side table
   ``steps`` (when the state has ``record: true``); ``done`` records step 0 at the end.
 - ``hitl``: ``a`` -> barrier ``review`` -> ``b``.
+- ``fan``: ``step``'s ``tick`` then a fan-out of two branches sleeping ``--delay``, until
+  ``n == state["steps"]``.
 
 Prints ``ready <pid>`` once serving, and its ``WorkerStats`` as one JSON line on exit.
 SIGTERM/SIGINT shut it down gracefully (in-flight runs checkpoint, leases released).
@@ -104,7 +106,26 @@ def graphs(recorder: Recorder | None, delay: float) -> dict[str, Graph]:
         .end("b")
         .build()
     )
-    return {"count": count, "hitl": hitl}
+
+    async def branch(state: Mapping[str, Any]) -> dict[str, Any]:
+        t0 = time.time()
+        await trio.sleep(delay)
+        return {"path": [t0]}
+
+    fan = (  # ``tick`` and a fan-out of two branches, until n == steps (docs: count)
+        GraphBuilder("fan")
+        .task("tick", step)
+        .parallel("fan", {"one": branch, "two": branch})
+        .task("done", done)
+        .edge("tick", "fan")
+        .edge_if("fan", "tick", lambda s: s["n"] < s["steps"])
+        .edge("fan", "done")
+        .reducer("path", reducers.extend)
+        .start("tick")
+        .end("done")
+        .build()
+    )
+    return {"count": count, "hitl": hitl, "fan": fan}
 
 
 async def main(args: argparse.Namespace) -> None:

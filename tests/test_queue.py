@@ -8,6 +8,10 @@ under CI). Lease expiry is tested with ``lease=0`` (expired at once), never by w
 from __future__ import annotations
 
 import math
+import os
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
 from trio_graph import Approve, BarrierId, Executor, GraphBuilder, Modify, Reject, Reroute
 from trio_graph import events as ev
 from trio_graph._model.checkpoint import Checkpoint, DecisionEntry, RunStatus
-from trio_graph.errors import BarrierError, CheckpointError, LeaseLost, StateError
+from trio_graph.errors import BarrierError, CheckpointError, LeaseLost, RunBusy, StateError
 from trio_graph.stores.queue import FencedStore, JobStatus, QueueStore
 from trio_graph.worker import Worker
 
@@ -127,14 +131,14 @@ async def test_decisions_wake_parked_jobs(store: Any) -> None:
     assert info is not None
     assert (info.status, info.pending_barrier) == (JobStatus.WAITING, BarrierId("review", 2))
     await store.decide(job, BarrierId("review", 3), Reject("later"))  # kept for later
-    await store.decide(job, "other#2", Approve())
+    with pytest.raises(BarrierError, match=r"waiting at barrier review#2, not at a barrier"):
+        await store.decide(job, "other#2", Approve())  # issue 13 item 19: refused
     assert await store.claim("w", ["g"], 1, 30.0) == []
     await store.decide_all(job, "review", Modify("k", [1, 2.5]))
     [again] = await store.claim("w", ["g"], 1, 30.0)
     assert again.epoch == 2
     assert await store.decisions(job) == [
         DecisionEntry("review", 3, Reject("later")),
-        DecisionEntry("other", 2, Approve()),
         DecisionEntry("review", 0, Modify("k", [1, 2.5])),
     ]
 
@@ -173,6 +177,30 @@ async def test_decide_refusals(store: Any) -> None:
         await store.decide(job, BarrierId("r", 1), Reroute("x"))
 
 
+async def test_decide_for_a_barrier_the_parked_run_is_not_at_is_refused(store: Any) -> None:
+    """A decision for a parked job that names another node, or an occurrence it has
+    passed, is refused with BarrierError naming the barrier; nothing is recorded and
+    the job stays parked (a right decision then still wakes it)."""
+    job = await store.submit("g", {})
+    [claim] = await store.claim("w", ["g"], 1, 30.0)
+    assert await store.park(job, claim.epoch, BarrierId("review", 2))
+    with pytest.raises(
+        BarrierError,
+        match=r"^run '.*' is waiting at barrier review#2, not at "
+        r"a barrier 'nope'; decision not recorded \(node 'nope'\)$",
+    ):
+        await store.decide(job, "nope#1", Approve())
+    with pytest.raises(BarrierError, match=r"occurrence 1 of 'review' has passed"):
+        await store.decide(job, BarrierId("review", 1), Approve())
+    with pytest.raises(BarrierError, match=r"not at a barrier 'nope'"):
+        await store.decide_all(job, "nope", Approve())
+    assert await store.decisions(job) == []
+    info = await store.job(job)
+    assert info is not None and info.status == JobStatus.WAITING
+    await store.decide(job, BarrierId("review", 2), Approve())
+    assert [c.job_id for c in await store.claim("w", ["g"], 1, 30.0)] == [job]
+
+
 async def test_decide_by_a_later_trace_id(store: Any) -> None:
     """A job's later traces (after a resume) lead decide() and job() to the job."""
     job = await store.submit("g", {})
@@ -207,6 +235,9 @@ async def test_a_stored_waiting_run_is_adopted_by_decide(store: Any) -> None:
                 break
     trace = run.trace_id
     assert await store.job(trace) is None
+    with pytest.raises(BarrierError, match=r"waiting at barrier review#1, not at a barrier 'b'"):
+        await store.decide(trace, BarrierId("b", 1), Approve())
+    assert await store.job(trace) is None  # not adopted: nothing recorded
     await store.decide(trace, BarrierId("review", 1), Approve())
     info = await store.job(trace)
     assert info is not None and info.status == JobStatus.QUEUED and info.graph_name == "hitl"
@@ -218,3 +249,168 @@ async def test_a_stored_waiting_run_is_adopted_by_decide(store: Any) -> None:
     latest = await store.latest(info.trace_id)
     assert latest is not None
     assert latest.state == {"a": 1, "review.approved": True, "b": 2}
+
+
+_CONTINUED_GRAPH = """
+import os
+import pathlib
+import time
+
+from trio_graph import GraphBuilder
+
+MARKS = pathlib.Path(os.environ.get("CONT_MARKS", os.devnull))
+ARRIVED = os.environ.get("CONT_ARRIVED")
+if ARRIVED:  # a decide process loads the graph just before it continues the run: meet
+    with open(ARRIVED, "a") as arrived:  # there, so all five have checked the run first
+        arrived.write(f"{os.getpid()}\\n")
+    deadline = time.monotonic() + 60
+    while len(pathlib.Path(ARRIVED).read_text().split()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def after(state):
+    with MARKS.open("a") as marks:
+        marks.write(f"{os.getpid()}\\n")
+    return {"after": 1}
+
+
+graph = (
+    GraphBuilder("continued")
+    .task("a", lambda s: {"a": 1})
+    .barrier("review")
+    .task("after", after)
+    .edge("a", "review")
+    .edge("review", "after")
+    .start("a")
+    .end("after")
+    .build()
+)
+"""
+
+
+def _store_flags(backend: Any) -> list[str]:
+    if isinstance(backend, PostgresBackend):
+        return ["--dsn", backend.dsn, "--schema", backend.schema]
+    return ["--db", backend.path]
+
+
+async def test_five_concurrent_cli_decides_continue_the_run_once(
+    backend: Any, store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five ``decide`` processes at once on a run waiting at a barrier (all five past
+    their checks before any continues): exactly one continues it, its next node runs
+    once; the other four are refused in one line, exit 2, saying another process
+    continues (or has continued) the run."""
+    (tmp_path / "continued_graph.py").write_text(_CONTINUED_GRAPH)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import continued_graph  # the children load the same module
+
+    async with Executor(store=store).stream(continued_graph.graph, {}) as run:
+        async for event in run:
+            if isinstance(event, ev.BarrierWaiting):
+                break
+    marks = tmp_path / "marks.txt"
+    env = {
+        **os.environ,
+        "CONT_MARKS": str(marks),
+        "CONT_ARRIVED": str(tmp_path / "arrived.txt"),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "trio_graph", "decide", run.trace_id, "review#1"]
+    command += ["approve", "--graph", "continued_graph:graph", *_store_flags(backend)]
+    done: list[subprocess.CompletedProcess[bytes]] = []
+
+    async def one() -> None:
+        done.append(
+            await trio.run_process(
+                command, env=env, capture_stdout=True, capture_stderr=True, check=False
+            )
+        )
+
+    with trio.fail_after(180):
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(one)
+    assert sorted(p.returncode for p in done) == [0, 2, 2, 2, 2], [p.stderr for p in done]
+    assert len(marks.read_text().splitlines()) == 1
+    for loser in (p for p in done if p.returncode):
+        line = loser.stderr.decode().strip()
+        assert "\n" not in line
+        assert re.search(r"is being continued by another process|was already continued", line)
+
+
+async def test_executor_resume_on_a_queue_store_is_exclusive(store: Any) -> None:
+    """While one Executor.resume continues a stored run, a second resume and a decision
+    for it are refused with RunBusy; afterwards the run is out of the queue again and a
+    further resume of the same trace is refused as already continued."""
+    release = trio.Event()
+
+    async def slow(state: Any) -> dict[str, Any]:
+        await release.wait()
+        return {"b": 2}
+
+    graph = (
+        GraphBuilder("hitl")
+        .task("a", lambda s: {"a": 1})
+        .barrier("review")
+        .task("b", slow)
+        .edge("a", "review")
+        .edge("review", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    executor = Executor(store=store)
+    async with executor.stream(graph, {}) as first:
+        async for event in first:
+            if isinstance(event, ev.BarrierWaiting):
+                break
+    trace, approve = first.trace_id, {BarrierId("review", 1): Approve()}
+    async with executor.resume(graph, trace, decisions=approve) as run:
+        async for event in run:
+            if isinstance(event, ev.NodeStart) and event.node == "b":
+                break
+        with pytest.raises(RunBusy, match=r"is being continued by another process \(hold:"):
+            async with executor.resume(graph, trace, decisions=approve):
+                pass
+        with pytest.raises(RunBusy, match=r"is being continued by another process"):
+            await store.decide(trace, BarrierId("review", 1), Approve())
+        release.set()
+        async for _ in run:
+            pass
+    assert run.result is not None and run.result.state["b"] == 2
+    assert await store.job(trace) is None
+    with pytest.raises(RunBusy, match=rf"^run '{trace}' was already continued as run "):
+        async with executor.resume(graph, trace, decisions=approve):
+            pass
+
+
+async def test_cli_decide_for_a_barrier_the_parked_job_is_not_at_is_refused(
+    backend: Any, store: Any
+) -> None:
+    """``trio-graph decide`` naming a barrier a parked job is not at says so in one
+    line, exit 2, instead of "recorded … a worker will resume it"; nothing is recorded."""
+    graph = (
+        GraphBuilder("hitl")
+        .task("a", lambda s: {"a": 1})
+        .barrier("review")
+        .task("b", lambda s: {"b": 2})
+        .edge("a", "review")
+        .edge("review", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    job = await store.submit("hitl", {})
+    with trio.fail_after(20):
+        await Worker(store, {"hitl": graph}, poll_interval=0.05).serve(until_idle=True)
+    info = await store.job(job)
+    assert info is not None and info.pending_barrier == BarrierId("review", 1)
+    command = [sys.executable, "-m", "trio_graph", "decide", job, "nope#1", "approve"]
+    done = await trio.run_process(
+        [*command, *_store_flags(backend)], capture_stdout=True, capture_stderr=True, check=False
+    )
+    line = done.stderr.decode().strip()
+    assert done.returncode == 2 and "\n" not in line and b"recorded" not in done.stdout
+    assert "waiting at barrier review#1, not at a barrier 'nope'" in line
+    assert await store.decisions(job) == []

@@ -512,3 +512,125 @@ async def test_a_run_stopped_after_its_end_node_is_settled_not_rerun(store: Queu
     assert info is not None and (info.status, info.error) == (JobStatus.COMPLETED, None)
     assert (worker.stats.completed, worker.stats.failed) == (1, 0)
     assert [c.checkpoint_id for c in await store.list(job)] == ["c1"]  # not run again
+
+
+async def test_a_lease_lost_during_a_fan_out_counts_as_lost(
+    store: QueueStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker whose job is claimed by another while the run is inside a fan-out (its
+    renewal fails, the run is cancelled there and its checkpoint on the way out is
+    refused): the lease counts as lost, not as a failed job, nothing "failed
+    unexpectedly", and the worker goes on serving and shuts down cleanly."""
+    started = trio.Event()
+
+    async def branch(state: Any) -> dict[str, Any]:
+        started.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    graph = (
+        GraphBuilder("fan")
+        .task("a", lambda s: {"a": 1})
+        .parallel("fan", {"one": branch, "two": branch})
+        .task("b", lambda s: {"b": 2})
+        .edge("a", "fan")
+        .edge("fan", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    job = await store.submit("fan", {})
+    worker = Worker(store, {"fan": graph}, lease=0.6, poll_interval=0.05)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.serve)
+            await started.wait()
+            info = await store.job(job)
+            assert info is not None
+            assert await store.release(job, info.epoch)  # as if the lease had expired
+            [claim] = await store.claim("thief", ["fan"], 1, 60.0)
+            await until(lambda: _true_when(worker.stats.lease_lost == 1), what="the loss")
+            nursery.cancel_scope.cancel()
+    assert claim.epoch == 2
+    assert (worker.stats.failed, worker.stats.completed, worker.stats.released) == (0, 0, 0)
+    assert "failed unexpectedly" not in caplog.text
+    assert "lease on job" in caplog.text
+    info = await store.job(job)
+    assert info is not None and (info.owner, info.epoch) == ("thief", 2)
+
+
+async def test_a_branch_record_refused_by_the_fence_counts_as_a_lost_lease(
+    store: QueueStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fan-out branch finishing after the job was claimed again has its record save
+    refused inside the fan-out: the worker counts the lease as lost and the refused
+    write, fails nothing and logs no "failed unexpectedly"."""
+    stolen, started = trio.Event(), trio.Event()
+
+    async def fast(state: Any) -> dict[str, Any]:
+        started.set()
+        await stolen.wait()
+        return {"fast": 1}
+
+    async def slow(state: Any) -> dict[str, Any]:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    graph = (
+        GraphBuilder("fan")
+        .task("a", lambda s: {"a": 1})
+        .parallel("fan", {"fast": fast, "slow": slow}, strategy="collect_all")
+        .task("b", lambda s: {"b": 2})
+        .edge("a", "fan")
+        .edge("fan", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    job = await store.submit("fan", {})
+    worker = Worker(store, {"fan": graph}, lease=30.0, poll_interval=0.05)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.serve)
+            await started.wait()
+            info = await store.job(job)
+            assert info is not None
+            assert await store.release(job, info.epoch)  # as if the lease had expired
+            [claim] = await store.claim("thief", ["fan"], 1, 60.0)
+            stolen.set()
+            await until(lambda: _true_when(worker.stats.lease_lost == 1), what="the loss")
+            nursery.cancel_scope.cancel()
+    assert claim.epoch == 2 and worker.stats.refused_writes >= 1
+    assert (worker.stats.failed, worker.stats.completed) == (0, 0)
+    assert "failed unexpectedly" not in caplog.text
+
+
+async def test_a_worker_that_lost_its_lease_in_a_fan_out_stops_cleanly_on_sigterm(
+    store: QueueStore, backend: Backend, children: list[Child], tmp_path: Path
+) -> None:
+    """SIGSTOP a worker inside a fan-out past its lease, let another take the run,
+    SIGCONT it, then SIGTERM it: it counts the lost lease, exits 0 with no traceback
+    and no "failed unexpectedly"; the run completes once, by the other worker."""
+    go = tmp_path / "go"
+    args = ("--lease", "1.0", "--delay", "0.3", "--idle-tx-timeout", "0.5")
+    paused = await start(children, backend, *args)
+    other = await start(children, backend, *args, "--start-when", str(go))
+    job = await store.submit("fan", {**count_job("fan", 6)})
+    await until(lambda: recorded(backend, "fan", lambda rows: len(rows) >= 1))
+    await trio.sleep(0.05)  # the worker is inside the fan-out (0.3 s of each step)
+    go.touch()
+    await paused.pause()
+    await until(
+        lambda: job_where(store, job, lambda j: j.epoch >= 2), limit=30, what="the takeover"
+    )
+    paused.signal(signal.SIGCONT)
+    await until(
+        lambda: job_where(store, job, lambda j: j.status == JobStatus.COMPLETED),
+        what="the run to complete",
+    )
+    paused_stats = await paused.stop()
+    log = paused.log()
+    assert paused.proc.returncode == 0, log
+    assert "Traceback" not in log and "failed unexpectedly" not in log, log
+    assert paused_stats["lease_lost"] == 1 and paused_stats["completed"] == 0, log
+    assert (await other.stop())["completed"] == 1

@@ -235,6 +235,24 @@ class LeaseLost(GraphError):
         return f"lease on run {self.trace_id!r} lost (epoch {self.epoch} is stale); write refused"
 
 
+@attrs.define(eq=False, str=False)
+class StoreUnavailable(CheckpointError):
+    """The store could not be reached (connection lost, server restarting): an outage,
+    not the run's failure. A worker retries with back-off from the last checkpoint."""
+
+
+@attrs.define(eq=False, str=False)
+class RunBusy(GraphError):
+    """A run is being continued by another process (worker, CLI, executor): continuing a
+    run is exclusive, so this one neither runs its next step nor records a decision."""
+
+    trace_id: str
+    message: str
+
+    def describe(self) -> str:
+        return f"run {self.trace_id!r} {self.message}"
+
+
 ERROR_TYPES: tuple[type[GraphError], ...] = (
     InvalidGraph,
     NodeNotFound,
@@ -249,4 +267,6 @@ ERROR_TYPES: tuple[type[GraphError], ...] = (
     CheckpointError,
     GraphChanged,
     LeaseLost,
+    RunBusy,
+    StoreUnavailable,
 )

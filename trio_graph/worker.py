@@ -40,10 +40,15 @@ from . import events as ev
 from ._model.checkpoint import Checkpoint, CheckpointPolicy, DecisionEntry, RunStatus
 from ._model.decisions import BarrierId, Decision
 from ._model.graph import Graph
+from ._model.retry import RetryPolicy
 from ._runtime.executor import Executor
 from ._runtime.run import Run
-from .errors import Cancelled, CheckpointError, GraphError, LeaseLost
+from .errors import Cancelled, CheckpointError, GraphError
 from .stores.queue import Claim, FencedStore, JobStatus, QueueStore, stale
+from .worker_helpers import apply_decisions as _apply
+from .worker_helpers import lease_lost_in as _lease_lost_in
+from .worker_helpers import lookup as _lookup
+from .worker_helpers import outage_in as _outage_in
 
 log = logging.getLogger("trio_graph.worker")
 
@@ -62,6 +67,8 @@ class WorkerStats:
     """Claims lost to another worker (paused past the lease, or renewals failing)."""
     refused_writes: int = 0
     """Checkpoint writes refused by the fence."""
+    store_retries: int = 0
+    """Times a run was taken up again after a store outage (``StoreUnavailable``)."""
 
 
 @attrs.define
@@ -121,6 +128,8 @@ class Worker:
         self.force = force
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = WorkerStats()
+        self.retry = RetryPolicy(backoff=0.05, max_backoff=max(self.lease / 3, 0.05))
+        """Back-off between attempts at a job after a store outage (pure arithmetic)."""
 
     async def serve(
         self,
@@ -162,9 +171,17 @@ class Worker:
     async def _serve_claim(self, claim: Claim, slots: trio.Semaphore) -> None:
         try:
             await self._run_claim(claim)
-        except Exception:
-            # A bug or a store outage: the lease expires and another worker retries.
-            log.exception("worker %s: job %s failed unexpectedly", self.worker_id, claim.job_id)
+        except Exception as exc:
+            if _lease_lost_in(exc):  # refused inside a fan-out or a group: a lost lease
+                self.stats.lease_lost += 1
+                log.warning(
+                    "worker %s: lease on job %s (epoch %d) lost; run stopped",
+                    self.worker_id,
+                    claim.job_id,
+                    claim.epoch,
+                )
+            else:  # a bug or a store outage: the lease expires and another worker retries
+                log.exception("worker %s: job %s failed unexpectedly", self.worker_id, claim.job_id)
         finally:
             slots.release()
 
@@ -182,7 +199,7 @@ class Worker:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._keep_lease, claim, state, nursery.cancel_scope)
-                await self._drive(claim, fenced, state)
+                await self._drive_retrying(claim, fenced, state)
                 nursery.cancel_scope.cancel()
         except BaseException:
             if not state.lost and not state.settled:
@@ -222,6 +239,43 @@ class Worker:
                 scope.cancel()
                 return
 
+    async def _drive_retrying(self, claim: Claim, fenced: FencedStore, state: _ClaimState) -> None:
+        """``_drive``, again from the job's last checkpoint after each store outage
+        (``StoreUnavailable``), with back-off: an outage is not the run's failure. Ends
+        when the run settles, or when the lease is lost (renewals fail for a whole lease;
+        another worker takes over then)."""
+        attempt = 0
+        while True:
+            try:
+                if attempt:
+                    claim = await self._refreshed(claim, state)
+                    fenced.outage = None
+                if not state.lost:
+                    await self._drive(claim, fenced, state)
+                return
+            except Exception as exc:
+                if state.lost or not _outage_in(exc):
+                    raise
+                attempt += 1
+                delay = self.retry.delay(attempt)
+                log.warning(
+                    "worker %s: store unavailable for job %s (%s); retrying in %.2fs",
+                    self.worker_id,
+                    claim.job_id,
+                    exc,
+                    delay,
+                )
+                self.stats.store_retries += 1
+                await trio.sleep(delay)
+
+    async def _refreshed(self, claim: Claim, state: _ClaimState) -> Claim:
+        """The claim as the job row stands now (its last checkpoint and trace)."""
+        job = await self.store.job(claim.job_id)
+        if job is None or job.epoch != claim.epoch:
+            state.lost = True
+            return claim
+        return attrs.evolve(claim, trace_id=job.trace_id, checkpoint_id=job.checkpoint_id)
+
     async def _drive(self, claim: Claim, fenced: FencedStore, state: _ClaimState) -> None:
         """Start or resume the job's run, watch it, then settle the job row."""
         store, job_id, epoch = self.store, claim.job_id, claim.epoch
@@ -253,14 +307,19 @@ class Worker:
             async with ctx as run:
                 parked, refused = await self._watch(run, job_id, exact, wild)
         except GraphError as exc:  # could not start: graph changed, bad checkpoint...
-            if isinstance(exc, LeaseLost):
+            if _lease_lost_in(exc):
                 state.lost = True
                 return
+            if _outage_in(exc):
+                raise
             await self._settle(claim, state, JobStatus.FAILED, str(exc))
             return
         error = run.error
-        if state.lost or isinstance(error, LeaseLost):
+        if state.lost or _lease_lost_in(error):
             state.lost = True
+        elif _outage_in(error):
+            assert error is not None
+            raise error  # retried from the last checkpoint
         elif run.result is not None:
             await self._settle(claim, state, JobStatus.COMPLETED)
         elif isinstance(error, Cancelled) and parked is not None:
@@ -330,43 +389,6 @@ class Worker:
             parked = bid
             run.cancel()
         return parked
-
-
-def _lookup(entries: list[DecisionEntry], bid: BarrierId) -> DecisionEntry | None:
-    """The decision for ``bid``: an exact one first, else the node's wildcard."""
-    wildcard = None
-    for e in entries:
-        if e.node == bid.node:
-            if e.occurrence == bid.occurrence:
-                return e
-            if e.occurrence == 0:
-                wildcard = e
-    return wildcard
-
-
-def _apply(
-    run: Run, exact: dict[BarrierId, Decision], wild: dict[str, Decision]
-) -> list[DecisionEntry]:
-    """Hand stored decisions to a run (what ``executor.resume(decisions=...)`` does). Any
-    the graph refuses (not a barrier, no edge for a Reroute) is logged, dropped from
-    ``exact``/``wild`` and returned, instead of failing the job: its barrier parks as if
-    unanswered."""
-    refused = []
-    for bid, decision in list(exact.items()):
-        try:
-            run.decide(bid, decision)
-        except GraphError as exc:
-            del exact[bid]
-            refused.append(DecisionEntry(bid.node, bid.occurrence, decision))
-            log.warning("decision for %s not applied: %s", bid, exc)
-    for node, decision in list(wild.items()):
-        try:
-            run.decide_all(node, decision)
-        except GraphError as exc:
-            del wild[node]
-            refused.append(DecisionEntry(node, 0, decision))
-            log.warning("decision for every %s not applied: %s", node, exc)
-    return refused
 
 
 __all__ = ["Worker", "WorkerStats"]

@@ -23,6 +23,7 @@ from .._model.graph import Graph, SubgraphNode
 from .._model.state import check_state
 from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
 from ..serde import check_json
+from ..stores.continuation import continuing
 from ..stores.protocol import Store
 from .loop import Loop, registry_from
 from .run import Run
@@ -94,15 +95,16 @@ class Executor:
         that stopped at a barrier waits at that same occurrence; finished branches of an
         interrupted fan-out are not run again. ``decisions`` are applied as ``run.decide``.
         """
-        store = self._need_store("resume")
-        checkpoint = await store.latest(trace_id)
-        if checkpoint is None:
-            raise CheckpointError(f"no checkpoint for run {trace_id!r}")
-        loop = self._loop_from(graph, checkpoint, force=force)
-        for barrier_id, decision in (decisions or {}).items():
-            loop.decide(barrier_id, decision)
-        async with self._drive(loop) as run:
-            yield run
+        # On a queue store, continuing is exclusive (RunBusy for a second process).
+        async with continuing(self._need_store("resume"), trace_id) as store:
+            checkpoint = await store.latest(trace_id)
+            if checkpoint is None:
+                raise CheckpointError(f"no checkpoint for run {trace_id!r}")
+            loop = self._loop_from(graph, checkpoint, force=force, store=store)
+            for barrier_id, decision in (decisions or {}).items():
+                loop.decide(barrier_id, decision)
+            async with self._drive(loop) as run:
+                yield run
 
     @contextlib.asynccontextmanager
     async def fork(
@@ -176,7 +178,9 @@ class Executor:
             raise CheckpointError(f"{what}() needs an Executor with a store")
         return self.store
 
-    def _loop_from(self, graph: Graph, checkpoint: Checkpoint, *, force: bool) -> Loop:
+    def _loop_from(
+        self, graph: Graph, checkpoint: Checkpoint, *, force: bool, store: Store | None = None
+    ) -> Loop:
         if checkpoint.graph_hash != graph.hash():
             changed = GraphChanged(graph.name, checkpoint.graph_hash, graph.hash())
             if not force:
@@ -192,7 +196,7 @@ class Executor:
             graph,
             dict(checkpoint.state),
             max_steps=self.max_steps,
-            store=self.store,
+            store=store or self.store,
             policy=self.policy,
             trace_id=uuid.uuid4().hex,
             current=checkpoint.next_node,

@@ -39,7 +39,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from .._model.checkpoint import Changes, Checkpoint, RunStatus
-from ..errors import CheckpointError, LeaseLost
+from ..errors import CheckpointError, LeaseLost, StoreUnavailable
 from . import rows as codec
 from .jsonb import dumps, from_jsonb, loads
 from .postgres_queue import PostgresQueue
@@ -212,6 +212,15 @@ def _checksum_v1_rows(conn: Conn) -> None:
         )
 
 
+def store_error(exc: BaseException) -> type[CheckpointError]:
+    """The one classification of PostgreSQL errors: an outage (connection lost, server
+    shutting down or restarting: ``OperationalError``, which includes the pool's timeout,
+    and ``InterfaceError``) is ``StoreUnavailable``, which workers retry; anything else
+    is a plain ``CheckpointError``."""
+    outage = (psycopg.OperationalError, psycopg.InterfaceError)
+    return StoreUnavailable if isinstance(exc, outage) else CheckpointError
+
+
 class PostgresStore(PostgresQueue):
     """A :class:`~trio_graph.stores.protocol.Store` and run queue on PostgreSQL.
 
@@ -257,6 +266,7 @@ class PostgresStore(PostgresQueue):
             max_size=max_size,
             timeout=timeout,
             open=False,
+            check=ConnectionPool.check_connection,  # a connection a restart killed is dropped
             kwargs={"options": options, "autocommit": True},
             name=f"trio_graph.{schema}",
         )
@@ -319,7 +329,7 @@ class PostgresStore(PostgresQueue):
                     return fn(conn)
         except psycopg.Error as exc:
             message = str(exc).splitlines()[0] if str(exc) else ""
-            raise CheckpointError(
+            raise store_error(exc)(
                 f"postgres: {type(exc).__name__}: {message}", checkpoint_id=checkpoint_id
             ) from exc
 

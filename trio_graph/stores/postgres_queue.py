@@ -27,9 +27,9 @@ from .. import serde
 from .._model.checkpoint import DecisionEntry, RunStatus, new_id
 from .._model.decisions import BarrierId, Decision
 from .._model.state import check_state
-from ..errors import BarrierError, CheckpointError
+from ..errors import BarrierError, CheckpointError, RunBusy
 from .jsonb import dumps, loads
-from .queue import Claim, DecisionsMixin, Job, JobStatus
+from .queue import HOLD_PREFIX, Claim, DecisionsMixin, Hold, Job, JobStatus, check_answers
 
 log = logging.getLogger("trio_graph.postgres")
 
@@ -84,6 +84,35 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
+def _refuse_continued(conn: Conn, trace_id: str) -> None:
+    """``RunBusy`` if a later trace already continues ``trace_id``."""
+    row = conn.execute(
+        "SELECT trace_id FROM trio_graph_runs WHERE resumed_from = %s LIMIT 1", (trace_id,)
+    ).fetchone()
+    if row is not None:
+        raise RunBusy(trace_id, f"was already continued as run {row[0]!r}")
+
+
+def _refuse_held(conn: Conn, trace_id: str, job_id: str) -> None:
+    """``RunBusy`` if a process outside the queue holds the job (see ``hold``)."""
+    row = conn.execute(
+        """SELECT owner FROM trio_graph_jobs
+        WHERE job_id = %s AND status = 'running' AND starts_with(owner, %s)
+        AND lease_until >= clock_timestamp()""",
+        (job_id, HOLD_PREFIX),
+    ).fetchone()
+    if row is not None:
+        raise RunBusy(trace_id, f"is being continued by another process ({row[0]})")
+
+
+_HOLD_JOB = """
+UPDATE trio_graph_jobs SET status = 'running', epoch = epoch + 1, owner = %(owner)s,
+    lease_until = clock_timestamp() + make_interval(secs => %(lease)s),
+    attempts = attempts + 1, pending_barrier = NULL, updated_at = clock_timestamp()
+WHERE job_id = %(job)s RETURNING epoch
+"""
+
+
 class PostgresQueue(DecisionsMixin):
     """The queue methods of :class:`~trio_graph.stores.postgres.PostgresStore`."""
 
@@ -123,11 +152,18 @@ class PostgresQueue(DecisionsMixin):
         await self._call(submit)
         return job_id
 
-    async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
+    async def _decide(
+        self,
+        trace_id: str,
+        node: str,
+        occurrence: int,
+        decision: Decision,
+        adopt_at: BarrierId | None,
+    ) -> None:
         doc = _decision_doc(decision)
 
         def decide(conn: Conn) -> None:
-            job_id = self._resolve(conn, trace_id, adopt=True)
+            job_id = self._resolve(conn, trace_id, adopt=True, pending=adopt_at)
             if job_id is None:
                 raise BarrierError(f"no run {trace_id!r} in the store", node=node)
             status, pending = conn.execute(
@@ -136,6 +172,9 @@ class PostgresQueue(DecisionsMixin):
             ).fetchone() or (None, None)
             if status in (JobStatus.COMPLETED, JobStatus.FAILED):
                 raise BarrierError("the run has finished; decision not applied", node=node)
+            if status == JobStatus.WAITING and pending:
+                check_answers(trace_id, BarrierId.parse(pending), node, occurrence)
+            _refuse_held(conn, trace_id, job_id)
             conn.execute(
                 """INSERT INTO trio_graph_decisions (job_id, node, occurrence, decision)
                 VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (job_id, node, occurrence)
@@ -156,8 +195,11 @@ class PostgresQueue(DecisionsMixin):
         await self._call(decide)
 
     @staticmethod
-    def _resolve(conn: Conn, trace_id: str, *, adopt: bool = False) -> str | None:
-        """The job a job id or trace id belongs to (adopting a waiting stored run)."""
+    def _resolve(
+        conn: Conn, trace_id: str, *, adopt: bool = False, pending: BarrierId | None = None
+    ) -> str | None:
+        """The job a job id or trace id belongs to (adopting a waiting stored run, parked
+        at ``pending``: the decision being recorded is checked against it)."""
         row = conn.execute(
             """SELECT job_id FROM trio_graph_jobs WHERE job_id = %s
             UNION ALL SELECT job_id FROM trio_graph_runs
@@ -177,10 +219,13 @@ class PostgresQueue(DecisionsMixin):
             return None
         if run[1] != RunStatus.WAITING:
             raise BarrierError(f"run {trace_id!r} is not waiting at a barrier (status {run[1]})")
+        _refuse_continued(conn, trace_id)
+        status = JobStatus.WAITING if pending is not None else JobStatus.QUEUED
         conn.execute(
-            """INSERT INTO trio_graph_jobs (job_id, graph_name, status, trace_id, checkpoint_id)
-            VALUES (%s, %s, 'queued', %s, %s) ON CONFLICT DO NOTHING""",
-            (trace_id, run[0], trace_id, run[2]),
+            """INSERT INTO trio_graph_jobs
+            (job_id, graph_name, status, trace_id, checkpoint_id, pending_barrier)
+            VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+            (trace_id, run[0], status.value, trace_id, run[2], pending and str(pending)),
         )
         conn.execute(
             "UPDATE trio_graph_runs SET job_id = %s WHERE trace_id = %s", (trace_id, trace_id)
@@ -330,6 +375,92 @@ class PostgresQueue(DecisionsMixin):
             ]
 
         return await self._call(decisions, atomic=False)
+
+    # -- exclusive continuation (Executor.resume, the CLI) ----------------------------
+    async def hold(self, trace_id: str, owner: str, lease: float) -> Hold | None:
+        """Claim the continuation of stored run ``trace_id`` for ``lease`` seconds, like a
+        worker's claim; ``RunBusy`` if another process continues it or already has.
+        None when there is nothing to hold (no such run, or its job has finished)."""
+
+        def hold(conn: Conn) -> Hold | None:
+            # The run's row first: holds (and their release) of one run take turns, so a
+            # trace saved by the previous holder is seen here. Then: its job may have
+            # finished meanwhile.
+            conn.execute(
+                "SELECT 1 FROM trio_graph_runs WHERE trace_id = %s FOR UPDATE", (trace_id,)
+            )
+            job_id = self._resolve(conn, trace_id)
+            if job_id is not None:
+                _refuse_held(conn, trace_id, job_id)
+            _refuse_continued(conn, trace_id)
+            if job_id is None:
+                return self._hold_run(conn, trace_id, owner, lease)
+            status, live, holder = conn.execute(
+                """SELECT status, lease_until >= clock_timestamp(), owner FROM trio_graph_jobs
+                WHERE job_id = %s FOR UPDATE""",
+                (job_id,),
+            ).fetchone() or (None, None, None)
+            if status is None or status in (JobStatus.COMPLETED, JobStatus.FAILED):
+                return None
+            if status == JobStatus.RUNNING and live:
+                raise RunBusy(trace_id, f"is being continued by another process ({holder})")
+            row = conn.execute(_HOLD_JOB, {"owner": owner, "lease": lease, "job": job_id})
+            return Hold(job_id, int(row.fetchone()[0]), created=False)  # type: ignore[index]
+
+        return await self._call(hold)
+
+    @staticmethod
+    def _hold_run(conn: Conn, trace_id: str, owner: str, lease: float) -> Hold | None:
+        run = conn.execute(
+            "SELECT graph_name, checkpoint_id FROM trio_graph_runs WHERE trace_id = %s FOR UPDATE",
+            (trace_id,),
+        ).fetchone()
+        if run is None:
+            return None
+        _refuse_continued(conn, trace_id)
+        row = conn.execute(
+            """INSERT INTO trio_graph_jobs (job_id, graph_name, status, trace_id, checkpoint_id,
+            epoch, owner, lease_until, attempts)
+            VALUES (%s, %s, 'running', %s, %s, 1, %s,
+                clock_timestamp() + make_interval(secs => %s), 1)
+            ON CONFLICT DO NOTHING RETURNING 1""",
+            (trace_id, run[0], trace_id, run[1], owner, lease),
+        ).fetchone()
+        if row is None:
+            raise RunBusy(trace_id, "is being continued by another process")
+        conn.execute(
+            "UPDATE trio_graph_runs SET job_id = %s WHERE trace_id = %s", (trace_id, trace_id)
+        )
+        return Hold(trace_id, 1, created=True)
+
+    async def unhold(self, held: Hold) -> None:
+        """End a hold: a run that was not in the queue leaves it again (its row goes), a
+        job is given back to the queue (or stays settled)."""
+
+        def unhold(conn: Conn) -> None:
+            params = {"job": held.job_id, "epoch": held.epoch}
+            if not held.created:
+                conn.execute(
+                    """UPDATE trio_graph_jobs SET status = 'queued', owner = NULL,
+                    lease_until = NULL, available_at = clock_timestamp(),
+                    updated_at = clock_timestamp()
+                    WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running'""",
+                    params,
+                )
+                self._notify(conn)
+                return
+            gone = conn.execute(
+                "DELETE FROM trio_graph_jobs WHERE job_id = %(job)s AND epoch = %(epoch)s "
+                "RETURNING 1",
+                params,
+            ).fetchone()
+            if gone:
+                conn.execute("DELETE FROM trio_graph_decisions WHERE job_id = %(job)s", params)
+                conn.execute(
+                    "UPDATE trio_graph_runs SET job_id = NULL WHERE job_id = %(job)s", params
+                )
+
+        await self._call(unhold)
 
     async def wait_for_work(self, seconds: float) -> None:
         """Return when work may have arrived (a NOTIFY) or after ``seconds``."""

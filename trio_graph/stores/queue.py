@@ -32,7 +32,7 @@ import attrs
 
 from .._model.checkpoint import Changes, Checkpoint, DecisionEntry
 from .._model.decisions import BarrierId, Decision
-from ..errors import BarrierError, LeaseLost
+from ..errors import BarrierError, LeaseLost, StoreUnavailable
 from .protocol import Store
 
 if TYPE_CHECKING:
@@ -89,6 +89,21 @@ class Claim:
     """The submitted state, when the job has no checkpoint yet."""
 
 
+HOLD_PREFIX = "hold:"
+"""How the owner of a hold (a continuation outside the queue's workers) begins."""
+
+
+@attrs.frozen
+class Hold:
+    """An exclusive continuation of a stored run by a process other than a worker
+    (``Executor.resume``, the CLI's ``decide``): the queue's claim, on a run that may not
+    have been submitted (``created``: its job row exists only while held)."""
+
+    job_id: str
+    epoch: int
+    created: bool
+
+
 @runtime_checkable
 class QueueStore(Store, Protocol):
     """A store that also keeps the run queue (PostgresStore, SQLiteStore)."""
@@ -127,6 +142,10 @@ class QueueStore(Store, Protocol):
     async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]: ...
     async def wait_for_work(self, seconds: float) -> None: ...
 
+    # -- anyone continuing a stored run (exclusive) ----------------------------------
+    async def hold(self, trace_id: str, owner: str, lease: float) -> Hold | None: ...
+    async def unhold(self, held: Hold) -> None: ...
+
 
 class FencedStore:
     """The store as one claim of one job sees it: reads pass through, writes are fenced.
@@ -141,12 +160,22 @@ class FencedStore:
         self.epoch = epoch
         self.refused = 0
         """Writes refused because the lease was lost."""
+        self.outage: str | None = None
+        """The store outage that refuses this view's saves (the worker retries anew)."""
 
     async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
+        """Fenced save. After an outage (``StoreUnavailable``) every later save of this
+        view is refused the same way: the run's failure checkpoint must not record an
+        outage as the job's failure once the store is back (the worker retries)."""
+        if self.outage is not None:
+            raise StoreUnavailable(self.outage, checkpoint_id=checkpoint.checkpoint_id)
         try:
             await self.store.save_fenced(checkpoint, self.job_id, self.epoch, changes=changes)
         except LeaseLost:
             self.refused += 1
+            raise
+        except StoreUnavailable as exc:
+            self.outage = exc.message
             raise
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
@@ -185,25 +214,68 @@ def stale(entry: DecisionEntry, checkpoint: Checkpoint) -> bool:
     return entry.occurrence <= seen
 
 
+def check_answers(trace_id: str, pending: BarrierId, node: str, occurrence: int) -> None:
+    """Refuse a decision for a run parked at ``pending`` that could never be taken.
+
+    The store does not hold the graph, so what it can check is the barrier the run is
+    parked at: a decision must be for that barrier node, for its occurrence, a later one
+    or every one (0). Anything else would be kept while the run stays parked forever.
+    """
+    if node != pending.node:
+        raise BarrierError(
+            f"run {trace_id!r} is waiting at barrier {pending}, not at a barrier {node!r}; "
+            "decision not recorded",
+            node=node,
+        )
+    if 0 < occurrence < pending.occurrence:
+        raise BarrierError(
+            f"run {trace_id!r} is waiting at barrier {pending}: occurrence {occurrence} of "
+            f"{node!r} has passed; decision not recorded",
+            node=node,
+        )
+
+
 class DecisionsMixin:
     """``decide``/``decide_all`` for the queue stores, on their ``_decide(trace, node,
-    occurrence, decision)`` (occurrence 0 is a wildcard)."""
+    occurrence, decision, adopt_at)`` (occurrence 0 is a wildcard; ``adopt_at`` is the
+    barrier a stored run not yet in the queue waits at, read from its checkpoint)."""
 
-    async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
+    if TYPE_CHECKING:  # provided by the store
+
+        async def job(self, trace_id: str) -> Job | None: ...
+        async def latest(self, trace_id: str) -> Checkpoint | None: ...
+
+    async def _decide(
+        self,
+        trace_id: str,
+        node: str,
+        occurrence: int,
+        decision: Decision,
+        adopt_at: BarrierId | None,
+    ) -> None:
         raise NotImplementedError
+
+    async def _adopt_at(self, trace_id: str) -> BarrierId | None:
+        """The barrier a stored run outside the queue is parked at (None if in the queue)."""
+        if await self.job(trace_id) is not None:
+            return None
+        latest = await self.latest(trace_id)
+        return None if latest is None else latest.pending_barrier
 
     async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
         """Keep ``decision`` for one barrier occurrence of a run (by job or trace id).
 
         Level-triggered like ``run.decide``: kept until that occurrence is reached. A run
-        parked at that barrier becomes runnable. A stored run not started from the queue
-        but waiting at a barrier is adopted into the queue.
+        parked at that barrier becomes runnable; for a parked run, a decision that is not
+        for its barrier is refused (``BarrierError``, see :func:`check_answers`). A stored
+        run not started from the queue but waiting at a barrier is adopted into the queue.
         """
         bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
         if not isinstance(bid, BarrierId):
             raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
-        await self._decide(trace_id, bid.node, bid.occurrence, decision)
+        adopt_at = await self._adopt_at(trace_id)
+        await self._decide(trace_id, bid.node, bid.occurrence, decision, adopt_at)
 
     async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
         """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
-        await self._decide(trace_id, node, 0, decision)
+        await self._decide(trace_id, node, 0, decision, await self._adopt_at(trace_id))

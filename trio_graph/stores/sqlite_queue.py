@@ -30,8 +30,8 @@ from .. import serde
 from .._model.checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus, new_id
 from .._model.decisions import BarrierId, Decision
 from .._model.state import check_state
-from ..errors import BarrierError, CheckpointError, LeaseLost
-from .queue import Claim, DecisionsMixin, Job, JobStatus
+from ..errors import BarrierError, CheckpointError, LeaseLost, RunBusy
+from .queue import HOLD_PREFIX, Claim, DecisionsMixin, Hold, Job, JobStatus, check_answers
 
 T = TypeVar("T")
 
@@ -106,6 +106,26 @@ def _resolve(db: sqlite3.Connection, trace_id: str) -> str | None:
         (trace_id, trace_id),
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def _refuse_continued(db: sqlite3.Connection, trace_id: str) -> None:
+    """``RunBusy`` if a later trace already continues ``trace_id``."""
+    row = db.execute(
+        "SELECT trace_id FROM runs WHERE resumed_from = ? LIMIT 1", (trace_id,)
+    ).fetchone()
+    if row is not None:
+        raise RunBusy(trace_id, f"was already continued as run {row[0]!r}")
+
+
+def _refuse_held(db: sqlite3.Connection, trace_id: str, job_id: str) -> None:
+    """``RunBusy`` if a process outside the queue holds the job (see :meth:`hold`)."""
+    row = db.execute(
+        "SELECT owner FROM jobs WHERE job_id = ? AND status = 'running' AND owner LIKE ? "
+        "AND lease_until >= ?",
+        (job_id, HOLD_PREFIX + "%", time.time()),
+    ).fetchone()
+    if row is not None:
+        raise RunBusy(trace_id, f"is being continued by another process ({row[0]})")
 
 
 class SQLiteQueue(DecisionsMixin):
@@ -239,11 +259,18 @@ class SQLiteQueue(DecisionsMixin):
         await self._queue_write(submit)
         return job_id
 
-    async def _decide(self, trace_id: str, node: str, occurrence: int, decision: Decision) -> None:
+    async def _decide(
+        self,
+        trace_id: str,
+        node: str,
+        occurrence: int,
+        decision: Decision,
+        adopt_at: BarrierId | None,
+    ) -> None:
         text = _decision_text(decision)
 
         def decide(db: sqlite3.Connection) -> None:
-            job_id = _resolve(db, trace_id) or self._adopt(db, trace_id)
+            job_id = _resolve(db, trace_id) or self._adopt(db, trace_id, adopt_at)
             if job_id is None:
                 raise BarrierError(f"no run {trace_id!r} in the store", node=node)
             status, pending = db.execute(
@@ -251,6 +278,9 @@ class SQLiteQueue(DecisionsMixin):
             ).fetchone()
             if status in (JobStatus.COMPLETED, JobStatus.FAILED):
                 raise BarrierError("the run has finished; decision not applied", node=node)
+            if status == JobStatus.WAITING and pending:
+                check_answers(trace_id, BarrierId.parse(pending), node, occurrence)
+            _refuse_held(db, trace_id, job_id)
             db.execute(
                 "INSERT INTO decisions (job_id, node, occurrence, decision) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (job_id, node, occurrence) DO UPDATE SET decision = excluded.decision",
@@ -269,8 +299,9 @@ class SQLiteQueue(DecisionsMixin):
         await self._queue_write(decide)
 
     @staticmethod
-    def _adopt(db: sqlite3.Connection, trace_id: str) -> str | None:
-        """Queue a stored run that waits at a barrier, so a worker can continue it."""
+    def _adopt(db: sqlite3.Connection, trace_id: str, pending: BarrierId | None) -> str | None:
+        """Queue a stored run that waits at barrier ``pending``, so a worker can continue it
+        (parked there: the decision being recorded is checked against it)."""
         run = db.execute(
             "SELECT graph_name, status, checkpoint_id FROM runs WHERE trace_id = ?", (trace_id,)
         ).fetchone()
@@ -278,11 +309,24 @@ class SQLiteQueue(DecisionsMixin):
             return None
         if run[1] != RunStatus.WAITING:
             raise BarrierError(f"run {trace_id!r} is not waiting at a barrier (status {run[1]})")
+        _refuse_continued(db, trace_id)
         now = time.time()
+        status = JobStatus.WAITING if pending is not None else JobStatus.QUEUED
         db.execute(
-            "INSERT INTO jobs (job_id, graph_name, status, trace_id, checkpoint_id, created_at, "
-            "updated_at, available_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-            (trace_id, run[0], trace_id, run[2], now, now, now),
+            "INSERT INTO jobs (job_id, graph_name, status, trace_id, checkpoint_id, "
+            "pending_barrier, created_at, updated_at, available_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                trace_id,
+                run[0],
+                status.value,
+                trace_id,
+                run[2],
+                None if pending is None else str(pending),
+                now,
+                now,
+                now,
+            ),
         )
         db.execute(
             "INSERT OR IGNORE INTO job_traces (trace_id, job_id) VALUES (?, ?)",
@@ -450,6 +494,75 @@ class SQLiteQueue(DecisionsMixin):
             ]
 
         return await self._queue_read(decisions)
+
+    # -- exclusive continuation (Executor.resume, the CLI) ----------------------------
+    async def hold(self, trace_id: str, owner: str, lease: float) -> Hold | None:
+        """Claim the continuation of stored run ``trace_id`` for ``lease`` seconds, like a
+        worker's claim; ``RunBusy`` if another process continues it or already has.
+        None when there is nothing to hold (no such run, or its job has finished)."""
+
+        def hold(db: sqlite3.Connection) -> Hold | None:
+            now = time.time()
+            job_id = _resolve(db, trace_id)
+            if job_id is not None:
+                _refuse_held(db, trace_id, job_id)
+            _refuse_continued(db, trace_id)  # even when its job has finished meanwhile
+            if job_id is None:
+                run = db.execute(
+                    "SELECT graph_name, checkpoint_id FROM runs WHERE trace_id = ?", (trace_id,)
+                ).fetchone()
+                if run is None:
+                    return None
+                db.execute(
+                    "INSERT INTO jobs (job_id, graph_name, status, trace_id, checkpoint_id, "
+                    "epoch, owner, lease_until, attempts, created_at, updated_at, available_at) "
+                    "VALUES (?, ?, 'running', ?, ?, 1, ?, ?, 1, ?, ?, ?)",
+                    (trace_id, run[0], trace_id, run[1], owner, now + lease, now, now, now),
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO job_traces (trace_id, job_id) VALUES (?, ?)",
+                    (trace_id, trace_id),
+                )
+                return Hold(trace_id, 1, created=True)
+            status, until, holder = db.execute(
+                "SELECT status, lease_until, owner FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if status in (JobStatus.COMPLETED, JobStatus.FAILED):
+                return None
+            if status == JobStatus.RUNNING and until is not None and until >= now:
+                raise RunBusy(trace_id, f"is being continued by another process ({holder})")
+            (epoch,) = db.execute(
+                "UPDATE jobs SET status = 'running', epoch = epoch + 1, owner = ?, "
+                "lease_until = ?, attempts = attempts + 1, pending_barrier = NULL, "
+                "updated_at = ? WHERE job_id = ? RETURNING epoch",
+                (owner, now + lease, now, job_id),
+            ).fetchone()
+            return Hold(job_id, int(epoch), created=False)
+
+        return await self._queue_write(hold)
+
+    async def unhold(self, held: Hold) -> None:
+        """End a hold: a run that was not in the queue leaves it again (its row goes), a
+        job is given back to the queue (or stays settled)."""
+
+        def unhold(db: sqlite3.Connection) -> None:
+            if held.created:
+                gone = db.execute(
+                    "DELETE FROM jobs WHERE job_id = ? AND epoch = ?", (held.job_id, held.epoch)
+                ).rowcount
+                if gone:
+                    db.execute("DELETE FROM job_traces WHERE job_id = ?", (held.job_id,))
+                    db.execute("DELETE FROM decisions WHERE job_id = ?", (held.job_id,))
+                return
+            now = time.time()
+            db.execute(
+                "UPDATE jobs SET status = 'queued', owner = NULL, lease_until = NULL, "
+                "available_at = ?, updated_at = ? WHERE job_id = ? AND epoch = ? "
+                "AND status = 'running'",
+                (now, now, held.job_id, held.epoch),
+            )
+
+        await self._queue_write(unhold)
 
     async def wait_for_work(self, seconds: float) -> None:
         """Wait ``seconds`` (SQLite has no notifications: idle workers poll)."""

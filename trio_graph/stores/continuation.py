@@ -1,0 +1,81 @@
+"""Exclusive continuation of a stored run on a queue store (DESIGN §11).
+
+Runtime layer. Continuing a run (running its next step) must happen in one process at a
+time, whoever does it: a worker holds the job's claim; ``Executor.resume`` (and so the
+CLI's ``decide`` and ``resume``) takes the same kind of claim through
+:meth:`~trio_graph.stores.queue.QueueStore.hold` before the run's next step, renews it
+while the run goes on, and lets go at the end. Its writes go through a
+:class:`~trio_graph.stores.queue.FencedStore`, so a process paused past its lease whose
+run was taken over writes nothing. A second process is refused with
+:class:`~trio_graph.errors.RunBusy` (and so is a decision sent meanwhile, which would
+otherwise be recorded for a run already on its way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+
+import trio
+
+from ..errors import CheckpointError
+from .protocol import Store
+from .queue import HOLD_PREFIX, FencedStore, Hold, QueueStore
+
+log = logging.getLogger("trio_graph.continuation")
+
+LEASE = 30.0
+"""Seconds a hold lasts without renewal (renewed every third of it)."""
+
+
+def owner_name() -> str:
+    """This process, as a hold's owner."""
+    return f"{HOLD_PREFIX}{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.asynccontextmanager
+async def continuing(store: Store, trace_id: str, *, lease: float = LEASE) -> AsyncIterator[Store]:
+    """Hold the continuation of ``trace_id`` while the body runs; yields the store to write
+    through (fenced on a queue store, ``store`` itself otherwise or when nothing is held).
+
+    Raises ``RunBusy`` when another process continues the run or already has.
+    """
+    if not isinstance(store, QueueStore):
+        yield store
+        return
+    held = await store.hold(trace_id, owner_name(), lease)
+    if held is None:
+        yield store
+        return
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_renew, store, held, lease)
+            try:
+                yield FencedStore(store, held.job_id, held.epoch)
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the body's own error, not a group of one
+        errors = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
+        if len(errors) == 1:
+            raise errors[0] from errors[0].__cause__
+        raise
+    finally:
+        with trio.CancelScope(shield=True):
+            try:
+                await store.unhold(held)
+            except CheckpointError as exc:  # the lease expires on its own
+                log.warning("letting go of run %s failed: %s", trace_id, exc)
+
+
+async def _renew(store: QueueStore, held: Hold, lease: float) -> None:
+    while True:
+        await trio.sleep(lease / 3)
+        try:
+            if not await store.renew(held.job_id, held.epoch, lease):
+                log.warning("hold on run %s was taken over", held.job_id)
+                return  # the fence refuses this process's writes from now on
+        except CheckpointError as exc:
+            log.warning("renewing the hold on run %s failed: %s", held.job_id, exc)
