@@ -215,10 +215,11 @@ def states(draw: st.DrawFn, spec: GraphSpec) -> dict[str, Any]:
 
 
 @st.composite
-def key_states(draw: st.DrawFn, keys: Sequence[KeyInfo]) -> dict[str, Any]:
-    """An initial state for ``keys`` (name, kind, reducer) without a graph, drawn as
-    :func:`states` draws one (some keys absent, now and then a wrong kind)."""
-    return _draw_state(draw, keys)
+def key_states(draw: st.DrawFn, keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """An initial state for ``keys`` (name, kind: as :func:`conditions` takes them)
+    without a graph, drawn as :func:`states` draws one (some keys absent, now and then
+    a wrong kind)."""
+    return _draw_state(draw, [(name, kind, None) for name, kind in keys])
 
 
 def graph_and_state(
