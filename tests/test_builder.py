@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import GraphSpec, build_graph, graph_specs
 
 from trio_graph import GraphBuilder, GraphError, InvalidGraph
 from trio_graph._model.analysis import CycleInfo, analyze_cycles
 from trio_graph._model.builder import _index
 from trio_graph._model.graph import Edge, Graph, TaskNode, structural_hash
+from trio_graph.testing import TASKS_AND_CONDITIONS, GraphSpec, build_graph, graphs
 
 
 def f(state: Any) -> None:
@@ -195,7 +195,7 @@ def brute_cycles(graph: Graph) -> dict[tuple[str, ...], CycleInfo]:
 
 @st.composite
 def hinted_graphs(draw: st.DrawFn) -> Graph:
-    spec: GraphSpec = draw(graph_specs(allow_failures=False))
+    spec: GraphSpec = draw(graphs(max_extra_edges=12, failures=0, malformed=False))
     g = build_graph(spec)
     hints = draw(st.lists(st.one_of(st.none(), st.integers(1, 5)), min_size=len(g.edges)))
     b = GraphBuilder("h")
@@ -309,7 +309,7 @@ def parse_mermaid(text: str) -> tuple[dict[str, str], list[tuple[str, str, str]]
 
 
 @settings(max_examples=60)
-@given(spec=graph_specs())
+@given(spec=graphs(node_kinds=TASKS_AND_CONDITIONS, max_extra_edges=12, raising_conditions=8))
 def test_mermaid_contains_every_node_and_edge(spec: GraphSpec) -> None:
     """The Mermaid text declares each node once (labelled with its name, shaped by kind) and
     has one line per edge with its class, plus start and end markers."""

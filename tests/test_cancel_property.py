@@ -1,6 +1,6 @@
 """Cancellation at a random moment of a random run keeps every promise (DESIGN §5, §8).
 
-For random graphs and behaviours (tests/strategies.py), the run is cancelled after a
+For random graphs and behaviours (trio_graph.testing), the run is cancelled after a
 random number of events — from the handle, or by an enclosing scope at a random
 virtual time — with a random event buffer. Whatever the moment:
 
@@ -19,18 +19,23 @@ import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import GraphSpec, build_graph, graph_specs, states
 from test_events_contract import check_contract
 
 from trio_graph import Cancelled, Executor
 from trio_graph import events as ev
 from trio_graph.stores import MemoryStore
+from trio_graph.testing import TASKS_AND_CONDITIONS, GraphSpec, build_graph, graph_and_state
+
+SPECS, STATES = graph_and_state(
+    node_kinds=TASKS_AND_CONDITIONS, max_extra_edges=12, raising_conditions=8
+)
+"""Random graphs of task and condition nodes (runs that need nobody), and a state for each."""
 
 
 @settings(max_examples=120)
 @given(
-    spec=graph_specs(),
-    state=states,
+    spec=SPECS,
+    state=STATES,
     cancel_after=st.integers(0, 40),
     buffer=st.sampled_from([256, 1, 2, 3]),
 )
@@ -82,7 +87,7 @@ def test_handle_cancel_at_any_event(
 
 
 @settings(max_examples=80)
-@given(spec=graph_specs(), state=states, deadline=st.sampled_from([0.0, 0.25, 0.5, 1.0, 3.5]))
+@given(spec=SPECS, state=STATES, deadline=st.sampled_from([0.0, 0.25, 0.5, 1.0, 3.5]))
 def test_enclosing_scope_cancel_at_any_time(
     spec: GraphSpec, state: dict[str, Any], deadline: float
 ) -> None:

@@ -3,7 +3,7 @@
 Every run: GraphStart first; each NodeStart has exactly one NodeEnd with the same
 span_id; span ids distinct; exactly one terminal event, last, then the channel
 closes; the run's trace_id on every event. The run must also agree with the
-brute-force reference interpreter in ``strategies.simulate``.
+reference interpreter, ``trio_graph.testing.interpret``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,24 @@ import trio
 import trio.testing
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from strategies import GraphSpec, build_graph, graph_specs, simulate, states
 
 from trio_graph import Executor, GraphBuilder, NodeNotFound, StepsExceeded
 from trio_graph import events as ev
 from trio_graph._model.graph import Edge, OutEdges
 from trio_graph._runtime.loop import Loop
+from trio_graph.testing import (
+    TASKS_AND_CONDITIONS,
+    GraphSpec,
+    build_graph,
+    graph_and_state,
+    interpret,
+    summarize,
+)
+
+SPECS, STATES = graph_and_state(
+    node_kinds=TASKS_AND_CONDITIONS, max_extra_edges=12, raising_conditions=8
+)
+"""Random graphs of task and condition nodes (runs that need nobody), and a state for each."""
 
 NODE_LEVEL = (ev.NodeStart, ev.StateChanged, ev.NodeEnd, ev.BarrierWaiting, ev.ParallelStarted)
 
@@ -78,8 +90,8 @@ def outcome_of(terminal: Any) -> str:
 
 @settings(max_examples=150)
 @given(
-    spec=graph_specs(),
-    state=states,
+    spec=SPECS,
+    state=STATES,
     max_steps=st.sampled_from([25, 40, 13, 8, 5, 3, 2, 1]),
     buffer=st.sampled_from([256, 1, 2, 3, 5]),
 )
@@ -89,14 +101,14 @@ def test_random_runs_keep_the_contract_and_match_the_reference(
     """Random graph + behaviours (+ event buffer size): the event stream keeps the lifecycle
     contract, and node order, success flags, StateChanged, Degraded, outcome and state match
     the reference."""
-    expected = simulate(spec, state, max_steps)
+    expected = summarize(interpret(build_graph(spec), state, max_steps=max_steps))
     event(f"outcome: {expected.outcome}")
     event(f"steps: {'>5' if len(expected.nodes) > 5 else '<=5'}")
     calls: Counter[str] = Counter()
 
     async def main() -> None:
         executor = Executor(max_steps=max_steps, buffer=buffer)
-        events, run = await collect(executor, build_graph(spec, calls), state)
+        events, run = await collect(executor, build_graph(spec, calls=calls), state)
         check_contract(events, run.trace_id)
         terminal = events[-1]
         ends = [(e.node, e.success) for e in events if isinstance(e, ev.NodeEnd)]

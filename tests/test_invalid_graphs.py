@@ -24,7 +24,7 @@ from trio_graph.testing import (
     graphs,
     invalid_graphs,
 )
-from trio_graph.testing.strategies import INJECTIONS, injections_for
+from trio_graph.testing.invalid import INJECTIONS, injections_for
 
 
 @settings(max_examples=400, deadline=None)

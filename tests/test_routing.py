@@ -11,26 +11,32 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import (
-    Boom,
-    Const,
-    EdgeSpec,
-    GraphSpec,
-    KeyIs,
-    brute_route,
-    build_graph,
-    conditions_or_boom,
-    graph_specs,
-    states,
-)
 
 from trio_graph import Executor, Goto, GraphBuilder, MissingEdge, NodeExecutionFailed, Unrouted
 from trio_graph import events as ev
 from trio_graph._model.graph import Edge, OutEdges
 from trio_graph._model.routing import check_target, route, route_fallback
 from trio_graph.errors import ConditionResult
+from trio_graph.testing import (
+    TASKS_AND_CONDITIONS,
+    Cond,
+    EdgeSpec,
+    GraphSpec,
+    build_graph,
+    conditions,
+    graph_and_state,
+    key_states,
+    route_edges,
+)
 
-T, F = Const(True), Const(False)
+SPECS, STATES = graph_and_state(
+    node_kinds=TASKS_AND_CONDITIONS, max_extra_edges=12, raising_conditions=8
+)
+"""Random graphs of task and condition nodes (runs that need nobody), and a state for each."""
+ROUTE_KEYS = (("a", "int"), ("b", "int"), ("n", "int"))
+"""The keys the conditions of random edge lists test."""
+
+T, F = Cond("true"), Cond("false")
 
 
 def out_of(edges: Sequence[Edge]) -> OutEdges:
@@ -98,7 +104,7 @@ def test_no_normal_edge_takes_first_fallback() -> None:
 
 def test_unrouted_lists_every_condition_tried() -> None:
     """Only false conditions: Unrouted names the node and every condition, in order."""
-    out = out_of([cond("a", F), cond("b", KeyIs("k", 1)), cond("a", F)])
+    out = out_of([cond("a", F), cond("b", Cond("eq", "k", 1)), cond("a", F)])
     with pytest.raises(Unrouted) as info:
         route("n", out, {"k": 2})
     err = info.value
@@ -120,7 +126,7 @@ def test_unrouted_with_no_edges() -> None:
 
 def test_condition_that_raises_is_a_node_failure() -> None:
     """A condition raising is NodeExecutionFailed naming the node and the edge."""
-    out = out_of([cond("a", Boom("kaput")), normal("x")])
+    out = out_of([cond("a", Cond("raise", value="kaput")), normal("x")])
     with pytest.raises(NodeExecutionFailed) as info:
         route("n", out, {})
     assert info.value.node == "n"
@@ -226,7 +232,7 @@ def edge_lists(draw: st.DrawFn) -> list[EdgeSpec]:
                 "n",
                 draw(targets),
                 kind,
-                draw(conditions_or_boom) if kind == "conditional" else None,
+                draw(conditions(ROUTE_KEYS, raising=8)) if kind == "conditional" else None,
             )
         )
     return out
@@ -248,7 +254,7 @@ def same(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
 
 
 @settings(max_examples=300)
-@given(edges=edge_lists(), state=states)
+@given(edges=edge_lists(), state=key_states(ROUTE_KEYS))
 def test_route_matches_brute_force_and_is_pure(
     edges: list[EdgeSpec], state: dict[str, Any]
 ) -> None:
@@ -257,7 +263,7 @@ def test_route_matches_brute_force_and_is_pure(
     state untouched (also through a read-only view)."""
     out = out_of([Edge(e.frm, e.to, e.kind, e.cond) for e in edges])
     before = copy.deepcopy(state)
-    expected = brute_route(edges, state)
+    expected = route_edges(edges, state)
     first = route_outcome("n", out, state)
     assert same(first, expected), (first, expected)
     assert same(route_outcome("n", out, state), first)
@@ -266,7 +272,7 @@ def test_route_matches_brute_force_and_is_pure(
 
 
 @settings(max_examples=100)
-@given(spec=graph_specs(), state=states)
+@given(spec=SPECS, state=STATES)
 def test_route_on_built_graphs_matches_brute_force(spec: GraphSpec, state: dict[str, Any]) -> None:
     """For every node of a random built graph, route(node, graph.out[node], state) matches the
     brute force over the edges as they were registered (so the builder's index keeps order),
@@ -274,7 +280,7 @@ def test_route_on_built_graphs_matches_brute_force(spec: GraphSpec, state: dict[
     graph = build_graph(spec)
     for name in graph.nodes:
         raw = spec.out(name)
-        assert same(route_outcome(name, graph.out[name], state), brute_route(raw, state))
+        assert same(route_outcome(name, graph.out[name], state), route_edges(raw, state))
         targets = {e.to for e in raw}
         for other in [*graph.nodes, "ghost"]:
             if other in targets:

@@ -16,12 +16,12 @@ import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import GraphSpec, build_graph, graph_specs, states
 
 from trio_graph import Approve, BarrierId, Checkpoint, Executor, Modify, Reject, Reroute, errors
 from trio_graph import events as ev
 from trio_graph._model.decisions import Decision
 from trio_graph.serde import from_json, to_json
+from trio_graph.testing import TASKS_AND_CONDITIONS, GraphSpec, build_graph, graph_and_state
 
 # -- a strategy for any of our attrs types, derived from their field annotations ----------------
 json_scalars = st.one_of(
@@ -39,6 +39,10 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     max_leaves=8,
 )
 json_states = st.dictionaries(st.text(max_size=6), json_values, max_size=4)
+SPECS, STATES = graph_and_state(
+    node_kinds=TASKS_AND_CONDITIONS, max_extra_edges=12, raising_conditions=8
+)
+"""Random graphs of task and condition nodes (runs that need nobody), and a state for each."""
 
 _cache: dict[Any, st.SearchStrategy[Any]] = {}
 
@@ -178,7 +182,7 @@ def test_checkpoint_round_trips(checkpoint: Checkpoint, state: dict[str, Any]) -
 
 
 @settings(max_examples=40)
-@given(spec=graph_specs(), state=states)
+@given(spec=SPECS, state=STATES)
 def test_every_event_of_real_runs_round_trips(spec: GraphSpec, state: dict[str, Any]) -> None:
     """Every event a random run emits (terminal errors included) round-trips."""
 

@@ -1,8 +1,8 @@
 """Running a graph on the Trio executor as the reference does, and comparing traces.
 
 :func:`drive` runs a graph under ``executor.stream()``, with a
-:class:`~trio_graph.testing.spec.Human` playing the decision script from the events
-it reads, and returns the :class:`~trio_graph.testing.spec.Trace`. :func:`run_graph`
+:class:`~trio_graph.testing.script.Human` playing the decision script from the events
+it reads, and returns the :class:`~trio_graph.testing.traces.Trace`. :func:`run_graph`
 does it in a fresh ``trio.run`` on a ``MockClock`` that jumps whenever every task
 waits, so sleeps and barrier timeouts take no real time.
 """
@@ -21,7 +21,8 @@ from .. import events as ev
 from .._model.graph import BarrierNode, Graph
 from .._runtime.executor import Executor
 from ..errors import GraphError
-from .spec import Call, DecisionScript, Human, Record, Trace, describe_error, record
+from .script import Call, DecisionScript, Human
+from .traces import Record, Trace, describe_error, record
 
 
 async def drive(

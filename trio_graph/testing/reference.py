@@ -27,166 +27,29 @@ the project's decision (a ``Goto`` from the end node is obeyed).
 
 from __future__ import annotations
 
-import builtins
 import copy
 import itertools
-import numbers
 import types
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
-
-import attrs
 
 from .._model.decisions import Approve, BarrierId, Modify, Reject, Reroute
 from .._model.graph import BarrierNode, ConditionNode, Edge, Graph, ParallelNode, TaskNode
-from .._model.results import Fallback, Goto
-from ..reducers import Reducer
-from .spec import Call, DecisionScript, ErrorInfo, Human, Record, Trace, error_info
-
-
-class Unsupported(Exception):
-    """The graph uses something the reference does not model."""
-
-
-# -- the built-in reducers, as their documentation states them (DESIGN §4) ---------------
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, numbers.Number) and not isinstance(x, bool)
-
-
-def _append(old: Any, new: Any) -> Any:
-    if not isinstance(old, list):
-        raise TypeError("append: not a list")
-    return [*old, new]
-
-
-def _extend(old: Any, new: Any) -> Any:
-    if not isinstance(old, list) or not isinstance(new, list | tuple):
-        raise TypeError("extend: needs a list and a list or tuple")
-    return [*old, *new]
-
-
-def _add(old: Any, new: Any) -> Any:
-    if _is_number(old) and _is_number(new):
-        return old + new
-    if type(old) is type(new) and isinstance(old, str | list | tuple):
-        return old + new
-    raise TypeError("add: needs two numbers or two str/list of the same type")
-
-
-def _merge(old: Any, new: Any) -> Any:
-    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
-        raise TypeError("merge: needs two mappings")
-    return {**old, **new}
-
-
-def _union(old: Any, new: Any) -> Any:
-    if isinstance(old, set | frozenset) and isinstance(new, set | frozenset | list | tuple):
-        return set(old) | set(new)
-    if isinstance(old, list) and isinstance(new, list | tuple | set | frozenset):
-        result = list(old)
-        for item in new:
-            if item not in result:
-                result.append(item)
-        return result
-    raise TypeError("union: needs sets or lists")
-
-
-_BUILTIN: dict[str, tuple[Callable[[Any, Any], Any], Callable[[], Any] | None]] = {
-    "append": (_append, list),
-    "extend": (_extend, list),
-    "add": (_add, None),
-    "merge": (_merge, dict),
-    "union": (_union, None),
-    "max": (builtins.max, None),
-    "min": (builtins.min, None),
-}
-
-
-def _reducer(reducer: Reducer) -> tuple[Callable[[Any, Any], Any], Callable[[], Any] | None]:
-    if reducer.builtin and reducer.name in _BUILTIN:
-        return _BUILTIN[reducer.name]
-    return reducer.fn, reducer.initial
-
-
-# -- node results -------------------------------------------------------------------------
-
-
-@attrs.frozen
-class _Outcome:
-    """What a node asks for: updates in order, and a Goto target or a fallback reason."""
-
-    items: tuple[tuple[str, Any], ...] = ()
-    goto: str | None = None
-    fallback: str | None = None
-
-
-class _NodeFailed(Exception):
-    """The running node failed: its ``NodeEnd(success=False)`` comes next, then the error."""
-
-    def __init__(self, info: ErrorInfo) -> None:
-        self.info = info
-
-
-class _RunFailed(Exception):
-    """The run ends with this error (no node is open)."""
-
-    def __init__(self, info: ErrorInfo) -> None:
-        self.info = info
-
-
-def _state_error(node: str, key: str = "", branches: Sequence[str] = ()) -> _NodeFailed:
-    return _NodeFailed(error_info("StateError", node=node, key=key, branches=tuple(branches)))
-
-
-def _updates(node: str, updates: Mapping[Any, Any]) -> tuple[tuple[str, Any], ...]:
-    """The updates of a result; a key that is not a str is a ``StateError`` (DESIGN §4)."""
-    if any(not isinstance(key, str) for key in updates):
-        raise _state_error(node)
-    return tuple(updates.items())
-
-
-def read_result(node: str, raw: Any) -> _Outcome:
-    """A task node's return value (DESIGN §5 "Node results", §10 ``draft``)."""
-    if raw is None:
-        return _Outcome()
-    if isinstance(raw, Goto):
-        if not isinstance(raw.target, str):
-            raise _state_error(node)
-        return _Outcome(_updates(node, raw.updates), goto=raw.target)
-    if isinstance(raw, Fallback):
-        return _Outcome(_updates(node, raw.updates), fallback=str(raw.reason))
-    if isinstance(raw, Mapping):
-        return _Outcome(_updates(node, raw))
-    raise _state_error(node)
-
-
-def read_branch_result(node: str, raw: Any) -> dict[str, Any]:
-    """A branch's return value: updates (a mapping with str keys) or None (DESIGN §7)."""
-    if raw is None:
-        return {}
-    if isinstance(raw, Mapping) and all(isinstance(k, str) for k in raw):
-        return dict(raw)
-    raise _state_error(node)
-
-
-def call_function(fn: Any, is_async: bool, view: Mapping[str, Any]) -> Any:
-    """Call a node function sequentially (see the module docstring)."""
-    stand_in = getattr(fn, "reference", None)
-    if callable(stand_in):
-        return stand_in(view)
-    if not is_async:
-        return fn(view)
-    coro = fn(view)
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    coro.close()
-    raise Unsupported(f"{fn!r} awaits something: give it a `reference` stand-in")
-
+from .reference_rules import (
+    NodeFailed,
+    Outcome,
+    RunFailed,
+    call_function,
+    read_branch_result,
+    read_result,
+    reducer_parts,
+    route_edges,
+    state_error,
+)
+from .reference_rules import Unsupported as Unsupported
+from .script import Call, DecisionScript, Human
+from .traces import ErrorInfo, Record, Trace, error_info
 
 # -- the interpreter ----------------------------------------------------------------------
 
@@ -236,7 +99,7 @@ class _Interpreter:
         error: ErrorInfo | None = None
         try:
             self.steps()
-        except _RunFailed as failed:
+        except RunFailed as failed:
             error = failed.info
             self.emit("GraphError", error, self.state)
         else:
@@ -257,10 +120,10 @@ class _Interpreter:
         while True:
             step += 1
             if step > self.max_steps:
-                raise _RunFailed(error_info("StepsExceeded", limit=self.max_steps, node=current))
+                raise RunFailed(error_info("StepsExceeded", limit=self.max_steps, node=current))
             node = self.graph.nodes.get(current)
             if node is None:
-                raise _RunFailed(error_info("NodeNotFound", node=current))
+                raise RunFailed(error_info("NodeNotFound", node=current))
             self.nodes_run.append(current)
             self.emit("NodeStart", current, step)
             try:
@@ -269,13 +132,13 @@ class _Interpreter:
                 if outcome.fallback is not None:
                     fallback_to = self.first(current, "fallback")
                     if fallback_to is None:  # DESIGN §5: no fallback edge -> failure
-                        raise _NodeFailed(
+                        raise NodeFailed(
                             error_info("NodeExecutionFailed", node=current, error_type="Fallback")
                         )
                 self.commit(current, outcome.items)
-            except _NodeFailed as failed:
+            except NodeFailed as failed:
                 self.emit("NodeEnd", current, False)
-                raise _RunFailed(failed.info) from None
+                raise RunFailed(failed.info) from None
             self.log.append((step, current, True))
             for key, value in outcome.items:
                 self.emit("StateChanged", current, key, value)
@@ -302,29 +165,18 @@ class _Interpreter:
         """A named target needs an edge of any class to it."""
         if any(edge.to == target for edge in self.out[node]):
             return target
-        raise _RunFailed(error_info("MissingEdge", frm=node, to=target))
+        raise RunFailed(error_info("MissingEdge", frm=node, to=target))
 
     def route(self, node: str) -> str:
         """Conditional edges in order, else the first normal, else the first fallback."""
-        attempted = []
-        for edge in self.out[node]:
-            if edge.kind != "conditional":
-                continue
-            assert edge.condition is not None
-            try:
-                holds = bool(edge.condition(types.MappingProxyType(self.state)))
-            except Exception as exc:
-                raise _RunFailed(
-                    error_info("NodeExecutionFailed", node=node, error_type=type(exc).__name__)
-                ) from None
-            if holds:
-                return edge.to
-            attempted.append((edge.to, False))
-        for kind in ("normal", "fallback"):
-            target = self.first(node, kind)
-            if target is not None:
-                return target
-        raise _RunFailed(error_info("Unrouted", node=node, attempted=tuple(attempted)))
+        _, what = route_edges(self.out[node], types.MappingProxyType(self.state))
+        if isinstance(what, str):
+            return what
+        if isinstance(what, Exception):
+            raise RunFailed(
+                error_info("NodeExecutionFailed", node=node, error_type=type(what).__name__)
+            )
+        raise RunFailed(error_info("Unrouted", node=node, attempted=tuple(what)))
 
     # -- state (DESIGN §4) --------------------------------------------------------------------
     def commit(self, node: str, items: Iterable[tuple[str, Any]]) -> None:
@@ -335,7 +187,7 @@ class _Interpreter:
             if reducer is None:
                 new[key] = value  # no reducer: overwrite
                 continue
-            fn, initial = _reducer(reducer)
+            fn, initial = reducer_parts(reducer)
             if key in new:
                 old = new[key]
             elif key in self.state:
@@ -348,11 +200,11 @@ class _Interpreter:
             try:
                 new[key] = fn(old, value)
             except Exception:
-                raise _state_error(node, key) from None
+                raise state_error(node, key) from None
         self.state.update(new)
 
     # -- nodes --------------------------------------------------------------------------------
-    def execute(self, node: Any) -> _Outcome:
+    def execute(self, node: Any) -> Outcome:
         if isinstance(node, TaskNode):
             if node.timeout is not None or node.retry is not None or node.blocking:
                 raise Unsupported(f"task {node.name!r}: timeout, retry and blocking")
@@ -364,12 +216,12 @@ class _Interpreter:
             except Unsupported:
                 raise
             except Exception as exc:
-                raise _NodeFailed(
+                raise NodeFailed(
                     error_info("NodeExecutionFailed", node=node.name, error_type=type(exc).__name__)
                 ) from None
             return read_result(node.name, raw)
         if isinstance(node, ConditionNode):
-            return _Outcome()  # routed by its conditional edges
+            return Outcome()  # routed by its conditional edges
         if isinstance(node, BarrierNode):
             return self.barrier(node)
         if isinstance(node, ParallelNode):
@@ -377,13 +229,13 @@ class _Interpreter:
         raise Unsupported(f"node {node.name!r} of kind {node.kind!r}")
 
     # -- barriers (DESIGN §6) -------------------------------------------------------------------
-    def barrier(self, node: BarrierNode) -> _Outcome:
+    def barrier(self, node: BarrierNode) -> Outcome:
         self.visits[node.name] += 1
         bid = BarrierId(node.name, self.visits[node.name])
         self.emit("BarrierWaiting", node.name, bid)
         self.human.waiting(bid)  # the person reacts while the run waits
         if self.human.cancelled:  # DESIGN §5: cancel stops the run at once
-            raise _NodeFailed(error_info("Cancelled", node=node.name, barrier=str(bid)))
+            raise NodeFailed(error_info("Cancelled", node=node.name, barrier=str(bid)))
         decision = self.exact.pop(bid, None)  # an exact decision beats a wildcard
         if decision is None:
             decision = self.wildcards.get(node.name)
@@ -398,14 +250,14 @@ class _Interpreter:
                 decision = Reject(f"timed out after {node.timeout}s")
         self.emit("BarrierResolved", node.name, bid, decision, timed_out)
         if isinstance(decision, Approve):
-            return _Outcome(((node.approved_key, True),))
+            return Outcome(((node.approved_key, True),))
         if isinstance(decision, Reject):
-            return _Outcome(((node.approved_key, False), (node.reason_key, decision.reason)))
+            return Outcome(((node.approved_key, False), (node.reason_key, decision.reason)))
         if isinstance(decision, Modify):
-            return _Outcome(((decision.key, decision.value),))
+            return Outcome(((decision.key, decision.value),))
         if isinstance(decision, Reroute):
-            return _Outcome(goto=decision.target)
-        return _Outcome()  # timed out, default "skip": no approval keys
+            return Outcome(goto=decision.target)
+        return Outcome()  # timed out, default "skip": no approval keys
 
     def decide(self, call: Call) -> str | None:
         """``run.decide`` / ``run.decide_all``: the error type raised, or None if kept."""
@@ -432,7 +284,7 @@ class _Interpreter:
         return None
 
     # -- parallel nodes (DESIGN §4 "Parallel merge", §7) ---------------------------------------
-    def parallel(self, node: ParallelNode) -> _Outcome:
+    def parallel(self, node: ParallelNode) -> Outcome:
         branches = node.branches
         if node.limit is not None and node.limit < len(branches):
             raise Unsupported(f"parallel node {node.name!r}: limit")
@@ -448,7 +300,7 @@ class _Interpreter:
                 results[branch.name] = (True, read_branch_result(node.name, raw))
             except Unsupported:
                 raise
-            except _NodeFailed:
+            except NodeFailed:
                 results[branch.name] = (False, "StateError")
             except Exception as exc:
                 results[branch.name] = (False, type(exc).__name__)
@@ -483,7 +335,7 @@ class _Interpreter:
             names = [b for b in order if b in failed]
             if node.strategy == "fail_fast":
                 first = names[0]
-                raise _NodeFailed(
+                raise NodeFailed(
                     error_info(
                         "NodeExecutionFailed",
                         node=node.name,
@@ -491,7 +343,7 @@ class _Interpreter:
                         branch=first,
                     )
                 )
-            raise _NodeFailed(
+            raise NodeFailed(
                 error_info(
                     "NodeExecutionFailed",
                     node=node.name,
@@ -508,5 +360,5 @@ class _Interpreter:
                 items.append((key, value))
         for key, names in writers.items():
             if len(names) > 1 and key not in self.graph.reducers:
-                raise _state_error(node.name, key, names)
-        return _Outcome(tuple(items))
+                raise state_error(node.name, key, names)
+        return Outcome(tuple(items))

@@ -1,14 +1,13 @@
-"""Graphs as plain data, the scripted human, and traces: what both sides of a
-differential test share.
+"""Graphs as plain data: what both sides of a differential test run.
 
 A :class:`GraphSpec` describes a graph (nodes, edges in registration order, reducers)
 whose task nodes and parallel branches follow scripted :class:`Behaviour` s, one per
 call. :func:`build_graph` turns it into a real :class:`~trio_graph.Graph` with fresh
-node functions (they count their own calls, so build one graph per run).
+node functions (they count their own calls, so build one graph per run; pass a
+``Counter`` as ``calls`` to read the counts afterwards).
 
-A :class:`DecisionScript` is what a person at the keyboard does; :class:`Human` plays
-it against a run, identically for the Trio executor and the reference interpreter.
-A :class:`Trace` is what a run did, comparable across the two.
+The scripted person is in :mod:`~trio_graph.testing.script`, traces in
+:mod:`~trio_graph.testing.traces`.
 
 This module uses no Trio except inside the async node functions it builds.
 """
@@ -16,15 +15,14 @@ This module uses no Trio except inside the async node functions it builds.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
 
-from .. import events as ev
 from .. import reducers as builtin_reducers
 from .._model.builder import GraphBuilder
-from .._model.decisions import Approve, BarrierId, Decision
 from .._model.graph import Graph
 from ..reducers import Reducer
 
@@ -61,22 +59,33 @@ class BehaviourFn:
 
     ``reference(state)`` is the same call without sleeping: the reference interpreter
     calls it instead of ``fn(state)`` (any node function may offer one).
-    ``delay`` tells the reference when a parallel branch completes.
+    ``delay`` tells the reference when a parallel branch completes; ``counter``, when
+    given, counts the calls too (under ``name``).
     """
 
     is_async = False
 
-    def __init__(self, name: str, behaviours: Sequence[Behaviour], *, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        behaviours: Sequence[Behaviour],
+        *,
+        delay: float = 0.0,
+        counter: Counter[str] | None = None,
+    ) -> None:
         if not behaviours:
             raise ValueError(f"{name}: at least one behaviour is needed")
         self.name = name
         self.behaviours = tuple(behaviours)
         self.delay = delay
         self.calls = 0
+        self.counter = counter
 
     def _next(self) -> Behaviour:
         behaviour = self.behaviours[self.calls % len(self.behaviours)]
         self.calls += 1
+        if self.counter is not None:
+            self.counter[self.name] += 1
         return behaviour
 
     def reference(self, state: Mapping[str, Any]) -> Any:
@@ -108,7 +117,7 @@ class AsyncBehaviourFn(BehaviourFn):
 
 # -- conditions ---------------------------------------------------------------------------
 
-CondOp = Literal["true", "false", "has", "eq", "lt", "odd"]
+CondOp = Literal["true", "false", "has", "eq", "lt", "odd", "raise"]
 
 
 @attrs.frozen
@@ -117,8 +126,9 @@ class Cond:
 
     ``has``: key present; ``eq``: ``state.get(key) == value``; ``lt``:
     ``state.get(key, 0) < value``; ``odd``: ``state.get(key, 0) % 2 == 1``;
-    ``true``/``false``: constant. ``lt`` and ``odd`` raise ``TypeError`` on values
-    of the wrong type, like real conditions do.
+    ``true``/``false``: constant; ``raise``: raises ``RuntimeError(value)`` (a broken
+    condition). ``lt`` and ``odd`` raise ``TypeError`` on values of the wrong type, like
+    real conditions do.
     """
 
     op: CondOp
@@ -137,6 +147,8 @@ class Cond:
             return bool(state.get(self.key) == self.value)
         if op == "lt":
             return bool(state.get(self.key, 0) < self.value)
+        if op == "raise":
+            raise RuntimeError(self.value)
         return bool(state.get(self.key, 0) % 2 == 1)
 
 
@@ -230,6 +242,11 @@ class EdgeSpec:
     cond: Cond | None = None
     max_visits: int | None = None
 
+    @property
+    def condition(self) -> Cond | None:
+        """``cond``, under the name :class:`~trio_graph._model.graph.Edge` gives it."""
+        return self.cond
+
 
 @attrs.frozen
 class GraphSpec:
@@ -252,10 +269,24 @@ class GraphSpec:
     def barrier_names(self) -> list[str]:
         return [n.name for n in self.nodes if isinstance(n, BarrierSpec)]
 
+    def out(self, name: str) -> list[EdgeSpec]:
+        """The edges leaving ``name`` in registration order, as the built graph has them:
+        a condition node's branches first (declared with the node), then ``edges``."""
+        first: list[EdgeSpec] = []
+        for node in self.nodes:
+            if isinstance(node, ConditionSpec) and node.name == name:
+                first = [EdgeSpec(name, to, "conditional", c) for to, c in node.branches]
+        return [*first, *(e for e in self.edges if e.frm == name)]
 
-def build_graph(spec: GraphSpec, builder: GraphBuilder | None = None) -> Graph:
-    """A real graph following ``spec``, with fresh node functions (build one per run)."""
-    return declare(spec, builder).build()
+
+def build_graph(
+    spec: GraphSpec, builder: GraphBuilder | None = None, calls: Counter[str] | None = None
+) -> Graph:
+    """A real graph following ``spec``, with fresh node functions (build one per run).
+
+    ``calls``, when given, counts each task node's calls under its name (each branch's
+    under ``"node.branch"``)."""
+    return declare(spec, builder, calls=calls).build()
 
 
 def declare(
@@ -264,15 +295,17 @@ def declare(
     *,
     start: bool = True,
     end: bool = True,
+    calls: Counter[str] | None = None,
 ) -> GraphBuilder:
     """Declare ``spec`` on a builder (nodes, then edges, reducers, start, end); not built.
 
-    ``start=False`` / ``end=False`` leave the start / end node undeclared."""
+    ``start=False`` / ``end=False`` leave the start / end node undeclared; ``calls`` is
+    as for :func:`build_graph`."""
     b = builder or GraphBuilder(spec.name)
     for node in spec.nodes:
         if isinstance(node, TaskSpec):
             cls = AsyncBehaviourFn if node.is_async else BehaviourFn
-            b.task(node.name, cls(node.name, node.behaviours))
+            b.task(node.name, cls(node.name, node.behaviours, counter=calls))
         elif isinstance(node, ConditionSpec):
             b.condition(node.name, list(node.branches))
         elif isinstance(node, BarrierSpec):
@@ -287,7 +320,8 @@ def declare(
             fns: dict[str, BehaviourFn] = {}
             for br in node.branches:
                 cls = AsyncBehaviourFn if br.is_async or br.delay > 0 else BehaviourFn
-                fns[br.name] = cls(f"{node.name}.{br.name}", br.behaviours, delay=br.delay)
+                full = f"{node.name}.{br.name}"
+                fns[br.name] = cls(full, br.behaviours, delay=br.delay, counter=calls)
             b.parallel(node.name, fns, strategy=node.strategy)
     for e in spec.edges:
         if e.kind == "conditional":
@@ -304,258 +338,3 @@ def declare(
     if end:
         b.end(spec.end)
     return b
-
-
-# -- the scripted human -------------------------------------------------------------------
-
-SendTarget = Literal["exact", "all", "this", "this_all", "earlier"]
-
-
-@attrs.frozen
-class Send:
-    """One decision a person sends.
-
-    ``exact``: ``run.decide(BarrierId(node, occurrence), decision)``; ``all``:
-    ``run.decide_all(node, decision)``. Only in responses: ``this`` answers the
-    occurrence the run is waiting at, ``this_all`` its node (wildcard), ``earlier``
-    an occurrence already resolved (the ``occurrence``-th earlier wait, modulo their
-    number; skipped when there is none). ``decision`` may be malformed on purpose.
-    """
-
-    target: SendTarget
-    decision: Any
-    node: str = ""
-    occurrence: int = 1
-
-
-@attrs.frozen
-class DecisionScript:
-    """What the person does during a run.
-
-    - ``before``: sent as soon as the run starts, before any event is read;
-    - ``responses[i]``: sent when the run **blocks** at its i-th waiting barrier, that
-      is at a ``BarrierWaiting`` for which no decision was sent yet (no exact decision
-      for that occurrence, no wildcard for that node). Decisions are sent only while
-      the run is blocked, so what the run sees never depends on scheduling;
-    - ``answer``: sent (exact) to a blocked barrier with no timeout that the responses
-      left undecided, so a run never waits forever;
-    - ``after_end``: sent on the terminal event (a finished run refuses them);
-    - ``cancel_at``: at its ``cancel_at``-th blocked wait, if the responses left the
-      barrier undecided, the person cancels the run (``run.cancel()``) instead.
-    """
-
-    before: tuple[Send, ...] = ()
-    responses: tuple[tuple[Send, ...], ...] = ()
-    answer: Decision = attrs.field(factory=Approve)
-    after_end: tuple[Send, ...] = ()
-    cancel_at: int | None = None
-
-
-@attrs.frozen
-class Call:
-    """A resolved send: ``barrier_id`` for ``decide``, else ``node`` for ``decide_all``."""
-
-    decision: Any
-    barrier_id: BarrierId | None = None
-    node: str = ""
-
-
-Perform = Callable[[Call], str | None]
-"""Carries out a call; returns the error type name it raised, or None."""
-
-
-class Human:
-    """Plays a :class:`DecisionScript`; ``perform`` is the side (executor or reference).
-
-    It remembers what was accepted, to know which waits block: a wait blocks when no
-    accepted exact decision names its occurrence and no accepted wildcard its node.
-    ``results`` lists, per call, the error type it raised or None.
-    """
-
-    def __init__(
-        self,
-        script: DecisionScript,
-        timeouts: Mapping[str, float | None],
-        perform: Perform,
-        cancel: Callable[[], None] | None = None,
-    ) -> None:
-        self.script = script
-        self.timeouts = timeouts
-        self.perform = perform
-        self.cancel = cancel
-        self.cancelled = False
-        self.results: list[str | None] = []
-        self.exact: set[BarrierId] = set()
-        self.wildcards: set[str] = set()
-        self.waits: list[BarrierId] = []
-        self.blocked = 0
-
-    def _do(self, call: Call) -> None:
-        error = self.perform(call)
-        self.results.append(error)
-        if error is None:
-            if call.barrier_id is not None:
-                self.exact.add(call.barrier_id)
-            else:
-                self.wildcards.add(call.node)
-
-    def _resolve(self, send: Send, current: BarrierId | None) -> Call | None:
-        if send.target == "exact":
-            return Call(send.decision, barrier_id=BarrierId(send.node, send.occurrence))
-        if send.target == "all":
-            return Call(send.decision, node=send.node)
-        if current is None:
-            return None
-        if send.target == "this":
-            return Call(send.decision, barrier_id=current)
-        if send.target == "this_all":
-            return Call(send.decision, node=current.node)
-        if not self.waits:
-            return None
-        return Call(send.decision, barrier_id=self.waits[send.occurrence % len(self.waits)])
-
-    def _send_all(self, sends: Sequence[Send], current: BarrierId | None) -> None:
-        for send in sends:
-            call = self._resolve(send, current)
-            if call is not None:
-                self._do(call)
-
-    def decided(self, bid: BarrierId) -> bool:
-        return bid in self.exact or bid.node in self.wildcards
-
-    def start(self) -> None:
-        """The run has just started."""
-        self._send_all(self.script.before, None)
-
-    def waiting(self, bid: BarrierId) -> None:
-        """The run reached barrier occurrence ``bid`` (a ``BarrierWaiting`` was seen)."""
-        if not self.decided(bid):
-            i = self.blocked
-            self.blocked += 1
-            if i < len(self.script.responses):
-                self._send_all(self.script.responses[i], bid)
-            if not self.decided(bid) and i == self.script.cancel_at and self.cancel is not None:
-                self.cancelled = True
-                self.cancel()
-            elif not self.decided(bid) and self.timeouts.get(bid.node) is None:
-                self._do(Call(self.script.answer, barrier_id=bid))
-        self.waits.append(bid)
-
-    def finished(self) -> None:
-        """The terminal event was seen."""
-        self._send_all(self.script.after_end, None)
-
-
-# -- traces -------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class ErrorInfo:
-    """An error's type and the attributes that identify it (messages are not compared)."""
-
-    type: str
-    fields: tuple[tuple[str, Any], ...] = ()
-
-    def __str__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self.fields)
-        return f"{self.type}({inner})"
-
-
-Record = tuple[Any, ...]
-"""One event as a comparable tuple: the event's class name, then its fields without
-``trace_id``, ``span_id`` and durations (see :func:`trio_graph.testing.harness.record`)."""
-
-
-@attrs.frozen
-class Trace:
-    """What a run did: events, the nodes run (in order), the final state (or the state
-    at the error), the error if any, and what each decision call raised."""
-
-    events: tuple[Record, ...]
-    nodes: tuple[str, ...]
-    state: dict[str, Any]
-    error: ErrorInfo | None
-    decisions: tuple[str | None, ...] = ()
-    raw: tuple[Any, ...] = attrs.field(default=(), eq=False, repr=False)
-    """The executor's events themselves (empty for the reference)."""
-
-
-ERROR_FIELDS: dict[str, tuple[tuple[str, Any], ...]] = {
-    "NodeNotFound": (("node", ""),),
-    "MissingEdge": (("frm", ""), ("to", "")),
-    "Unrouted": (("node", ""), ("attempted", ())),
-    "StepsExceeded": (("limit", 0), ("node", "")),
-    "NodeExecutionFailed": (("node", ""), ("error_type", ""), ("branch", None), ("failures", ())),
-    "StateError": (("node", ""), ("key", ""), ("branches", ())),
-    "BarrierError": (("node", ""),),
-    "Cancelled": (("node", ""), ("barrier", "")),
-}
-"""The attributes compared for each error type, with their defaults."""
-
-
-def error_info(type_name: str, **fields: Any) -> ErrorInfo:
-    """An :class:`ErrorInfo` with the compared fields of ``type_name`` (defaults filled in)."""
-    known = ERROR_FIELDS.get(type_name, ())
-    unknown = set(fields) - {k for k, _ in known}
-    if unknown:
-        raise ValueError(f"{type_name} has no compared field(s) {sorted(unknown)}")
-    return ErrorInfo(type_name, tuple((k, fields.get(k, default)) for k, default in known))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return tuple(_plain(v) for v in value)
-    if attrs.has(type(value)):
-        return tuple(_plain(v) for v in attrs.astuple(value, recurse=False))
-    return value
-
-
-def describe_error(error: BaseException) -> ErrorInfo:
-    """The :class:`ErrorInfo` of a real error (lists become tuples, attempted conditions
-    ``(to, result)`` pairs, branch failures ``(branch, error_type, message)`` triples
-    cut to ``(branch, error_type)``)."""
-    name = type(error).__name__
-    fields: dict[str, Any] = {}
-    for key, default in ERROR_FIELDS.get(name, ()):
-        value = getattr(error, key, default)
-        if key == "failures":
-            value = tuple((f.branch, f.error_type) for f in value)
-        fields[key] = _plain(value)
-    return error_info(name, **fields)
-
-
-def record(event: ev.Event) -> Record:
-    """A real event as a :data:`Record`: no trace id, span id or duration.
-
-    ``GraphComplete`` keeps the final state and the execution log as ``(step, node,
-    success)`` triples; ``GraphError`` the :class:`ErrorInfo` and the state.
-    """
-    name = type(event).__name__
-    if isinstance(event, ev.GraphStart):
-        return (name, event.graph, event.node, event.step, event.resumed_from)
-    if isinstance(event, ev.NodeStart):
-        return (name, event.node, event.step)
-    if isinstance(event, ev.StateChanged):
-        return (name, event.node, event.key, copy.deepcopy(event.value))
-    if isinstance(event, ev.NodeEnd):
-        return (name, event.node, event.success)
-    if isinstance(event, ev.ObservedError):
-        return (name, event.node, event.error.kind, event.error.message)
-    if isinstance(event, ev.BarrierWaiting):
-        return (name, event.node, event.barrier_id)
-    if isinstance(event, ev.BarrierResolved):
-        return (name, event.node, event.barrier_id, event.decision, event.timed_out)
-    if isinstance(event, ev.ParallelStarted):
-        return (name, event.node, event.branch_count)
-    if isinstance(event, ev.BranchCompleted):
-        return (name, event.node, event.branch, event.success)
-    if isinstance(event, ev.ParallelCompleted):
-        return (name, event.node)
-    if isinstance(event, ev.CheckpointSaved):
-        return (name, event.node, event.step)
-    if isinstance(event, ev.GraphComplete):
-        log = tuple((e.step, e.node, e.success) for e in event.result.execution_log)
-        return (name, copy.deepcopy(event.result.state), log)
-    if isinstance(event, ev.GraphError):
-        return (name, describe_error(event.error), copy.deepcopy(event.state))
-    return (name,)
