@@ -31,6 +31,7 @@ from .._model.decisions import (
     Modify,
     Reject,
     Reroute,
+    brief_value,
     describe_decision,
 )
 from .._model.graph import BarrierNode, Graph
@@ -47,14 +48,6 @@ def format_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.1f} ms"
     return f"{seconds:.2f} s"
-
-
-def _short(value: Any, width: int = 60) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=repr)
-    except ValueError:
-        text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 class View:
@@ -199,7 +192,7 @@ class View:
             lines = [f"completed in {took}: {count}; final state:"]
             items = list(res.state.items())
             for key, value in items[:_STATE_LINES]:
-                lines.append(f"{pad}{key} = {_short(value, 90)}")
+                lines.append(f"{pad}{key} = {brief_value(value, 90)}")
             if len(items) > _STATE_LINES:
                 lines.append(f"{pad}... and {len(items) - _STATE_LINES} more keys")
             return lines

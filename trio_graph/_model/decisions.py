@@ -142,14 +142,14 @@ def describe_decision(decision: Decision | None) -> str:
     if isinstance(decision, Reject):
         return f"reject ({decision.reason})" if decision.reason else "reject"
     if isinstance(decision, Modify):
-        return f"modify {decision.key} = {_brief(decision.value)}"
+        return f"modify {decision.key} = {brief_value(decision.value)}"
     return f"reroute to {decision.target}"
 
 
-def _brief(value: Any, width: int = 60) -> str:
+def brief_value(value: Any, width: int = 60) -> str:
     """A value as one short line of JSON (``repr`` for what JSON cannot say)."""
     try:
         text = json.dumps(value, ensure_ascii=False, default=repr)
     except ValueError:
         text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if len(text) <= width else text[: width - 3] + "..."
