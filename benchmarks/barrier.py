@@ -15,7 +15,7 @@ each serialised to JSON). LangGraph's interrupt needs a checkpointer (an
 ``InMemorySaver``, written every superstep) and resumes with a new
 ``astream(Command(resume=i))`` call per round.
 
-Run: ``/work/venv/bin/python benchmarks/barrier.py [reps] [rounds]``. When
+Run: ``python benchmarks/barrier.py [reps] [rounds]``. When
 ``benchmarks/peers.py`` and the ``bench`` extra (LangGraph) are importable, LangGraph
 runs interleaved in the same process and the table shows the trio_graph/LangGraph
 ratio; otherwise only trio_graph is measured. ``--profile`` prints a cProfile of one

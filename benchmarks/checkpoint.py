@@ -15,7 +15,7 @@
    checkpoints, everything), measured over the steps after the first full snapshot.
    Both must stay flat: they grow with the update, not with the state.
 
-Run: ``/work/venv/bin/python benchmarks/checkpoint.py [reps] [steps]``.
+Run: ``python benchmarks/checkpoint.py [reps] [steps]``.
 """
 
 from __future__ import annotations

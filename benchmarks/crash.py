@@ -8,7 +8,7 @@ resuming in this process must reach the uninterrupted run's final state, and the
 ledger must show no committed step ran twice. Any violation stops the script with
 the failing trial's seed; otherwise it prints the figures.
 
-Run: ``/work/venv/bin/python benchmarks/crash.py [kills] [seed]``.
+Run: ``python benchmarks/crash.py [kills] [seed]``.
 """
 
 from __future__ import annotations

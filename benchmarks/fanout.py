@@ -6,7 +6,7 @@ the round) -> ``par`` (a parallel node of 16 ``async def`` branches, each return
 -> back to ``fan`` until ``n`` fan-outs are done, then ``done``. The whole event
 stream is consumed with ``async for``; the graph is built outside the timed region.
 
-Run: ``/work/venv/bin/python benchmarks/fanout.py [reps] [fanouts]``. With the
+Run: ``python benchmarks/fanout.py [reps] [fanouts]``. With the
 ``bench`` extra installed (LangGraph, pydantic-graph) the peers run interleaved in
 the same process and the table shows trio_graph/peer ratios; without it, only
 trio_graph is measured. ``--profile`` prints a cProfile of one trio_graph run.

@@ -15,7 +15,7 @@ through a ``FencedStore`` with every_step, minus the same run checkpointed only 
 completion, divided by the steps. Both are measured with durable commits (the default:
 each commit waits for the WAL flush, a disk sync) and with ``synchronous_commit=False``.
 
-Run: ``/work/venv/bin/python benchmarks/workers.py [runs] [steps]`` (defaults 200, 5).
+Run: ``python benchmarks/workers.py [runs] [steps]`` (defaults 200, 5).
 """
 
 from __future__ import annotations
