@@ -21,9 +21,10 @@ import trio_graph
 
 PKG = Path(trio_graph.__file__).parent
 PUBLIC_VALUES = ["errors", "events", "reducers", "serde"]
-MODEL = sorted(
-    f"_model.{p.stem}" for p in (PKG / "_model").glob("*.py") if p.stem != "__init__"
-) + PUBLIC_VALUES
+MODEL = (
+    sorted(f"_model.{p.stem}" for p in (PKG / "_model").glob("*.py") if p.stem != "__init__")
+    + PUBLIC_VALUES
+)
 
 CHECK = r"""
 import importlib, json, sys, types

@@ -23,7 +23,8 @@ from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
 
 from trio_graph import Approve, BarrierId, Executor, GraphBuilder, Modify, Reject, Reroute
 from trio_graph import events as ev
-from trio_graph._model.checkpoint import Checkpoint, DecisionEntry, RunStatus
+from trio_graph._model.checkpoint import Checkpoint, RunStatus
+from trio_graph._model.decisions import DecisionEntry
 from trio_graph.errors import BarrierError, CheckpointError, LeaseLost, RunBusy, StateError
 from trio_graph.stores.queue import FencedStore, JobStatus, QueueStore
 from trio_graph.worker import Worker

@@ -22,11 +22,19 @@ from . import events as ev
 from ._model.checkpoint import (
     BranchResult,
     Checkpoint,
-    DecisionEntry,
     Frame,
     RunStatus,
 )
-from ._model.decisions import Approve, BarrierId, Decision, Modify, Reject, Reroute, check_decision
+from ._model.decisions import (
+    Approve,
+    BarrierId,
+    Decision,
+    DecisionEntry,
+    Modify,
+    Reject,
+    Reroute,
+    check_decision,
+)
 from ._model.jsonvalue import check_value, is_json_exact, json_problem
 
 T = TypeVar("T")

@@ -37,17 +37,16 @@ import attrs
 import trio
 
 from . import events as ev
-from ._model.checkpoint import Checkpoint, CheckpointPolicy, DecisionEntry, RunStatus
-from ._model.decisions import BarrierId, Decision
+from ._model.checkpoint import Checkpoint, CheckpointPolicy, RunStatus
+from ._model.decisions import BarrierId, Decision, DecisionEntry, find_entry, passed
 from ._model.graph import Graph
 from ._model.retry import RetryPolicy
 from ._runtime.executor import Executor
 from ._runtime.run import Run
 from .errors import Cancelled, CheckpointError, GraphError
-from .stores.queue import Claim, FencedStore, JobStatus, QueueStore, stale
+from .stores.queue import Claim, FencedStore, JobStatus, QueueStore
 from .worker_helpers import apply_decisions as _apply
 from .worker_helpers import lease_lost_in as _lease_lost_in
-from .worker_helpers import lookup as _lookup
 from .worker_helpers import outage_in as _outage_in
 
 log = logging.getLogger("trio_graph.worker")
@@ -296,9 +295,11 @@ class Worker:
                 return
         entries = await store.decisions(job_id)
         if latest is not None:
-            entries = [e for e in entries if not stale(e, latest)]
-        exact = {BarrierId(e.node, e.occurrence): e.decision for e in entries if e.occurrence}
-        wild = {e.node: e.decision for e in entries if not e.occurrence}
+            entries = [
+                e for e in entries if not passed(e, latest.occurrences, latest.pending_barrier)
+            ]
+        exact = {BarrierId(e.node, e.occurrence): e.decision for e in entries if not e.every}
+        wild = {e.node: e.decision for e in entries if e.every}
         try:
             if latest is None:
                 ctx = executor.stream(graph, claim.state or {}, trace_id=job_id)
@@ -377,10 +378,10 @@ class Worker:
             bid = event.barrier_id
             if bid in exact or bid.node in wild:
                 continue  # the run takes it at once
-            found = _lookup(await self.store.decisions(job_id), bid)
+            found = find_entry(await self.store.decisions(job_id), bid)
             if found is not None:
-                more_exact = {bid: found.decision} if found.occurrence else {}
-                more_wild = {} if found.occurrence else {bid.node: found.decision}
+                more_exact = {} if found.every else {bid: found.decision}
+                more_wild = {bid.node: found.decision} if found.every else {}
                 refused += _apply(run, more_exact, more_wild)
                 exact.update(more_exact)
                 wild.update(more_wild)

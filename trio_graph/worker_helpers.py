@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ._model.checkpoint import DecisionEntry
-from ._model.decisions import BarrierId, Decision
+from ._model.decisions import EVERY, BarrierId, Decision, DecisionEntry
 from ._runtime.run import Run
 from .errors import GraphError, LeaseLost, StoreUnavailable
 
@@ -38,18 +37,6 @@ def lease_lost_in(exc: BaseException | None, depth: int = 0) -> bool:
     return lease_lost_in(exc.__cause__, depth + 1)
 
 
-def lookup(entries: list[DecisionEntry], bid: BarrierId) -> DecisionEntry | None:
-    """The decision for ``bid``: an exact one first, else the node's wildcard."""
-    wildcard = None
-    for e in entries:
-        if e.node == bid.node:
-            if e.occurrence == bid.occurrence:
-                return e
-            if e.occurrence == 0:
-                wildcard = e
-    return wildcard
-
-
 def apply_decisions(
     run: Run, exact: dict[BarrierId, Decision], wild: dict[str, Decision]
 ) -> list[DecisionEntry]:
@@ -70,9 +57,9 @@ def apply_decisions(
             run.decide_all(node, decision)
         except GraphError as exc:
             del wild[node]
-            refused.append(DecisionEntry(node, 0, decision))
+            refused.append(DecisionEntry(node, EVERY, decision))
             log.warning("decision for every %s not applied: %s", node, exc)
     return refused
 
 
-__all__ = ["apply_decisions", "lease_lost_in", "lookup", "outage_in"]
+__all__ = ["apply_decisions", "lease_lost_in", "outage_in"]

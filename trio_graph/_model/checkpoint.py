@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from .decisions import BarrierId, Decision
+from .decisions import BarrierId, DecisionEntry
 
 
 class RunStatus(enum.StrEnum):
@@ -40,15 +40,6 @@ class StoredDelta:
     key: str
     value: Any
     reducer: str | None = None
-
-
-@attrs.frozen
-class DecisionEntry:
-    """A decision kept for a barrier occurrence (or, with ``occurrence == 0``, a wildcard)."""
-
-    node: str
-    occurrence: int
-    decision: Decision
 
 
 @attrs.frozen

@@ -4,6 +4,12 @@ Model layer: no trio import. The runtime asks :class:`DecisionRegistry` for the
 decision of a barrier occurrence; decisions may arrive before the barrier is
 reached (they are kept), and a wildcard answers every occurrence of a node from
 then on. An exact decision beats a wildcard.
+
+The occurrence arithmetic lives here once, for the run, the stores, the worker and
+the command line: a kept decision is a :class:`DecisionEntry` whose occurrence is
+:data:`EVERY` (0) for a wildcard; :func:`find_entry` picks the one that answers an
+arrival, :func:`passed` says whether an entry's occurrence is behind the run, and
+:func:`check_answers` refuses what a parked run could never take.
 """
 
 from __future__ import annotations
@@ -69,6 +75,23 @@ DECISION_TYPES: tuple[type, ...] = (Approve, Reject, Modify, Reroute)
 
 DefaultAction = Literal["reject", "approve", "skip"]
 
+EVERY = 0
+"""The occurrence of a :class:`DecisionEntry` that answers every arrival (``decide_all``)."""
+
+
+@attrs.frozen
+class DecisionEntry:
+    """A decision kept for a barrier occurrence (or, with ``occurrence == EVERY``, a wildcard)."""
+
+    node: str
+    occurrence: int
+    decision: Decision
+
+    @property
+    def every(self) -> bool:
+        """True for a wildcard: it answers every occurrence of ``node`` not answered exactly."""
+        return self.occurrence == EVERY
+
 
 @attrs.define
 class DecisionRegistry:
@@ -106,6 +129,84 @@ class DecisionRegistry:
         """Record that ``barrier_id`` was resolved without a decision (timeout)."""
         self.pending.pop(barrier_id, None)
         self.resolved.add(barrier_id)
+
+    def add(self, entry: DecisionEntry) -> None:
+        """Keep a stored entry: exact, or a wildcard for :data:`EVERY`."""
+        if entry.every:
+            self.submit_all(entry.node, entry.decision)
+        else:
+            self.submit(BarrierId(entry.node, entry.occurrence), entry.decision)
+
+    def entries(self) -> list[DecisionEntry]:
+        """The decisions still kept, as entries (exact ones first, then wildcards)."""
+        entries = [DecisionEntry(b.node, b.occurrence, d) for b, d in self.pending.items()]
+        entries += [DecisionEntry(n, EVERY, d) for n, d in self.wildcards.items()]
+        return entries
+
+    @classmethod
+    def restore(
+        cls,
+        occurrences: dict[str, int],
+        pending: BarrierId | None,
+        entries: list[DecisionEntry],
+    ) -> DecisionRegistry:
+        """The registry a checkpoint recorded: arrivals counted (the barrier it waits at
+        not yet), every counted arrival resolved, and its kept decisions."""
+        reg = cls(occurrences=dict(occurrences))
+        if pending is not None:
+            reg.occurrences[pending.node] = pending.occurrence - 1
+        # Every arrival counted before this point was resolved: deciding it again is an error.
+        reg.resolved = {
+            BarrierId(n, i) for n, count in reg.occurrences.items() for i in range(1, count + 1)
+        }
+        for entry in entries:
+            reg.add(entry)
+        return reg
+
+
+def find_entry(entries: list[DecisionEntry], bid: BarrierId) -> DecisionEntry | None:
+    """The entry that answers ``bid``: an exact one first, else the node's wildcard."""
+    wildcard = None
+    for entry in entries:
+        if entry.node == bid.node:
+            if entry.occurrence == bid.occurrence:
+                return entry
+            if entry.every:
+                wildcard = entry
+    return wildcard
+
+
+def passed(entry: DecisionEntry, occurrences: dict[str, int], pending: BarrierId | None) -> bool:
+    """True when ``entry`` answers an arrival the run has already passed (a run that
+    counted ``occurrences`` and waits at ``pending``, if any). A wildcard never has."""
+    if entry.every:
+        return False
+    seen = occurrences.get(entry.node, 0)
+    if pending is not None and pending.node == entry.node:
+        seen = pending.occurrence - 1
+    return entry.occurrence <= seen
+
+
+def check_answers(trace_id: str, pending: BarrierId, node: str, occurrence: int) -> None:
+    """Refuse a decision for a run parked at ``pending`` that could never be taken.
+
+    A store does not hold the graph, so what it can check is the barrier the run is
+    parked at: a decision must be for that barrier node, for its occurrence, a later one
+    or every one (:data:`EVERY`). Anything else would be kept while the run stays parked
+    forever.
+    """
+    if node != pending.node:
+        raise BarrierError(
+            f"run {trace_id!r} is waiting at barrier {pending}, not at a barrier {node!r}; "
+            "decision not recorded",
+            node=node,
+        )
+    if EVERY < occurrence < pending.occurrence:
+        raise BarrierError(
+            f"run {trace_id!r} is waiting at barrier {pending}: occurrence {occurrence} of "
+            f"{node!r} has passed; decision not recorded",
+            node=node,
+        )
 
 
 def check_decision(decision: object, node: str = "") -> None:

@@ -18,14 +18,14 @@ import trio
 
 from .. import events as ev
 from .._model.checkpoint import Checkpoint, CheckpointPolicy
-from .._model.decisions import BarrierId, Decision, check_decision
+from .._model.decisions import BarrierId, Decision, DecisionRegistry, check_decision
 from .._model.graph import Graph, SubgraphNode
 from .._model.state import check_state
 from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
 from ..serde import check_json
 from ..stores.continuation import continuing
 from ..stores.protocol import Store
-from .loop import Loop, registry_from
+from .loop import Loop
 from .run import Run
 from .subgraph import patch_checkpoint
 
@@ -201,7 +201,9 @@ class Executor:
             trace_id=uuid.uuid4().hex,
             current=checkpoint.next_node,
             step=checkpoint.step,
-            registry=registry_from(checkpoint),
+            registry=DecisionRegistry.restore(
+                checkpoint.occurrences, checkpoint.pending_barrier, checkpoint.decisions
+            ),
             branches=checkpoint.branches,
             resumed_from=checkpoint.trace_id,
             resume_count=checkpoint.resume_count + 1,

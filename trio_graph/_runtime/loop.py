@@ -27,7 +27,6 @@ from .._model.checkpoint import (
     ChangeLog,
     Checkpoint,
     CheckpointPolicy,
-    DecisionEntry,
     Frame,
     RunStatus,
     new_id,
@@ -635,7 +634,7 @@ class Loop:
             status=status,
             pending_barrier=pending,
             occurrences=occurrences,
-            decisions=self._decision_entries(),
+            decisions=self.registry.entries(),
             branches=saved,
             resumed_from=self.resumed_from,
             resume_count=self.resume_count,
@@ -677,13 +676,6 @@ class Loop:
         self.resumed_branches = {}
         return branches
 
-    def _decision_entries(self) -> list[DecisionEntry]:
-
-        reg = self.registry
-        entries = [DecisionEntry(b.node, b.occurrence, d) for b, d in reg.pending.items()]
-        entries += [DecisionEntry(n, 0, d) for n, d in reg.wildcards.items()]
-        return entries
-
 
 def _new_branches(
     previous: list[BranchResult], branches: list[BranchResult]
@@ -699,21 +691,3 @@ def _new_branches(
         else:
             new.append(i)
     return tuple(new) if j == len(previous) else None
-
-
-def registry_from(checkpoint: Checkpoint) -> DecisionRegistry:
-    """Rebuild the decision registry a checkpoint recorded (for resume)."""
-    reg = DecisionRegistry(occurrences=dict(checkpoint.occurrences))
-    pending = checkpoint.pending_barrier
-    if pending is not None:
-        reg.occurrences[pending.node] = pending.occurrence - 1
-    # Every arrival counted before this point was resolved: deciding it again is an error.
-    reg.resolved = {
-        BarrierId(n, i) for n, count in reg.occurrences.items() for i in range(1, count + 1)
-    }
-    for e in checkpoint.decisions:
-        if e.occurrence == 0:
-            reg.submit_all(e.node, e.decision)
-        else:
-            reg.submit(BarrierId(e.node, e.occurrence), e.decision)
-    return reg

@@ -24,12 +24,12 @@ import trio
 from psycopg import sql
 
 from .. import serde
-from .._model.checkpoint import DecisionEntry, RunStatus, new_id
-from .._model.decisions import BarrierId, Decision
+from .._model.checkpoint import RunStatus, new_id
+from .._model.decisions import BarrierId, Decision, DecisionEntry, check_answers
 from .._model.state import check_state
 from ..errors import BarrierError, CheckpointError, RunBusy
 from .jsonb import dumps, loads
-from .queue import HOLD_PREFIX, Claim, DecisionsMixin, Hold, Job, JobStatus, check_answers
+from .queue import HOLD_PREFIX, Claim, DecisionsMixin, Hold, Job, JobStatus
 
 log = logging.getLogger("trio_graph.postgres")
 

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from .._model.checkpoint import Changes, Checkpoint, DecisionEntry
-from .._model.decisions import BarrierId, Decision
+from .._model.checkpoint import Changes, Checkpoint
+from .._model.decisions import EVERY, BarrierId, Decision, DecisionEntry
 from ..errors import BarrierError, LeaseLost, StoreUnavailable
 from .protocol import Store
 
@@ -203,38 +203,6 @@ class FencedStore:
         await self.aclose()
 
 
-def stale(entry: DecisionEntry, checkpoint: Checkpoint) -> bool:
-    """True when ``entry`` answers a barrier occurrence the run has already passed."""
-    if entry.occurrence == 0:
-        return False
-    seen = checkpoint.occurrences.get(entry.node, 0)
-    pending = checkpoint.pending_barrier
-    if pending is not None and pending.node == entry.node:
-        seen = pending.occurrence - 1
-    return entry.occurrence <= seen
-
-
-def check_answers(trace_id: str, pending: BarrierId, node: str, occurrence: int) -> None:
-    """Refuse a decision for a run parked at ``pending`` that could never be taken.
-
-    The store does not hold the graph, so what it can check is the barrier the run is
-    parked at: a decision must be for that barrier node, for its occurrence, a later one
-    or every one (0). Anything else would be kept while the run stays parked forever.
-    """
-    if node != pending.node:
-        raise BarrierError(
-            f"run {trace_id!r} is waiting at barrier {pending}, not at a barrier {node!r}; "
-            "decision not recorded",
-            node=node,
-        )
-    if 0 < occurrence < pending.occurrence:
-        raise BarrierError(
-            f"run {trace_id!r} is waiting at barrier {pending}: occurrence {occurrence} of "
-            f"{node!r} has passed; decision not recorded",
-            node=node,
-        )
-
-
 class DecisionsMixin:
     """``decide``/``decide_all`` for the queue stores, on their ``_decide(trace, node,
     occurrence, decision, adopt_at)`` (occurrence 0 is a wildcard; ``adopt_at`` is the
@@ -278,4 +246,4 @@ class DecisionsMixin:
 
     async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
         """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
-        await self._decide(trace_id, node, 0, decision, await self._adopt_at(trace_id))
+        await self._decide(trace_id, node, EVERY, decision, await self._adopt_at(trace_id))

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from .. import serde
-from .._model.checkpoint import Changes, Checkpoint, DecisionEntry, RunStatus, new_id
-from .._model.decisions import BarrierId, Decision
+from .._model.checkpoint import Changes, Checkpoint, RunStatus, new_id
+from .._model.decisions import BarrierId, Decision, DecisionEntry, check_answers
 from .._model.state import check_state
 from ..errors import BarrierError, CheckpointError, LeaseLost, RunBusy
-from .queue import HOLD_PREFIX, Claim, DecisionsMixin, Hold, Job, JobStatus, check_answers
+from .queue import HOLD_PREFIX, Claim, DecisionsMixin, Hold, Job, JobStatus
 
 T = TypeVar("T")
 
