@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_graph import GraphBuilder, GraphError, InvalidGraph
-from trio_graph._model.analysis import CycleInfo, analyze_cycles
+from trio_graph._model.analysis import CycleInfo
 from trio_graph._model.builder import _index
 from trio_graph._model.graph import Edge, Graph, TaskNode, structural_hash
 from trio_graph.testing import TASKS_AND_CONDITIONS, GraphSpec, build_graph, graphs
@@ -239,7 +239,7 @@ def test_analyze_cycles_known_graph() -> None:
         .end("end")
         .build()
     )
-    assert analyze_cycles(g) == [
+    assert g.analyze_cycles() == [
         CycleInfo(("a", "b"), has_max_visits=True, has_exit=True),
         CycleInfo(("a", "b", "c"), has_max_visits=True, has_exit=True),
         CycleInfo(("c",), has_max_visits=False, has_exit=True),
@@ -262,7 +262,7 @@ def test_no_exit_cycle_is_reported() -> None:
         out=_index(fns, edges),
         hash=structural_hash(fns, edges, "s", "end", {}),
     )
-    assert analyze_cycles(raw) == [CycleInfo(("a", "b"), has_max_visits=True, has_exit=False)]
+    assert raw.analyze_cycles() == [CycleInfo(("a", "b"), has_max_visits=True, has_exit=False)]
     b = GraphBuilder("trap")
     for n in fns:
         b.task(n, f)

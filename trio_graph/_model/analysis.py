@@ -6,12 +6,9 @@ Model layer: no trio import. Cycles are legal; this tells the user which ones on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import attrs
-
-if TYPE_CHECKING:
-    from .graph import Graph
 
 
 @attrs.frozen
@@ -25,15 +22,23 @@ class CycleInfo:
     """Some edge leaves the cycle; if False only ``max_steps`` stops a run inside it."""
 
 
-def analyze_cycles(graph: Graph) -> list[CycleInfo]:
-    """Every elementary cycle of ``graph`` (a plain DFS enumeration; graphs are small)."""
-    order = {name: i for i, name in enumerate(graph.nodes)}
-    adj: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    for e in graph.edges:
-        if e.to not in adj[e.frm]:
-            adj[e.frm].append(e.to)
+Edge = tuple[str, str, bool]
+"""An edge as the analysis sees it: from, to, and whether it carries a ``max_visits`` hint."""
+
+
+def analyze_cycles(names: Sequence[str], edges: Sequence[Edge], end: str) -> list[CycleInfo]:
+    """Every elementary cycle of a graph (a plain DFS enumeration; graphs are small).
+
+    ``Graph.analyze_cycles()`` calls it with its node names in declaration order, its
+    edges and its end node (this module does not import ``graph.py``).
+    """
+    order = {name: i for i, name in enumerate(names)}
+    adj: dict[str, list[str]] = {n: [] for n in names}
+    for frm, to, _ in edges:
+        if to not in adj[frm]:
+            adj[frm].append(to)
     cycles: list[tuple[str, ...]] = []
-    for root in graph.nodes:
+    for root in names:
         lo = order[root]
         stack: list[tuple[str, list[str]]] = [(root, [root])]
         while stack:
@@ -47,8 +52,7 @@ def analyze_cycles(graph: Graph) -> list[CycleInfo]:
     for cyc in sorted(cycles, key=lambda c: [order[n] for n in c]):
         members = set(cyc)
         pairs = {(cyc[i], cyc[(i + 1) % len(cyc)]) for i in range(len(cyc))}
-        on_cycle = [e for e in graph.edges if (e.frm, e.to) in pairs]
-        hint = any(e.max_visits is not None for e in on_cycle)
-        exits = any(e.frm in members and e.to not in members for e in graph.edges)
-        result.append(CycleInfo(cyc, hint, exits or graph.end in members))
+        hint = any(hinted for frm, to, hinted in edges if (frm, to) in pairs)
+        exits = any(frm in members and to not in members for frm, to, _ in edges)
+        result.append(CycleInfo(cyc, hint, exits or end in members))
     return result

@@ -16,7 +16,9 @@ from typing import Any, Literal
 import attrs
 
 from ..reducers import Reducer
+from .analysis import CycleInfo, analyze_cycles
 from .decisions import DefaultAction
+from .mermaid import to_mermaid
 from .retry import RetryPolicy
 
 EdgeKind = Literal["conditional", "normal", "fallback"]
@@ -191,15 +193,12 @@ class Graph:
 
     def to_mermaid(self) -> str:
         """The graph as Mermaid flowchart text."""
-        from .mermaid import to_mermaid
-
         return to_mermaid(self)
 
-    def analyze_cycles(self) -> list[Any]:
+    def analyze_cycles(self) -> list[CycleInfo]:
         """Every cycle, whether it has a ``max_visits`` hint, and whether it has an exit."""
-        from .analysis import analyze_cycles
-
-        return analyze_cycles(self)
+        edges = [(e.frm, e.to, e.max_visits is not None) for e in self.edges]
+        return analyze_cycles(list(self.nodes), edges, self.end)
 
 
 def structural_hash(

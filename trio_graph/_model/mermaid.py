@@ -6,10 +6,25 @@ blocks holding the child graph, whose node ids carry the subgraph's path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .graph import Graph
+
+class Shape(Protocol):
+    """What the drawing reads of a graph (``Graph`` has it; this module does not import
+    ``graph.py``, which calls it). A node has ``name`` and ``kind``; a parallel node
+    ``branches``, a subgraph node ``graph``; an edge ``frm``, ``to``, ``kind``,
+    ``max_visits``."""
+
+    @property
+    def nodes(self) -> Mapping[str, Any]: ...
+    @property
+    def edges(self) -> Sequence[Any]: ...
+    @property
+    def start(self) -> str: ...
+    @property
+    def end(self) -> str: ...
+
 
 _SHAPES = {
     "task": ("[", "]"),
@@ -37,7 +52,7 @@ def _label(text: str) -> str:
     return '"' + text.replace('"', "#quot;") + '"'
 
 
-def to_mermaid(graph: Graph) -> str:
+def to_mermaid(graph: Shape) -> str:
     """``flowchart TD`` text: task [], condition {}, barrier {{}}, parallel [[ ]], subgraphs
     as blocks. Normal edges are solid, conditional edges labelled ``if``, fallback dotted."""
     lines = ["flowchart TD"]
@@ -47,19 +62,17 @@ def to_mermaid(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _body(graph: Graph, prefix: str, lines: list[str], indent: str) -> None:
-    from .graph import ParallelNode, SubgraphNode
-
+def _body(graph: Shape, prefix: str, lines: list[str], indent: str) -> None:
     for node in graph.nodes.values():
         path = prefix + node.name
-        if isinstance(node, SubgraphNode):
+        if node.kind == "subgraph":
             lines.append(f"{indent}subgraph {_ident(path)} [{_label(node.name)}]")
             _body(node.graph, path + "/", lines, indent + "    ")
             lines.append(f"{indent}end")
             continue
         left, right = _SHAPES[node.kind]
         text = node.name
-        if isinstance(node, ParallelNode):
+        if node.kind == "parallel":
             text += " ∥ " + ", ".join(b.name for b in node.branches)
         lines.append(f"{indent}{_ident(path)}{left}{_label(text)}{right}")
     for e in graph.edges:
