@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from trio_graph import Executor, GraphBuilder, NodeNotFound, StepsExceeded
 from trio_graph import events as ev
 from trio_graph._model.graph import Edge, OutEdges
-from trio_graph._runtime.loop import Loop
+from trio_graph._model.run_state import RunState
+from trio_graph._runtime.loop import StepLoop
 from trio_graph.testing import (
     TASKS_AND_CONDITIONS,
     GraphSpec,
@@ -224,18 +225,19 @@ async def test_node_not_found_for_a_missing_start() -> None:
 
 
 async def test_loop_resumed_at_missing_node() -> None:
-    """A Loop started at a node the graph lacks (as a resume would) ends with NodeNotFound."""
+    """A run started at a node the graph lacks (as a resume would) ends with NodeNotFound."""
     graph = _loop_graph()
-    loop = Loop(
+    state = RunState(
         graph,
         {"i": 0},
-        max_steps=5,
-        store=None,
-        policy=Executor().policy,
         trace_id="t",
+        max_steps=5,
+        policy=Executor().policy,
+        durable=False,
         current="vanished",
         step=3,
     )
+    loop = StepLoop(state, None)
     send, receive = trio.open_memory_channel[Any](100)
     await loop.main(send)
     events = [e async for e in receive]

@@ -116,6 +116,10 @@ class DecisionRegistry:
         """Answer every occurrence of ``node`` not answered exactly, from now on."""
         self.wildcards[node] = decision
 
+    def answers(self, barrier_id: BarrierId) -> bool:
+        """Whether a decision kept now answers ``barrier_id`` (exact or wildcard)."""
+        return barrier_id in self.pending or barrier_id.node in self.wildcards
+
     def take(self, barrier_id: BarrierId) -> Decision | None:
         """The decision for ``barrier_id``: exact first, else the node's wildcard, else None."""
         decision = self.pending.pop(barrier_id, None)

@@ -1,7 +1,11 @@
 """Calling node functions: timeouts, retries with back-off, blocking functions in threads.
 
-Runtime layer. A node function's exception becomes ``NodeExecutionFailed`` here,
-once; a timeout is a ``NodeTimeout`` naming the node (and branch) and the limit.
+Runtime layer. :func:`call` is the **one funnel** of a node's exceptions: whatever a
+task or branch function raises leaves it as ``NodeExecutionFailed`` naming the node (and
+branch), the live exception as ``__cause__``; running past the node's own ``timeout`` is a
+``NodeTimeout`` (its cause the ``trio.TooSlowError``). Nothing else wraps a node's
+exception, so nothing can wrap it twice: a ``NodeTimeout`` raised *inside* the function
+(by a nested run, say) is that function's failure like any exception.
 """
 
 from __future__ import annotations
@@ -25,51 +29,52 @@ def failure(node: str, exc: BaseException, *, branch: str | None = None) -> Node
     return err
 
 
-async def call_node(
+def raised(err: Exception) -> Exception:
+    """What the node function itself raised, for an error :func:`call` produced: the cause
+    of a wrapped failure; a timeout (or any other error) is itself."""
+    cause = err.__cause__
+    if type(err) is NodeExecutionFailed and isinstance(cause, Exception):
+        return cause
+    return err
+
+
+async def call(
     node: str,
     fn: Any,
     is_async: bool,
     view: Mapping[str, Any],
     limit: float | None,
     *,
+    blocking: bool = False,
     branch: str | None = None,
 ) -> Any:
-    """Call a task or branch function, under ``trio.fail_after`` when it has a timeout."""
-    if limit is None:
-        return (await fn(view)) if is_async else fn(view)
+    """Call a task or branch function once, under ``trio.fail_after`` when it has a limit;
+    a ``blocking`` plain function runs in a worker thread (abandoned if cancelled)."""
+    scope: trio.CancelScope | None = None
     try:
-        with trio.fail_after(limit):
+        if limit is None and not blocking:
+            return (await fn(view)) if is_async else fn(view)
+        if limit is None:
+            return await trio.to_thread.run_sync(fn, view, abandon_on_cancel=True)
+        with trio.fail_after(limit) as scope:
+            if blocking:
+                return await trio.to_thread.run_sync(fn, view, abandon_on_cancel=True)
             if is_async:
                 return await fn(view)
             result = fn(view)
-            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()  # a plain function's overrun is noticed here
             return result
-    except trio.TooSlowError as exc:
-        err = NodeTimeout(
-            node, "TooSlowError", f"no result within {limit}s", branch=branch, limit=limit
-        )
-        raise err from exc
-
-
-def own_timeout(exc: BaseException, node: str) -> bool:
-    """A ``NodeTimeout`` raised for this very node (others, e.g. from a nested run, are
-    the node's own failure like any exception)."""
-    return isinstance(exc, NodeTimeout) and exc.node == node
-
-
-async def in_thread(node: str, fn: Any, view: Mapping[str, Any], limit: float | None) -> Any:
-    """Run a blocking plain function in a worker thread, abandoned if cancelled."""
-    if limit is None:
-        return await trio.to_thread.run_sync(fn, view, abandon_on_cancel=True)
-    try:
-        with trio.fail_after(limit):
-            return await trio.to_thread.run_sync(fn, view, abandon_on_cancel=True)
-    except trio.TooSlowError as exc:
-        raise NodeTimeout(node, "TooSlowError", f"no result within {limit}s", limit=limit) from exc
+    except Exception as exc:
+        timed_out = scope is not None and scope.cancelled_caught
+        if isinstance(exc, trio.TooSlowError) and timed_out and limit is not None:
+            raise NodeTimeout(
+                node, "TooSlowError", f"no result within {limit}s", branch=branch, limit=limit
+            ) from exc
+        raise failure(node, exc, branch=branch) from exc
 
 
 async def call_task(node: TaskNode, view: Mapping[str, Any], on_retry: OnRetry) -> Any:
-    """Call a task under its retry policy and/or in a worker thread.
+    """Call a task under its retry policy (see :func:`call` for one attempt).
 
     Each failed attempt that earns another is announced through ``on_retry`` (an
     ``Observed("Retrying")``) before a ``trio.sleep`` of the policy's delay; when the
@@ -80,19 +85,17 @@ async def call_task(node: TaskNode, view: Mapping[str, Any], on_retry: OnRetry) 
     attempt = 1
     while True:
         try:
-            if node.blocking:
-                return await in_thread(name, node.fn, view, node.timeout)
-            return await call_node(name, node.fn, node.is_async, view, node.timeout)
-        except Exception as exc:
+            return await call(
+                name, node.fn, node.is_async, view, node.timeout, blocking=node.blocking
+            )
+        except NodeExecutionFailed as err:
+            exc = raised(err)
             if policy is None or not policy.retries(exc, attempt):
-                err = (
-                    exc if isinstance(exc, NodeTimeout) and exc.node == name else failure(name, exc)
-                )
                 err.attempts = attempt
                 err.previous = [f"{type(e).__name__}: {e}" for e in earlier]
                 for i, e in enumerate(earlier, 1):
                     exc.add_note(f"attempt {i} failed: {type(e).__name__}: {e}")
-                raise err from exc
+                raise
             earlier.append(exc)
         delay = policy.delay(attempt)
         last = earlier[-1]

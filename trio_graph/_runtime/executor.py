@@ -1,7 +1,7 @@
 """``Executor``: run graphs as streams of events, resume and fork stored runs.
 
 Runtime layer. ``stream()`` is an async context manager that opens a nursery,
-starts the run's :class:`~trio_graph._runtime.loop.Loop` in it and yields a
+starts the run's :class:`~trio_graph._runtime.loop.StepLoop` in it and yields a
 :class:`~trio_graph._runtime.run.Run`; leaving the block cancels whatever is still running,
 so no task outlives it. ``run()`` is the one-call form.
 """
@@ -20,14 +20,16 @@ from .. import events as ev
 from .._model.checkpoint import Checkpoint, CheckpointPolicy
 from .._model.decisions import BarrierId, Decision, DecisionRegistry, check_decision
 from .._model.graph import Graph, SubgraphNode
+from .._model.patch import patch_checkpoint
+from .._model.run_state import RunState
 from .._model.state import check_state
+from .._model.steering import check_barrier_id
 from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
 from ..serde import check_json
 from ..stores.continuation import continuing
 from ..stores.protocol import Store
-from .loop import Loop
+from .loop import StepLoop
 from .run import Run
-from .subgraph import patch_checkpoint
 
 log = logging.getLogger("trio_graph")
 
@@ -67,17 +69,16 @@ class Executor:
         state = check_state(state)
         if self.store is not None:  # refuse what the store would not give back
             check_json(state, where="the initial state holds")
-        loop = Loop(
+        run_state = RunState(
             graph,
             state,
-            max_steps=self.max_steps,
-            store=self.store,
-            policy=self.policy,
             trace_id=trace_id or uuid.uuid4().hex,
-            current=graph.start,
+            max_steps=self.max_steps,
+            policy=self.policy,
+            durable=self.store is not None,
             log_limit=self.log_limit,
         )
-        async with self._drive(loop) as run:
+        async with self._started(StepLoop(run_state, self.store)) as run:
             yield run
 
     @contextlib.asynccontextmanager
@@ -103,7 +104,7 @@ class Executor:
             loop = self._loop_from(graph, checkpoint, force=force, store=store)
             for barrier_id, decision in (decisions or {}).items():
                 loop.decide(barrier_id, decision)
-            async with self._drive(loop) as run:
+            async with self._started(loop) as run:
                 yield run
 
     @contextlib.asynccontextmanager
@@ -123,7 +124,7 @@ class Executor:
             check_json(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
             checkpoint = patch_checkpoint(graph, checkpoint, patch)
         loop = self._loop_from(graph, checkpoint, force=force)
-        async with self._drive(loop) as run:
+        async with self._started(loop) as run:
             yield run
 
     async def run(
@@ -154,7 +155,8 @@ class Executor:
 
     # -- internals ---------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _drive(self, loop: Loop) -> AsyncIterator[Run]:
+    async def _started(self, loop: StepLoop) -> AsyncIterator[Run]:
+        """Run ``loop`` in a nursery of its own while the caller holds the :class:`Run`."""
         send, receive = trio.open_memory_channel[ev.Event](self.buffer)
         run = Run(loop, receive)
         try:
@@ -180,7 +182,7 @@ class Executor:
 
     def _loop_from(
         self, graph: Graph, checkpoint: Checkpoint, *, force: bool, store: Store | None = None
-    ) -> Loop:
+    ) -> StepLoop:
         if checkpoint.graph_hash != graph.hash():
             changed = GraphChanged(graph.name, checkpoint.graph_hash, graph.hash())
             if not force:
@@ -192,24 +194,22 @@ class Executor:
                 f"{checkpoint.status.value})",
                 checkpoint_id=checkpoint.checkpoint_id,
             )
-        return Loop(
+        run_state = RunState(
             graph,
             dict(checkpoint.state),
-            max_steps=self.max_steps,
-            store=store or self.store,
-            policy=self.policy,
             trace_id=uuid.uuid4().hex,
+            max_steps=self.max_steps,
+            policy=self.policy,
+            durable=True,
             current=checkpoint.next_node,
             step=checkpoint.step,
             registry=DecisionRegistry.restore(
                 checkpoint.occurrences, checkpoint.pending_barrier, checkpoint.decisions
             ),
-            branches=checkpoint.branches,
-            resumed_from=checkpoint.trace_id,
-            resume_count=checkpoint.resume_count + 1,
-            frames=checkpoint.frames,
+            resumed=checkpoint,
             log_limit=self.log_limit,
         )
+        return StepLoop(run_state, store or self.store)
 
 
 def check_run_decisions(graph: Graph, decisions: Mapping[BarrierId | str, Decision]) -> None:
@@ -263,9 +263,7 @@ def _check_key(graph: str, barriers: list[str], key: object, decision: Decision)
         )
     check_decision(decision, node)
     if isinstance(key, BarrierId):
-        occ = key.occurrence
-        if not isinstance(occ, int) or isinstance(occ, bool) or occ < 1:
-            raise BarrierError(f"barrier occurrence must be an int >= 1, got {occ!r}", node=node)
+        check_barrier_id(key)
 
 
 def _recurs(graph: Graph, path: str) -> bool:

@@ -1,8 +1,9 @@
 """Parallel nodes at run time: branches as child tasks under one cancel scope.
 
 Runtime layer (DESIGN §4, §7). The loop calls :func:`run_parallel` between the
-node's ``NodeStart`` and ``NodeEnd``; it returns the merged updates, which the loop
-commits and announces (``StateChanged`` each) like any node's.
+node's ``NodeStart`` and ``NodeEnd`` with a small :class:`Fork` context (not the loop);
+it returns the merged updates, which the loop commits and announces (``StateChanged``
+each) like any node's.
 
 **The copy rule: one read-only shallow copy per fork, never one per branch.** The
 pre-fork state is copied once (``dict(state)``) and every branch gets the same
@@ -51,9 +52,10 @@ from __future__ import annotations
 
 import bisect
 import types
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
+import attrs
 import trio
 
 from .. import events as ev
@@ -62,116 +64,165 @@ from .._model.graph import Branch, ParallelNode
 from .._model.jsonvalue import check_update
 from .._model.results import Outcome
 from .._model.state import merge_branches
-from ..errors import BranchFailure, CheckpointError, GraphError, NodeExecutionFailed, StateError
-from .calls import call_node, failure
-
-if TYPE_CHECKING:
-    from .loop import Loop
+from ..errors import BranchFailure, GraphError, NodeExecutionFailed, StateError
+from .calls import call, failure, raised
 
 
-async def run_parallel(loop: Loop, node: ParallelNode, span: int, step: int) -> Outcome:
-    """Run the branches of ``node``; return their merged updates in declaration order."""
-    trace, name = loop.trace_id, node.name
-    t_fork = trio.current_time()
-    await loop.emit(ev.ParallelStarted(trace, name, span, len(node.branches)))
-    done: dict[str, Mapping[str, Any]] = dict(loop.resumed_branches)  # finished earlier
-    loop.resumed_branches = {}
-    loop.fanout = (node, done)  # a cancel/failure checkpoint records the finished branches
-    failures: dict[str, Exception] = {}
-    running: dict[str, float] = {}  # branch -> when it got its slot, until it ends
-    unsent: list[ev.Event] = []  # events that branches cancelled mid-send hand back
-    view = types.MappingProxyType(dict(loop.state))  # the fork's one copy
-    limiter = trio.CapacityLimiter(node.limit) if node.limit else None
-    fail_fast = node.strategy == "fail_fast"
-    record = trio.Lock() if loop.store is not None and loop.policy.branch_writes else None
-    records = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]  # saved so far
-    order = {b.name: i for i, b in enumerate(node.branches)}
-    unsaved: list[GraphError] = []  # a record that could not be saved
+@attrs.frozen
+class Fork:
+    """What a fan-out needs of its run: where it is, the state to copy, the finished
+    branches so far, how to send an event and (with a store) how to save a branch record."""
 
-    async def send(event: ev.Event) -> None:
+    trace_id: str
+    path: str
+    """The parallel node's name as events carry it (``"sub/node"`` inside a subgraph)."""
+    span: int
+    state: Mapping[str, Any]
+    done: dict[str, Mapping[str, Any]]
+    """Finished branches (of a resumed run at first), filled in as branches succeed."""
+    reducers: Mapping[str, Any]
+    emit: Callable[[ev.Event], Awaitable[None]]
+    record: Callable[[str, list[BranchResult]], Awaitable[None]] | None
+    """Save a checkpoint carrying these records (``None``: records are not kept)."""
+    durable: bool
+    """A store keeps the run: branch values are checked when they return."""
+
+
+@attrs.define
+class _Branches:
+    """The fork's bookkeeping while its branches run."""
+
+    node: ParallelNode
+    fork: Fork
+    view: Mapping[str, Any]
+    scope: trio.CancelScope | None = None
+    failures: dict[str, Exception] = attrs.field(factory=dict)
+    running: dict[str, float] = attrs.field(factory=dict)  # branch -> when it got its slot
+    unsent: list[ev.Event] = attrs.field(
+        factory=list
+    )  # events branches cancelled mid-send hand back
+    records: list[BranchResult] = attrs.field(factory=list)  # saved so far
+    unsaved: list[GraphError] = attrs.field(factory=list)  # a record that could not be saved
+    lock: trio.Lock = attrs.field(factory=trio.Lock)
+    order: dict[str, int] = attrs.field(init=False)  # branch -> its place in the declaration
+
+    def __attrs_post_init__(self) -> None:
+        self.order = {b.name: i for i, b in enumerate(self.node.branches)}
+
+    async def send(self, event: ev.Event) -> None:
         try:
-            await loop.emit(event)
+            await self.fork.emit(event)
         except trio.Cancelled:
-            unsent.append(event)
+            self.unsent.append(event)
             raise
 
-    async def run_branch(branch: Branch, scope: trio.CancelScope) -> None:
-        bname = branch.name
-        t0 = running[bname] = trio.current_time()
+    async def run(self, branch: Branch, limiter: trio.CapacityLimiter | None) -> None:
+        if limiter is None:
+            await self._run(branch)
+            return
+        async with limiter:  # held until its event is sent and its record saved
+            await self._run(branch)
+
+    async def _run(self, branch: Branch) -> None:
+        fork, bname, name = self.fork, branch.name, self.node.name
+        t0 = self.running[bname] = trio.current_time()
         try:
-            raw = await call_node(
-                name, branch.fn, branch.is_async, view, branch.timeout, branch=bname
+            result = await call(
+                name, branch.fn, branch.is_async, self.view, branch.timeout, branch=bname
             )
-            updates = _updates(name, bname, raw)
-            if loop.store is not None:  # refused before it is recorded (docs/state.md)
-                where = f"branch {bname!r} of node {loop.prefix + name!r} wrote"
-                check_update(updates.items(), None, loop.graph.reducers, where)
+            updates = _updates(name, bname, result)
+            if fork.durable:  # refused before it is recorded (docs/state.md)
+                where = f"branch {bname!r} of node {fork.path!r} wrote"
+                check_update(updates.items(), None, fork.reducers, where)
         except Exception as exc:
-            failures[bname] = exc
-            if fail_fast:
-                scope.cancel()  # before anything that could wait
+            self.failures[bname] = exc
+            if self.node.strategy == "fail_fast":
+                self._cancel()  # before anything that could wait
             ok = False
         else:
-            done[bname] = updates
+            fork.done[bname] = updates
             ok = True
-        del running[bname]
-        await send(ev.BranchCompleted(trace, name, bname, ok, trio.current_time() - t0))
-        if ok and record is not None:
-            async with record:
-                entry = BranchResult(bname, dict(updates))
-                bisect.insort(records, entry, key=lambda r: order[r.branch])
-                try:
-                    await loop.checkpoint(f"branch {bname!r} record", name, branches=list(records))
-                except GraphError as exc:
-                    records.remove(entry)
-                    unsaved.append(exc)
-                    scope.cancel()
+        del self.running[bname]
+        took = trio.current_time() - t0
+        await self.send(ev.BranchCompleted(fork.trace_id, fork.path, bname, ok, took))
+        if ok and fork.record is not None:
+            await self._record(bname, updates)
 
-    async def queue(branch: Branch, scope: trio.CancelScope) -> None:
-        assert limiter is not None
-        async with limiter:  # held until its event is sent and its record saved
-            await run_branch(branch, scope)
+    async def _record(self, bname: str, updates: Mapping[str, Any]) -> None:
+        assert self.fork.record is not None
+        order = self.order
+        async with self.lock:
+            entry = BranchResult(bname, dict(updates))
+            bisect.insort(self.records, entry, key=lambda r: order[r.branch])
+            try:
+                await self.fork.record(f"branch {bname!r} record", list(self.records))
+            except GraphError as exc:
+                self.records.remove(entry)
+                self.unsaved.append(exc)
+                self._cancel()
 
-    start = run_branch if limiter is None else queue
+    def _cancel(self) -> None:
+        assert self.scope is not None
+        self.scope.cancel()
+
+
+async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
+    """Run the branches of ``node``; return their merged updates in declaration order."""
+    t_fork = trio.current_time()
+    await fork.emit(ev.ParallelStarted(fork.trace_id, fork.path, fork.span, len(node.branches)))
+    done = fork.done
+    branches = _Branches(node, fork, types.MappingProxyType(dict(fork.state)))  # the one copy
+    branches.records = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]
+    limiter = trio.CapacityLimiter(node.limit) if node.limit else None
     async with trio.open_nursery() as nursery:
+        branches.scope = nursery.cancel_scope
         for branch in node.branches:
             if branch.name not in done:
-                nursery.start_soon(start, branch, nursery.cancel_scope)
-    now = trio.current_time()
-    for event in unsent:
-        await loop.emit(event)
-    for branch in node.branches:  # cancelled by a failing sibling, running or queued
-        bname = branch.name
-        if bname not in done and bname not in failures:
-            took = now - running.get(bname, now)
-            await loop.emit(ev.BranchCompleted(trace, name, bname, False, took))
-    await loop.emit(ev.ParallelCompleted(trace, name, now - t_fork))
-    if unsaved:
-        for bname in [b for b in done if b not in {r.branch for r in records}]:
+                nursery.start_soon(branches.run, branch, limiter)
+    await _report(node, fork, branches, t_fork)
+    if branches.unsaved:
+        recorded = {r.branch for r in branches.records}
+        for bname in [b for b in done if b not in recorded]:
             del done[bname]  # not recorded: a checkpoint of the failure must not carry it
-        raise unsaved[0]
-    if failures:
-        raise _failure(node, failures)
-    loop.fanout = None
-    deltas = merge_branches(name, loop.graph.reducers, _ordered(node, done))
+        raise branches.unsaved[0]
+    if branches.failures:
+        raise _failure(node, branches.failures)
+    deltas = merge_branches(node.name, fork.reducers, _ordered(node, done))
     return Outcome([(d.key, d.value) for d in deltas])
 
 
+async def _report(node: ParallelNode, fork: Fork, branches: _Branches, t_fork: float) -> None:
+    """The events owed once the branches are over: those handed back, a failed
+    ``BranchCompleted`` for each branch a failing sibling cancelled, ``ParallelCompleted``."""
+    now = trio.current_time()
+    for event in branches.unsent:
+        await fork.emit(event)
+    for branch in node.branches:  # cancelled by a failing sibling, running or queued
+        bname = branch.name
+        if bname not in fork.done and bname not in branches.failures:
+            took = now - branches.running.get(bname, now)
+            await fork.emit(ev.BranchCompleted(fork.trace_id, fork.path, bname, False, took))
+    await fork.emit(ev.ParallelCompleted(fork.trace_id, fork.path, now - t_fork))
+
+
 def _updates(node: str, branch: str, result: object) -> Mapping[str, Any]:
-    """A branch's result as updates: a mapping with str keys, or None for none."""
+    """A branch's result as updates: a mapping with str keys, or None for none (else the
+    branch's failure, wrapped like any it raises)."""
     if result is None:
         return {}
     if isinstance(result, Mapping):
         for key in result:
             if not isinstance(key, str):
-                raise StateError(
+                problem = StateError(
                     f"branch {branch!r}: state keys must be str, got {key!r}", node=node
                 )
+                raise failure(node, problem, branch=branch)
         return result
-    raise StateError(
+    problem = StateError(
         f"branch {branch!r} must return a mapping of updates or None, got {type(result).__name__}",
         node=node,
     )
+    raise failure(node, problem, branch=branch)
 
 
 def _ordered(
@@ -181,25 +232,21 @@ def _ordered(
     return [(b.name, done[b.name]) for b in node.branches if b.name in done]
 
 
-def _failure(node: ParallelNode, failures: dict[str, Exception]) -> GraphError:
-    """The error of a fork with failed branches (one for fail_fast, all for collect_all)."""
+def _failure(node: ParallelNode, failures: dict[str, Exception]) -> GraphError | Exception:
+    """The error of a fork with failed branches: the first declared one's for fail_fast
+    (already naming node and branch), all of them for collect_all."""
     order = [b.name for b in node.branches if b.name in failures]
     if node.strategy == "fail_fast":
-        branch = order[0]
-        exc = failures[branch]
-        if isinstance(exc, NodeExecutionFailed) and (exc.node, exc.branch) == (node.name, branch):
-            return exc  # a branch timeout: already names this node and branch
-        if isinstance(exc, CheckpointError):
-            return exc  # a value the store cannot give back: names branch, node and key
-        return failure(node.name, exc, branch=branch)
-    items = [BranchFailure(b, type(failures[b]).__name__, str(failures[b])) for b in order]
+        return failures[order[0]]
+    causes = {b: raised(failures[b]) for b in order}
+    items = [BranchFailure(b, type(causes[b]).__name__, str(causes[b])) for b in order]
     err = NodeExecutionFailed(
         node.name, "ExceptionGroup", f"{len(items)} branch(es) failed", failures=items
     )
     for b in order:
-        failures[b].add_note(f"in branch {b!r}")
+        causes[b].add_note(f"in branch {b!r}")
     err.__cause__ = ExceptionGroup(
         f"parallel node {node.name!r}: {len(items)} branch(es) failed",
-        [failures[b] for b in order],
+        [causes[b] for b in order],
     )
     return err

@@ -18,13 +18,13 @@ from .._model.decisions import BarrierId, Decision
 from ..errors import GraphError
 
 if TYPE_CHECKING:
-    from .loop import Loop
+    from .loop import StepLoop
 
 
 class Run:
     """A running graph: an async iterator of events plus the steering methods."""
 
-    def __init__(self, loop: Loop, receive: trio.MemoryReceiveChannel[ev.Event]) -> None:
+    def __init__(self, loop: StepLoop, receive: trio.MemoryReceiveChannel[ev.Event]) -> None:
         self._loop = loop
         self._receive = receive
         self._buffer: deque[ev.Event] = deque()
