@@ -126,7 +126,7 @@ class Finished:
     the checkpoint the policy wants (its site) before the next step."""
 
     events: list[ev.Event]
-    after: list[ev.Event]
+    after: Sequence[ev.Event]
     complete: bool
     error: GraphError | None
     save: str | None
@@ -249,15 +249,17 @@ class RunState:
         if target is not None:
             level.current = target
         step.committed = now
+        took = now - step.started
         if level is self.levels[0]:
-            self._log(ev.ExecutionEntry(step.number, name, step.started, now, True))
+            self.log.append(ev.ExecutionEntry(step.number, name, step.started, now, True))
+            self.log_count += 1
         trace, path, span = self.trace_id, step.path, step.span
         events: list[ev.Event] = [ev.StateChanged(trace, path, span, k, v) for k, v in items]
-        events.append(ev.NodeEnd(trace, path, span, True, now - step.started))
-        after: list[ev.Event] = []
+        events.append(ev.NodeEnd(trace, path, span, True, took))
+        after: Sequence[ev.Event] = ()
         if outcome.fallback is not None:
-            after.append(ev.ObservedError(trace, path, ev.Observed("Degraded", outcome.fallback)))
-        save = None if target is None else self._wanted(step.node, now - step.started)
+            after = [ev.ObservedError(trace, path, ev.Observed("Degraded", outcome.fallback))]
+        save = self._wanted(step.node, took) if self.durable and target is not None else None
         return Finished(events, after, target is None and error is None, error, save)
 
     def ended(self, step: Step) -> None:
@@ -267,8 +269,6 @@ class RunState:
     def _wanted(self, node: Node, took: float) -> str | None:
         """The checkpoint the policy wants after a step that goes on (its site), if any."""
         policy = self.policy
-        if not self.durable:
-            return None
         if policy.every_step:
             return "every-step"
         if policy.on_barrier and type(node) is BarrierNode:
