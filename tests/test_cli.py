@@ -458,7 +458,7 @@ def test_warnings_show_their_structured_fields() -> None:
     """Library warnings print as one line with their `extra` fields."""
     import logging
 
-    from trio_graph._cli.commands import _FieldsFormatter
+    from trio_graph._cli.logs import FieldsFormatter as _FieldsFormatter
 
     record = logging.LogRecord("trio_graph.x", logging.WARNING, "f", 1, "lease lost", None, None)
     record.trace_id = "abc"
@@ -481,14 +481,14 @@ def test_warnings_show_their_structured_fields() -> None:
 )
 def test_decision_arguments(action: str, params: list[str], decision: str) -> None:
     """`decide` actions and their arguments map to decisions (values as JSON, else text)."""
-    from trio_graph._cli.commands import decision_from
+    from trio_graph._cli.running import decision_from
 
     assert repr(decision_from(action, params)) == decision
 
 
 def test_passwords_never_appear_in_messages() -> None:
     """A DSN is shown without its password."""
-    from trio_graph._cli.commands import _safe_dsn
+    from trio_graph._cli.hints import safe_dsn as _safe_dsn
 
     assert _safe_dsn("postgresql://u:pw@h:5/db") == "postgresql://u:***@h:5/db"
     assert _safe_dsn("host=h password=pw dbname=x") == "host=h password=*** dbname=x"

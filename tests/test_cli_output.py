@@ -310,7 +310,8 @@ def test_store_refusals_name_the_problem(tmp_path: Path, read_only_folder: Path)
 
 def test_hints_repeat_the_postgres_options() -> None:
     """A hint repeats `--dsn` (its password masked, never printed) and `--schema`."""
-    from trio_graph._cli.commands import _hint, build_parser
+    from trio_graph._cli.hints import hint as _hint
+    from trio_graph._cli.parser import build_parser
 
     args = build_parser().parse_args(
         ["history", "abcd", "--dsn", "postgresql://u@h/db", "--schema", "s1"]

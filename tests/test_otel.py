@@ -45,7 +45,7 @@ async def test_spans_nest_run_node_branch(autojump_clock: Any) -> None:
         async for _ in spans.watch(run):
             pass
     finished = exporter.get_finished_spans()
-    runs = [s for s in finished if s.name == "trio_graph._runtime.run demo"]
+    runs = [s for s in finished if s.name == "trio_graph.run demo"]
     assert len(runs) == 1
     root = runs[0]
     assert root.parent is None
@@ -90,7 +90,55 @@ async def test_failed_run_marks_spans_as_errors() -> None:
             spans.on_event(event)
     by_name = {s.name: s for s in exporter.get_finished_spans()}
     assert by_name["trio_graph.node a"].status.status_code.name == "ERROR"
-    root = by_name["trio_graph._runtime.run g"]
+    root = by_name["trio_graph.run g"]
     assert root.status.status_code.name == "ERROR"
     assert root.status.description == "node 'a' failed: ValueError: boom"
     assert root.attributes["trio_graph.error"] == "NodeExecutionFailed"
+
+
+async def test_checkpoints_are_run_span_events_and_the_run_span_names_its_graph() -> None:
+    """Each saved checkpoint is a `checkpoint` event on the run span; the run span is
+    `trio_graph.run <graph>` with a `trio_graph.graph` attribute."""
+    provider, exporter = _exporter()
+    from trio_graph import CheckpointPolicy
+    from trio_graph import events as ev
+    from trio_graph.otel import OtelSpans
+    from trio_graph.stores import MemoryStore
+
+    graph = (
+        GraphBuilder("g")
+        .task("a", lambda s: {"x": 1})
+        .task("b", lambda s: {"y": 2})
+        .edge("a", "b")
+        .start("a")
+        .end("b")
+        .build()
+    )
+    spans = OtelSpans(tracer_provider=provider)
+    executor = Executor(store=MemoryStore(), policy=CheckpointPolicy(every_step=True))
+    saved = []
+    async with executor.stream(graph, {}) as run:
+        async for event in spans.watch(run):
+            if isinstance(event, ev.CheckpointSaved):
+                saved.append(event.checkpoint_id)
+    root = next(s for s in exporter.get_finished_spans() if s.name == "trio_graph.run g")
+    assert root.attributes["trio_graph.graph"] == "g"
+    recorded = [e.attributes["trio_graph.checkpoint_id"] for e in root.events]
+    assert saved and recorded == saved
+
+
+async def test_an_event_of_an_unseen_run_is_ignored_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An event whose run's GraphStart was not recorded makes no span, only a warning."""
+    provider, exporter = _exporter()
+    from trio_graph import events as ev
+    from trio_graph.otel import OtelSpans
+
+    spans = OtelSpans(tracer_provider=provider)
+    spans.on_event(ev.NodeStart(trace_id="t1", node="a", span_id=1, step=1))
+    assert exporter.get_finished_spans() == ()
+    assert spans._nodes == {}
+    assert [r.getMessage() for r in caplog.records] == [
+        "event for a run whose GraphStart was not seen; ignored"
+    ]

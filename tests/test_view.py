@@ -24,7 +24,7 @@ from trio_graph import (
 from trio_graph import events as ev
 from trio_graph._cli.view import (
     LineReader,
-    View,
+    Terminal,
     ask,
     default_decision,
     format_duration,
@@ -36,7 +36,7 @@ from trio_graph.demo import graph as demo_graph
 from trio_graph.demo import initial_state
 
 
-async def _show_run(view: View, *, approve: bool) -> list[ev.Event]:
+async def _show_run(view: Terminal, *, approve: bool) -> list[ev.Event]:
     events = []
     async with Executor().stream(demo_graph, initial_state()) as run:
         if approve:
@@ -50,7 +50,7 @@ async def _show_run(view: View, *, approve: bool) -> list[ev.Event]:
 async def test_one_line_per_node_with_step_duration_and_keys(autojump_clock: Any) -> None:
     """Each node execution is one line: [step/max_steps], node, duration, keys changed."""
     out = io.StringIO()
-    await _show_run(View(out, max_steps=50, graph=demo_graph, live=False), approve=True)
+    await _show_run(Terminal(out, max_steps=50, graph=demo_graph, live=False), approve=True)
     lines = out.getvalue().splitlines()
     node_lines = [line for line in lines if line.startswith("[")]
     assert [line[8:].split()[0] for line in node_lines] == [
@@ -75,7 +75,7 @@ async def test_one_line_per_node_with_step_duration_and_keys(autojump_clock: Any
 async def test_fallback_barrier_branches_and_outcome_lines(autojump_clock: Any) -> None:
     """Fallbacks, branch progress, barrier wait and decision, and the outcome get a line."""
     out = io.StringIO()
-    await _show_run(View(out, max_steps=50, live=False), approve=True)
+    await _show_run(Terminal(out, max_steps=50, live=False), approve=True)
     text = out.getvalue()
     assert "! research degraded: search service offline (simulated)" in text
     assert "score: 2 branches in parallel" in text
@@ -90,7 +90,7 @@ async def test_fallback_barrier_branches_and_outcome_lines(autojump_clock: Any) 
 async def test_barrier_timeout_is_shown_as_the_default(autojump_clock: Any) -> None:
     """A barrier that times out says its default was taken, not a person's decision."""
     out = io.StringIO()
-    await _show_run(View(out, live=False), approve=False)
+    await _show_run(Terminal(out, live=False), approve=False)
     assert "-> review#1: approve (timed out: the barrier's default)" in out.getvalue()
 
 
@@ -102,7 +102,7 @@ async def test_failure_lines() -> None:
 
     graph = GraphBuilder("g").task("a", boom).start("a").end("a").build()
     out = io.StringIO()
-    view = View(out, max_steps=5, live=False)
+    view = Terminal(out, max_steps=5, live=False)
     async with Executor(max_steps=5).stream(graph, {}) as run:
         async for event in run:
             view.show(event)
@@ -114,7 +114,7 @@ async def test_failure_lines() -> None:
 async def test_live_status_line_is_rewritten_in_place(autojump_clock: Any) -> None:
     """On a terminal the running node and the fan-out progress show on a rewritten line."""
     out = io.StringIO()
-    await _show_run(View(out, max_steps=50, live=True), approve=True)
+    await _show_run(Terminal(out, max_steps=50, live=True), approve=True)
     text = out.getvalue()
     assert "[ 3/50] draft running..." in text
     assert "score: 1/2 branches done..." in text
@@ -126,7 +126,7 @@ async def test_live_status_line_is_rewritten_in_place(autojump_clock: Any) -> No
 def test_plain_output_has_no_terminal_codes() -> None:
     """Off a terminal nothing but plain lines is written."""
     out = io.StringIO()
-    view = View(out, max_steps=3, live=False)
+    view = Terminal(out, max_steps=3, live=False)
     view.show(ev.NodeStart("t", "a", 1, 1))
     view.show(ev.StateChanged("t", "a", 1, "x", 1))
     view.show(ev.StateChanged("t", "a", 1, "x", 2))
@@ -301,7 +301,7 @@ async def test_subgraph_nodes_show_the_outer_step() -> None:
         .build()
     )
     out = io.StringIO()
-    view = View(out, max_steps=9, live=False)
+    view = Terminal(out, max_steps=9, live=False)
     async with Executor(max_steps=9).stream(outer, {}) as run:
         async for event in run:
             view.show(event)
@@ -312,7 +312,7 @@ async def test_subgraph_nodes_show_the_outer_step() -> None:
 def test_retry_line_names_the_delay() -> None:
     """A retry is shown with its message and the back-off before the next attempt."""
     out = io.StringIO()
-    view = View(out, live=False)
+    view = Terminal(out, live=False)
     failure = ev.Observed("Retrying", "attempt 1 failed: ConnectionError: reset", 1, 0.5)
     view.show(ev.ObservedError("t", "fetch", failure))
     assert out.getvalue() == (

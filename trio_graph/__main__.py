@@ -1,13 +1,13 @@
 """``python -m trio_graph`` and the ``trio-graph`` console script.
 
-The commands live in :mod:`trio_graph._cli.commands`.
+The command line lives in :mod:`trio_graph._cli` (entry point :func:`trio_graph._cli.main.main`).
 """
 
 from __future__ import annotations
 
 import sys
 
-from ._cli.commands import main
+from ._cli.main import main
 
 __all__ = ["main"]
 

@@ -14,7 +14,7 @@ Usage::
 
 or call ``spans.on_event(event)`` yourself for each event. Spans:
 
-- one **run** span per run (``trio_graph._runtime.run <graph>``), from ``GraphStart`` to the
+- one **run** span per run (``trio_graph.run <graph>``), from ``GraphStart`` to the
   terminal event; status ERROR with the error's description if the run failed;
 - one **node** span per node execution (``trio_graph.node <node>``), child of the
   run span (a subgraph's nodes are children of the subgraph node's span), from
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
@@ -82,118 +82,131 @@ class OtelSpans:
 
     def on_event(self, event: ev.Event) -> None:
         """Record one event (events of several runs may be interleaved)."""
-        trace_id = event.trace_id
         now = time.time_ns()
         if isinstance(event, ev.GraphStart):
-            attributes = {
-                "trio_graph.trace_id": trace_id,
-                "trio_graph._model.graph": event.graph,
-                "trio_graph.start_node": event.node,
-                "trio_graph.start_step": event.step,
-            }
-            if event.resumed_from:
-                attributes["trio_graph.resumed_from"] = event.resumed_from
-            self._runs[trace_id] = self.tracer.start_span(
-                f"trio_graph._runtime.run {event.graph}", attributes=attributes, start_time=now
-            )
+            self._start_run(event, now)
             return
-        run_span = self._runs.get(trace_id)
+        run_span = self._runs.get(event.trace_id)
         if run_span is None:
             log.warning(
                 "event for a run whose GraphStart was not seen; ignored",
-                extra={"trace_id": trace_id, "event": type(event).__name__},
+                extra={"trace_id": event.trace_id, "event": type(event).__name__},
             )
             return
-        if isinstance(event, ev.NodeStart):
-            head, sep, _ = event.node.rpartition("/")
-            parent = run_span
-            if sep and self._open.get((trace_id, head)):
-                parent = self._open[(trace_id, head)][-1][0]
-            span = self.tracer.start_span(
-                f"trio_graph.node {event.node}",
-                context=self._trace.set_span_in_context(parent),
-                attributes={
-                    "trio_graph.trace_id": trace_id,
-                    "trio_graph.span_id": event.span_id,
-                    "trio_graph.node": event.node,
-                    "trio_graph.step": event.step,
-                },
-                start_time=now,
-            )
-            self._nodes[(trace_id, event.span_id)] = span
-            self._open.setdefault((trace_id, event.node), []).append((span, event.span_id))
-            self._keys[(trace_id, event.span_id)] = []
-        elif isinstance(event, ev.StateChanged):
-            keys = self._keys.setdefault((trace_id, event.span_id), [])
-            if event.key not in keys:
-                keys.append(event.key)
-        elif isinstance(event, ev.NodeEnd):
-            span = self._nodes.pop((trace_id, event.span_id), None)
-            keys = self._keys.pop((trace_id, event.span_id), [])
-            if span is None:
-                return
-            stack = self._open.get((trace_id, event.node))
-            if stack and (span, event.span_id) in stack:
-                stack.remove((span, event.span_id))
-            span.set_attribute("trio_graph.success", event.success)
-            span.set_attribute("trio_graph.duration_s", event.duration)
-            span.set_attribute("trio_graph.keys_changed", keys)
-            if not event.success:
-                span.set_status(self._status("ERROR"), f"node {event.node!r} failed")
-            span.end(end_time=now)
-        elif isinstance(event, ev.BranchCompleted):
-            stack = self._open.get((trace_id, event.node))
-            parent, parent_id = stack[-1] if stack else (run_span, 0)
-            span = self.tracer.start_span(
-                f"trio_graph.branch {event.node}.{event.branch}",
-                context=self._trace.set_span_in_context(parent),
-                attributes={
-                    "trio_graph.trace_id": trace_id,
-                    "trio_graph.span_id": parent_id,
-                    "trio_graph.node": event.node,
-                    "trio_graph.branch": event.branch,
-                    "trio_graph.success": event.success,
-                },
-                start_time=now - int(event.duration * 1e9),
-            )
-            if not event.success:
-                span.set_status(self._status("ERROR"), f"branch {event.branch!r} failed")
-            span.end(end_time=now)
-        elif isinstance(event, ev.BarrierWaiting | ev.BarrierResolved):
-            stack = self._open.get((trace_id, event.node))
-            target = stack[-1][0] if stack else run_span
-            if isinstance(event, ev.BarrierWaiting):
-                target.add_event(
-                    "barrier waiting", {"trio_graph.barrier": str(event.barrier_id)}, now
-                )
-            else:
-                target.add_event(
-                    "barrier resolved",
-                    {
-                        "trio_graph.barrier": str(event.barrier_id),
-                        "trio_graph.decision": describe_decision(event.decision),
-                        "trio_graph.timed_out": event.timed_out,
-                    },
-                    now,
-                )
-        elif isinstance(event, ev.ObservedError):
-            run_span.add_event(
-                f"observed {event.error.kind.lower()}",
-                {"trio_graph.node": event.node, "trio_graph.message": event.error.message},
-                now,
-            )
-        elif isinstance(event, ev.CheckpointSaved):
-            run_span.add_event(
-                "checkpoint",
-                {
-                    "trio_graph.checkpoint_id": event.checkpoint_id,
-                    "trio_graph.step": event.step,
-                    "trio_graph.next_node": event.node,
-                },
-                now,
-            )
-        elif isinstance(event, ev.GraphComplete | ev.GraphError):
-            self._finish(trace_id, event, now)
+        record = _RECORDERS.get(type(event))
+        if record is not None:  # ParallelStarted/ParallelCompleted: the branch spans say it
+            record(self, event, run_span, now)
+
+    # -- one method per event type (the table _RECORDERS below) -----------------------
+    def _start_run(self, event: ev.GraphStart, now: int) -> None:
+        attributes = {
+            "trio_graph.trace_id": event.trace_id,
+            "trio_graph.graph": event.graph,
+            "trio_graph.start_node": event.node,
+            "trio_graph.start_step": event.step,
+        }
+        if event.resumed_from:
+            attributes["trio_graph.resumed_from"] = event.resumed_from
+        self._runs[event.trace_id] = self.tracer.start_span(
+            f"trio_graph.run {event.graph}", attributes=attributes, start_time=now
+        )
+
+    def _node_start(self, event: ev.NodeStart, run_span: Any, now: int) -> None:
+        trace_id = event.trace_id
+        head, sep, _ = event.node.rpartition("/")
+        parent = run_span
+        if sep and self._open.get((trace_id, head)):
+            parent = self._open[(trace_id, head)][-1][0]
+        span = self.tracer.start_span(
+            f"trio_graph.node {event.node}",
+            context=self._trace.set_span_in_context(parent),
+            attributes={
+                "trio_graph.trace_id": trace_id,
+                "trio_graph.span_id": event.span_id,
+                "trio_graph.node": event.node,
+                "trio_graph.step": event.step,
+            },
+            start_time=now,
+        )
+        self._nodes[(trace_id, event.span_id)] = span
+        self._open.setdefault((trace_id, event.node), []).append((span, event.span_id))
+        self._keys[(trace_id, event.span_id)] = []
+
+    def _state_changed(self, event: ev.StateChanged, run_span: Any, now: int) -> None:
+        keys = self._keys.setdefault((event.trace_id, event.span_id), [])
+        if event.key not in keys:
+            keys.append(event.key)
+
+    def _node_end(self, event: ev.NodeEnd, run_span: Any, now: int) -> None:
+        trace_id = event.trace_id
+        span = self._nodes.pop((trace_id, event.span_id), None)
+        keys = self._keys.pop((trace_id, event.span_id), [])
+        if span is None:
+            return
+        stack = self._open.get((trace_id, event.node))
+        if stack and (span, event.span_id) in stack:
+            stack.remove((span, event.span_id))
+        span.set_attribute("trio_graph.success", event.success)
+        span.set_attribute("trio_graph.duration_s", event.duration)
+        span.set_attribute("trio_graph.keys_changed", keys)
+        if not event.success:
+            span.set_status(self._status("ERROR"), f"node {event.node!r} failed")
+        span.end(end_time=now)
+
+    def _branch_completed(self, event: ev.BranchCompleted, run_span: Any, now: int) -> None:
+        stack = self._open.get((event.trace_id, event.node))
+        parent, parent_id = stack[-1] if stack else (run_span, 0)
+        span = self.tracer.start_span(
+            f"trio_graph.branch {event.node}.{event.branch}",
+            context=self._trace.set_span_in_context(parent),
+            attributes={
+                "trio_graph.trace_id": event.trace_id,
+                "trio_graph.span_id": parent_id,
+                "trio_graph.node": event.node,
+                "trio_graph.branch": event.branch,
+                "trio_graph.success": event.success,
+            },
+            start_time=now - int(event.duration * 1e9),
+        )
+        if not event.success:
+            span.set_status(self._status("ERROR"), f"branch {event.branch!r} failed")
+        span.end(end_time=now)
+
+    def _barrier_waiting(self, event: ev.BarrierWaiting, run_span: Any, now: int) -> None:
+        target = self._open_node_span(event.trace_id, event.node, run_span)
+        target.add_event("barrier waiting", {"trio_graph.barrier": str(event.barrier_id)}, now)
+
+    def _barrier_resolved(self, event: ev.BarrierResolved, run_span: Any, now: int) -> None:
+        target = self._open_node_span(event.trace_id, event.node, run_span)
+        attributes = {
+            "trio_graph.barrier": str(event.barrier_id),
+            "trio_graph.decision": describe_decision(event.decision),
+            "trio_graph.timed_out": event.timed_out,
+        }
+        target.add_event("barrier resolved", attributes, now)
+
+    def _observed_error(self, event: ev.ObservedError, run_span: Any, now: int) -> None:
+        run_span.add_event(
+            f"observed {event.error.kind.lower()}",
+            {"trio_graph.node": event.node, "trio_graph.message": event.error.message},
+            now,
+        )
+
+    def _checkpoint_saved(self, event: ev.CheckpointSaved, run_span: Any, now: int) -> None:
+        attributes = {
+            "trio_graph.checkpoint_id": event.checkpoint_id,
+            "trio_graph.step": event.step,
+            "trio_graph.next_node": event.node,
+        }
+        run_span.add_event("checkpoint", attributes, now)
+
+    def _end_run(self, event: ev.GraphComplete | ev.GraphError, run_span: Any, now: int) -> None:
+        self._finish(event.trace_id, event, now)
+
+    def _open_node_span(self, trace_id: str, node: str, run_span: Any) -> Any:
+        """The innermost open span of ``node`` in the run, else the run span."""
+        stack = self._open.get((trace_id, node))
+        return stack[-1][0] if stack else run_span
 
     def _finish(self, trace_id: str, event: ev.GraphComplete | ev.GraphError, now: int) -> None:
         # Close anything left open (a node interrupted by a cancel), innermost last-opened first.
@@ -213,3 +226,19 @@ class OtelSpans:
 
     def _status(self, name: str) -> Any:
         return getattr(self._trace.StatusCode, name)
+
+
+_RECORDERS: dict[type, Callable[[OtelSpans, Any, Any, int], None]] = {
+    ev.NodeStart: OtelSpans._node_start,
+    ev.StateChanged: OtelSpans._state_changed,
+    ev.NodeEnd: OtelSpans._node_end,
+    ev.BranchCompleted: OtelSpans._branch_completed,
+    ev.BarrierWaiting: OtelSpans._barrier_waiting,
+    ev.BarrierResolved: OtelSpans._barrier_resolved,
+    ev.ObservedError: OtelSpans._observed_error,
+    ev.CheckpointSaved: OtelSpans._checkpoint_saved,
+    ev.GraphComplete: OtelSpans._end_run,
+    ev.GraphError: OtelSpans._end_run,
+}
+"""How each event type after ``GraphStart`` is recorded: an :class:`OtelSpans` method
+``(self, event, run_span, now_ns)``; event types not listed leave no trace."""

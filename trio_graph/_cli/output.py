@@ -24,8 +24,7 @@ from typing import TextIO
 
 from .._model.checkpoint import Checkpoint, RunStatus
 from ..stores.queue import Job, JobStatus
-
-PROG = "trio-graph"
+from .usage import PROG
 
 
 class StdoutGuard(io.TextIOBase):

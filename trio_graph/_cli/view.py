@@ -1,6 +1,6 @@
 """The live terminal view of a run, and the barrier prompt.
 
-:class:`View` turns a run's events into readable lines as they arrive: one line per
+:class:`Terminal` turns a run's events into readable lines as they arrive: one line per
 node execution (step / max_steps, node, duration, the state keys it changed), and a
 line for each fallback, barrier, branch, checkpoint and the outcome. On a terminal
 it also keeps a status line at the bottom (the node running, branches done / total
@@ -50,7 +50,7 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-class View:
+class Terminal:
     """Writes a run's events to ``out`` as they arrive.
 
     ``max_steps`` shows progress as ``[step/max_steps]``; ``graph`` sizes the node
@@ -122,83 +122,119 @@ class View:
 
     def lines(self, event: ev.Event) -> list[str]:
         """The lines for one event (updates the per-span bookkeeping)."""
+        format_lines = _LINES.get(type(event))
+        if format_lines is None:  # pragma: no cover - every event type has a row
+            return [repr(event)]
+        return format_lines(self, event)
+
+    # -- one method per event type (the table _LINES below) ---------------------------
+    def _graph_start(self, event: ev.GraphStart) -> list[str]:
+        if event.resumed_from:
+            return [
+                f"run {event.trace_id} (graph {event.graph!r}) resumes run "
+                f"{event.resumed_from} at {event.node}, after step {event.step}"
+            ]
+        return [f"run {event.trace_id} (graph {event.graph!r}) starts at {event.node}"]
+
+    def _node_start(self, event: ev.NodeStart) -> list[str]:
+        # A subgraph's nodes ("sub/x") count their own steps: show the outer step.
+        if "/" in event.node:
+            self._steps[event.span_id] = self._top_step
+        else:
+            self._steps[event.span_id] = self._top_step = event.step
+        self._keys[event.span_id] = []
+        return []
+
+    def _state_changed(self, event: ev.StateChanged) -> list[str]:
+        keys = self._keys.setdefault(event.span_id, [])
+        if event.key not in keys:
+            keys.append(event.key)
+        return []
+
+    def _node_end(self, event: ev.NodeEnd) -> list[str]:
+        step = self._steps.pop(event.span_id, 0)
+        keys = self._keys.pop(event.span_id, [])
+        self.steps_done = max(self.steps_done, step)
+        changed = ", ".join(keys) if keys else "-"
+        if not event.success:
+            changed = "FAILED"
+        took = format_duration(event.duration)
+        return [f"{self._progress(step)} {event.node:<{self.width}} {took:>9}  {changed}"]
+
+    def _observed_error(self, event: ev.ObservedError) -> list[str]:
+        err = event.error
+        text = f"{self._indent()}! {event.node} {err.kind.lower()}: {err.message}"
+        if err.kind == "Retrying":
+            text += f" (retry in {format_duration(err.delay)})"
+        return [text]
+
+    def _barrier_waiting(self, event: ev.BarrierWaiting) -> list[str]:
+        return [f"{self._indent()}|| {event.barrier_id} waits for a decision"]
+
+    def _barrier_resolved(self, event: ev.BarrierResolved) -> list[str]:
+        how = describe_decision(event.decision)
+        if event.timed_out:
+            how += " (timed out: the barrier's default)"
+        return [f"{self._indent()}-> {event.barrier_id}: {how}"]
+
+    def _parallel_started(self, event: ev.ParallelStarted) -> list[str]:
+        self._branches[event.node] = (0, event.branch_count)
+        return [f"{self._indent()}{event.node}: {event.branch_count} branches in parallel"]
+
+    def _branch_completed(self, event: ev.BranchCompleted) -> list[str]:
+        done, total = self._branches.get(event.node, (0, 0))
+        done += 1
+        self._branches[event.node] = (done, total)
+        result = "ok" if event.success else "FAILED"
+        took = format_duration(event.duration)
+        where = f"{event.node}.{event.branch}"
+        return [f"{self._indent()}  {where} {result} in {took} ({done}/{total} done)"]
+
+    def _parallel_completed(self, event: ev.ParallelCompleted) -> list[str]:
+        self._branches.pop(event.node, None)
+        return []
+
+    def _checkpoint_saved(self, event: ev.CheckpointSaved) -> list[str]:
+        where = f"next {event.node}" if event.node else "final"
+        short = event.checkpoint_id[:8]
+        return [f"{self._indent()}checkpoint {short} (after step {event.step}, {where})"]
+
+    def _graph_complete(self, event: ev.GraphComplete) -> list[str]:
         pad = self._indent()
-        if isinstance(event, ev.GraphStart):
-            text = f"run {event.trace_id} (graph {event.graph!r}) starts at {event.node}"
-            if event.resumed_from:
-                text = (
-                    f"run {event.trace_id} (graph {event.graph!r}) resumes run "
-                    f"{event.resumed_from} at {event.node}, after step {event.step}"
-                )
-            return [text]
-        if isinstance(event, ev.NodeStart):
-            # A subgraph's nodes ("sub/x") count their own steps: show the outer step.
-            if "/" in event.node:
-                self._steps[event.span_id] = self._top_step
-            else:
-                self._steps[event.span_id] = self._top_step = event.step
-            self._keys[event.span_id] = []
-            return []
-        if isinstance(event, ev.StateChanged):
-            keys = self._keys.setdefault(event.span_id, [])
-            if event.key not in keys:
-                keys.append(event.key)
-            return []
-        if isinstance(event, ev.NodeEnd):
-            step = self._steps.pop(event.span_id, 0)
-            keys = self._keys.pop(event.span_id, [])
-            self.steps_done = max(self.steps_done, step)
-            changed = ", ".join(keys) if keys else "-"
-            if not event.success:
-                changed = "FAILED"
-            took = format_duration(event.duration)
-            return [f"{self._progress(step)} {event.node:<{self.width}} {took:>9}  {changed}"]
-        if isinstance(event, ev.ObservedError):
-            err = event.error
-            text = f"{pad}! {event.node} {err.kind.lower()}: {err.message}"
-            if err.kind == "Retrying":
-                text += f" (retry in {format_duration(err.delay)})"
-            return [text]
-        if isinstance(event, ev.BarrierWaiting):
-            return [f"{pad}|| {event.barrier_id} waits for a decision"]
-        if isinstance(event, ev.BarrierResolved):
-            how = describe_decision(event.decision)
-            if event.timed_out:
-                how += " (timed out: the barrier's default)"
-            return [f"{pad}-> {event.barrier_id}: {how}"]
-        if isinstance(event, ev.ParallelStarted):
-            self._branches[event.node] = (0, event.branch_count)
-            return [f"{pad}{event.node}: {event.branch_count} branches in parallel"]
-        if isinstance(event, ev.BranchCompleted):
-            done, total = self._branches.get(event.node, (0, 0))
-            done += 1
-            self._branches[event.node] = (done, total)
-            result = "ok" if event.success else "FAILED"
-            took = format_duration(event.duration)
-            return [f"{pad}  {event.node}.{event.branch} {result} in {took} ({done}/{total} done)"]
-        if isinstance(event, ev.ParallelCompleted):
-            self._branches.pop(event.node, None)
-            return []
-        if isinstance(event, ev.CheckpointSaved):
-            where = f"next {event.node}" if event.node else "final"
-            return [f"{pad}checkpoint {event.checkpoint_id[:8]} (after step {event.step}, {where})"]
-        if isinstance(event, ev.GraphComplete):
-            res = event.result
-            steps = res.execution_count
-            took = format_duration(res.duration)
-            count = f"{steps} step{'' if steps == 1 else 's'}"
-            if self.steps_done > steps:  # a resumed run: earlier steps ran before
-                count += f" here, {self.steps_done} in all"
-            lines = [f"completed in {took}: {count}; final state:"]
-            items = list(res.state.items())
-            for key, value in items[:_STATE_LINES]:
-                lines.append(f"{pad}{key} = {brief_value(value, 90)}")
-            if len(items) > _STATE_LINES:
-                lines.append(f"{pad}... and {len(items) - _STATE_LINES} more keys")
-            return lines
-        if isinstance(event, ev.GraphError):
-            return [f"{_outcome_word(event.error)}: {event.error}"]
-        return [repr(event)]  # pragma: no cover - every event type is handled above
+        res = event.result
+        steps = res.execution_count
+        took = format_duration(res.duration)
+        count = f"{steps} step{'' if steps == 1 else 's'}"
+        if self.steps_done > steps:  # a resumed run: earlier steps ran before
+            count += f" here, {self.steps_done} in all"
+        lines = [f"completed in {took}: {count}; final state:"]
+        items = list(res.state.items())
+        for key, value in items[:_STATE_LINES]:
+            lines.append(f"{pad}{key} = {brief_value(value, 90)}")
+        if len(items) > _STATE_LINES:
+            lines.append(f"{pad}... and {len(items) - _STATE_LINES} more keys")
+        return lines
+
+    def _graph_error(self, event: ev.GraphError) -> list[str]:
+        return [f"{_outcome_word(event.error)}: {event.error}"]
+
+
+_LINES: dict[type, Callable[[Terminal, Any], list[str]]] = {
+    ev.GraphStart: Terminal._graph_start,
+    ev.NodeStart: Terminal._node_start,
+    ev.StateChanged: Terminal._state_changed,
+    ev.NodeEnd: Terminal._node_end,
+    ev.ObservedError: Terminal._observed_error,
+    ev.BarrierWaiting: Terminal._barrier_waiting,
+    ev.BarrierResolved: Terminal._barrier_resolved,
+    ev.ParallelStarted: Terminal._parallel_started,
+    ev.BranchCompleted: Terminal._branch_completed,
+    ev.ParallelCompleted: Terminal._parallel_completed,
+    ev.CheckpointSaved: Terminal._checkpoint_saved,
+    ev.GraphComplete: Terminal._graph_complete,
+    ev.GraphError: Terminal._graph_error,
+}
+"""The lines of each event type: a :class:`Terminal` method (one row per event type)."""
 
 
 def _outcome_word(error: GraphError) -> str:

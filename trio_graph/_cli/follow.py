@@ -1,0 +1,137 @@
+"""Following a run in the terminal: its events as they arrive, and its barriers.
+
+:func:`follow_run` shows every event (the :class:`~trio_graph._cli.view.Terminal` lines,
+or JSON lines with ``--json``) until the run ends, and handles each barrier that waits
+in one of three ways (:data:`BarrierHandling`): ``"prompt"`` asks the person at the
+terminal (the prompt is cancelled if the barrier resolves otherwise, e.g. its timeout),
+``"default"`` takes the barrier's default at once, ``"leave"`` stops at the first wait
+and leaves the run saved in the store, printing how to answer it. A prompt with nobody
+left reading stdout leaves the run waiting too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Collection
+from typing import Any, Literal
+
+import trio
+
+from .. import events as ev
+from .. import serde
+from .._model.decisions import BarrierId, describe_decision
+from .._model.graph import BarrierNode, Graph
+from .._runtime.run import Run
+from .hints import hint, left_waiting
+from .output import stdout_gone
+from .usage import EXIT_OK, EXIT_RUN_FAILED, INTERRUPTED
+from .view import LineReader, Terminal, ask, default_decision
+
+BarrierHandling = Literal["prompt", "default", "leave"]
+
+
+def barrier_handling(args: Any, *, no_terminal: BarrierHandling) -> BarrierHandling:
+    """``leave`` with ``--leave-waiting``; else ``prompt`` on a terminal, else ``no_terminal``."""
+    if args.leave_waiting:
+        return "leave"
+    return "prompt" if sys.stdin.isatty() else no_terminal
+
+
+async def follow_run(
+    run: Run,
+    graph: Graph,
+    args: Any,
+    *,
+    barriers: BarrierHandling,
+    answered: Collection[BarrierId] = (),
+) -> int:
+    """Show a run's events until it ends or is left waiting; the exit code.
+
+    Barriers in ``answered`` already have their decision (they wait for nothing).
+    """
+    INTERRUPTED["trace"] = run.trace_id  # every run shown here has a store
+    INTERRUPTED["resume"] = hint(args, "resume", run.trace_id, run_options=True, quote="")
+    follower = _Follower(run, graph, args, barriers, answered)
+    async with trio.open_nursery() as nursery:
+        left_waiting = await follower.follow(nursery)
+        nursery.cancel_scope.cancel()
+    if left_waiting or run.result is not None:
+        return EXIT_OK
+    return EXIT_RUN_FAILED
+
+
+class _Follower:
+    """One run on the terminal: the view, the open prompts, where notes go."""
+
+    def __init__(
+        self,
+        run: Run,
+        graph: Graph,
+        args: Any,
+        barriers: BarrierHandling,
+        answered: Collection[BarrierId],
+    ) -> None:
+        self.run = run
+        self.graph = graph
+        self.args = args
+        self.barriers = barriers
+        self.answered = answered
+        self.notes = sys.stderr if args.json else sys.stdout
+        self.terminal = (
+            None if args.json else Terminal(sys.stdout, max_steps=args.max_steps, graph=graph)
+        )
+        self.reader = LineReader() if barriers == "prompt" else None
+        self.prompts: dict[BarrierId, trio.CancelScope] = {}
+
+    async def follow(self, nursery: trio.Nursery) -> bool:
+        """Show events until the run ends (False) or is left waiting at a barrier (True)."""
+        async for event in self.run:
+            if self.terminal is not None:
+                self.terminal.show(event)
+            else:
+                print(serde.to_json(event, ev.Event), flush=True)
+            if isinstance(event, ev.BarrierWaiting):
+                if self._waiting(event.barrier_id, nursery):
+                    return True
+            elif isinstance(event, ev.BarrierResolved):
+                prompt = self.prompts.pop(event.barrier_id, None)
+                if prompt is not None:
+                    prompt.cancel()
+        return False
+
+    def _waiting(self, bid: BarrierId, nursery: trio.Nursery) -> bool:
+        """Handle a barrier that waits; True when the run is left waiting there."""
+        if bid in self.answered:
+            return False
+        found = self.graph.find(bid.node)
+        node = found if isinstance(found, BarrierNode) else None
+        if self.barriers == "leave" or (self.barriers == "prompt" and stdout_gone()):
+            self._note(left_waiting(self.run.trace_id, bid, self.args))
+            return True
+        if self.barriers == "default":
+            decision = default_decision(node)
+            if decision is not None:
+                self._note(f"no terminal: taking {bid}'s default ({describe_decision(decision)})")
+                self.run.decide(bid, decision)
+            return False
+        scope = trio.CancelScope()
+        self.prompts[bid] = scope
+        nursery.start_soon(self._prompt, bid, node, scope)
+        return False
+
+    async def _prompt(
+        self, bid: BarrierId, node: BarrierNode | None, scope: trio.CancelScope
+    ) -> None:
+        assert self.reader is not None
+        with scope:
+            await ask(self.run.decide, bid, node, self.reader, self.notes)
+        if scope.cancelled_caught:
+            self.notes.write("\n")
+
+    def _note(self, text: str) -> None:
+        if stdout_gone():  # the reader left; what the person must know goes to stderr
+            print(text, file=sys.stderr, flush=True)
+        elif self.terminal is not None:
+            self.terminal.note(text)
+        else:
+            print(text, file=self.notes, flush=True)

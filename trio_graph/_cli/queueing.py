@@ -1,0 +1,80 @@
+"""The commands of a store with a run queue (PostgreSQL): ``submit`` and ``worker``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Any
+
+import trio
+
+from ..stores.queue import QueueStore
+from .graphs import load_graph
+from .hints import where
+from .store_options import open_store
+from .usage import EXIT_OK, UsageError
+
+
+async def cmd_submit(args: Any) -> int:
+    """Queue a run of a graph for the workers (a store with a run queue)."""
+    try:
+        state = json.loads(args.state)
+    except ValueError as exc:
+        raise UsageError(f"--state must be a JSON object: {exc}") from None
+    if not isinstance(state, dict):
+        raise UsageError(f"--state must be a JSON object, got {type(state).__name__}")
+    async with open_store(args) as store:
+        submit = getattr(store, "submit", None)
+        if submit is None:
+            raise UsageError(
+                f"submit needs a store with a run queue: --dsn DSN (PostgreSQL); {store!r} has none"
+            )
+        job_id = await submit(args.name, state)
+    print(job_id, flush=True)
+    return EXIT_OK
+
+
+async def cmd_worker(args: Any) -> int:
+    """Serve graphs from a store with a run queue (PostgreSQL) until interrupted."""
+    graphs = [load_graph(spec) for spec in args.graph]
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError(f"--concurrency must be a positive int, got {args.concurrency}")
+    from ..worker import Worker
+
+    async with open_store(args) as store:
+        if not isinstance(store, QueueStore):
+            raise UsageError(
+                f"worker needs a store with a run queue: --dsn DSN (PostgreSQL); {store!r} has none"
+            )
+        worker = Worker(store, graphs, concurrency=args.concurrency or 1)
+        names = ", ".join(repr(g.name) for g in graphs)
+        until = "until no run is left" if args.until_idle else "Ctrl-C to stop"
+        print(
+            f"worker {worker.worker_id} serving {names} from {where(args)} ({until})",
+            file=sys.stderr,
+            flush=True,
+        )
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_stop_on_signals, scope)
+                await worker.serve(until_idle=args.until_idle)
+                nursery.cancel_scope.cancel()
+        stats = worker.stats
+        print(
+            f"worker stopped: {stats.claimed} claimed, {stats.completed} completed, "
+            f"{stats.parked} parked at barriers, {stats.failed} failed, "
+            f"{stats.released} released",
+            file=sys.stderr,
+            flush=True,
+        )
+    return EXIT_OK
+
+
+async def _stop_on_signals(scope: trio.CancelScope) -> None:
+    """SIGTERM or SIGINT: stop serving gracefully (runs checkpoint, leases released)."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            print("stopping: checkpointing runs in flight...", file=sys.stderr, flush=True)
+            scope.cancel()
+            return
