@@ -234,9 +234,8 @@ async def test_loop_resumed_at_missing_node() -> None:
         max_steps=5,
         policy=Executor().policy,
         durable=False,
-        current="vanished",
-        step=3,
     )
+    state.root.current, state.root.step = "vanished", 3
     loop = StepLoop(state, None)
     send, receive = trio.open_memory_channel[Any](100)
     await loop.main(send)

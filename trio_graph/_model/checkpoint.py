@@ -13,11 +13,16 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .decisions import BarrierId, DecisionEntry
+
+if TYPE_CHECKING:
+    from ..reducers import Reducer
+    from .graph import Node
 
 
 class RunStatus(enum.StrEnum):
@@ -142,6 +147,20 @@ class CheckpointPolicy:
     branch_writes: bool = True
     """Record each finished branch of a fan-out as it completes (resume runs only the rest)."""
 
+    def site_after(self, node: Node, took: float) -> str | None:
+        """The checkpoint wanted after ``node`` ran for ``took`` seconds and the run goes
+        on (what it records, for messages), or None."""
+        if self.every_step:
+            return "every-step"
+        if self.on_barrier and node.kind == "barrier":
+            return "barrier-resolved"
+        adaptive = self.adaptive
+        if adaptive is not None and adaptive.wants(
+            took, node.meta.token_cost, node.meta.side_effects
+        ):
+            return "adaptive"
+        return None
+
 
 @attrs.frozen
 class Changes:
@@ -171,6 +190,24 @@ class ChangeLog:
         """Note one applied delta: the update and its built-in reducer, or a resolved value."""
         self.pending.append(StoredDelta(key, value, reducer))
 
+    def record_all(
+        self,
+        items: Sequence[tuple[str, Any]],
+        merged: Mapping[str, Any],
+        reducers: Mapping[str, Reducer],
+    ) -> None:
+        """Note a committed step: each update with its built-in reducer, and for a key with
+        a custom reducer (whose result cannot be recomputed from the update) the merged
+        value, once."""
+        resolved: set[str] = set()
+        for key, value in items:
+            r = reducers.get(key)
+            if r is None or r.builtin:
+                self.record(key, value, r.name if r is not None else None)
+            elif key not in resolved:
+                resolved.add(key)
+                self.record(key, merged[key])
+
     def take(self, previous_id: str | None, new_branches: tuple[int, ...] | None = None) -> Changes:
         """The hint for the checkpoint being written; the log starts empty again."""
         deltas, self.pending = tuple(self.pending), []
@@ -179,3 +216,20 @@ class ChangeLog:
     def put_back(self, changes: Changes) -> None:
         """A save failed: its deltas are pending again, before any recorded since."""
         self.pending[:0] = changes.deltas
+
+
+def new_branches(
+    previous: list[BranchResult], branches: list[BranchResult]
+) -> tuple[int, ...] | None:
+    """Where in ``branches`` the records not in ``previous`` are, when ``previous``'s very
+    records are all in it, in order (a fan-out's records grow by one); else None
+    (``Changes.new_branches``)."""
+    if not previous:
+        return None
+    new, j = [], 0
+    for i, branch in enumerate(branches):
+        if j < len(previous) and branch is previous[j]:
+            j += 1
+        else:
+            new.append(i)
+    return tuple(new) if j == len(previous) else None

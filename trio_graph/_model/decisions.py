@@ -93,6 +93,20 @@ class DecisionEntry:
         return self.occurrence == EVERY
 
 
+_TIMEOUT_DEFAULTS: dict[str, Any] = {
+    "approve": lambda timeout: Approve(),
+    "skip": lambda timeout: None,
+    "reject": lambda timeout: Reject(f"timed out after {timeout}s"),
+}
+
+
+def timeout_decision(default: DefaultAction, timeout: float | None) -> Decision | None:
+    """What a barrier's ``default`` decides when its timeout passes with no decision
+    (None: skip, go on along its edges)."""
+    decision: Decision | None = _TIMEOUT_DEFAULTS[default](timeout)
+    return decision
+
+
 @attrs.define
 class DecisionRegistry:
     """Decisions kept until their barrier occurrence takes them (level-triggered)."""

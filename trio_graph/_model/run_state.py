@@ -33,24 +33,30 @@ Theory of operation
     finish(step, outcome, now) -> Finished  committed; send Finished.events, then
     ended(step)                             NodeEnd sent; send Finished.after
     arrive(node) -> BarrierId               waiting (a cancel checkpoints WAITING here)
-    resolve(node, decision, timed_out) -> Outcome
+    resolve(node, decision) -> Outcome       the decision's updates and where it goes
     enter(node) / leave(node) -> Outcome    a subgraph level
     close_spans(now) -> [NodeEnd]           interrupted: every span still owed
-    interruption(error) -> Interruption     the failure/cancel checkpoint to write
+    inner.interruption(error)               the failure/cancel checkpoint to write
     checkpoint(...) -> (Checkpoint, Changes), then saved(...) or unsaved(...)
 """
 
 from __future__ import annotations
 
-import types
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from .. import events as ev
-from ..errors import Cancelled, GraphError, NodeExecutionFailed, NodeNotFound, StepsExceeded
+from ..errors import (
+    Cancelled,
+    GraphError,
+    LeaseLost,
+    NodeExecutionFailed,
+    NodeNotFound,
+    StepsExceeded,
+)
 from .checkpoint import (
     BranchResult,
     ChangeLog,
@@ -59,64 +65,15 @@ from .checkpoint import (
     CheckpointPolicy,
     Frame,
     RunStatus,
+    new_branches,
     new_id,
 )
-from .decisions import Approve, BarrierId, Decision, DecisionRegistry, Reject, decision_updates
-from .graph import BarrierNode, Graph, Node, ParallelNode, SubgraphNode
-from .jsonvalue import check_update, check_value
-from .results import NEXT, Outcome, normalise
+from .decisions import BarrierId, Decision, DecisionRegistry, decision_updates, timeout_decision
+from .graph import BarrierNode, Graph, ParallelNode, SubgraphNode
+from .levels import Level, Step, subgraph_level, subgraph_outcome
+from .results import NEXT, Outcome
 from .routing import check_target, route, route_fallback
-from .state import check_state, reduce_updates
 from .steering import check_steering
-
-
-@attrs.define(slots=True, eq=False)
-class Step:
-    """One node execution: opened by :meth:`RunState.begin`, closed once."""
-
-    level: Level
-    node: Node
-    number: int
-    """The level's step count once this step is done (from 1)."""
-    span: int
-    path: str
-    """The node's name as events carry it (``"sub/node"`` inside a subgraph)."""
-    started: float = 0.0
-    committed: float | None = None
-    """When its updates were committed (it succeeded; its ``NodeEnd`` may be owed)."""
-
-
-@attrs.define(slots=True, eq=False)
-class Level:
-    """The run itself, or a subgraph it is inside: a graph, its state and where it is."""
-
-    graph: Graph
-    state: dict[str, Any]
-    current: str
-    step: int
-    max_steps: int
-    prefix: str = ""
-    """This level's path from the root, ``"outer/inner/"`` (``""`` for the run)."""
-    collected: list[tuple[str, Any]] | None = None
-    """A subgraph's updates so far, handed up when it completes (None for the run)."""
-    frames: list[Frame] = attrs.field(factory=list)
-    """Stored subgraph levels to resume inside, outermost first."""
-    view: Mapping[str, Any] = attrs.field(init=False)
-    """The read-only state nodes get."""
-    open: Step | None = None
-    waiting: BarrierId | None = None
-    fanout: tuple[ParallelNode, dict[str, Mapping[str, Any]]] | None = None
-    """The fan-out in progress and its finished branches."""
-    resumable: bool = True
-    """False once a step's deltas are applied and it has nowhere to go."""
-
-    def __attrs_post_init__(self) -> None:
-        self.view = types.MappingProxyType(self.state)
-
-    @property
-    def name(self) -> str:
-        """The subgraph node this level runs (``""`` for the run)."""
-        return self.prefix.rstrip("/").rpartition("/")[2]
 
 
 @attrs.define(slots=True)
@@ -132,23 +89,6 @@ class Finished:
     save: str | None
 
 
-@attrs.frozen
-class Interruption:
-    """The checkpoint a failure or cancel writes: status, barrier waited at, branches."""
-
-    status: RunStatus
-    pending: BarrierId | None
-    branches: list[BranchResult] | None
-
-
-# A barrier's ``default`` when its timeout passes with no decision (None: skip, go on).
-TIMEOUT_DEFAULTS: dict[str, Callable[[BarrierNode], Decision | None]] = {
-    "approve": lambda node: Approve(),
-    "skip": lambda node: None,
-    "reject": lambda node: Reject(f"timed out after {node.timeout}s"),
-}
-
-
 class RunState:
     """The bookkeeping of one run; see the module docstring for its rules."""
 
@@ -161,10 +101,6 @@ class RunState:
         max_steps: int,
         policy: CheckpointPolicy,
         durable: bool,
-        current: str | None = None,
-        step: int = 0,
-        registry: DecisionRegistry | None = None,
-        resumed: Checkpoint | None = None,
         log_limit: int = 1000,
     ) -> None:
         self.trace_id = trace_id
@@ -172,15 +108,11 @@ class RunState:
         self.policy = policy
         self.durable = durable
         """A store keeps this run: values are checked and checkpoints are written."""
-        root = Level(graph, state, current or graph.start, step, max_steps)
-        self.levels = [root]
-        self.registry = registry or DecisionRegistry()
-        self.resumed_from = resumed.trace_id if resumed is not None else None
-        self.resume_count = resumed.resume_count + 1 if resumed is not None else 0
+        self.levels = [Level(graph, state, graph.start, 0, max_steps)]
+        self.registry = DecisionRegistry()
+        self.resumed_from: str | None = None
+        self.resume_count = 0
         self.resumed_branches: dict[str, Mapping[str, Any]] = {}
-        if resumed is not None:
-            root.frames = list(resumed.frames)
-            self.resumed_branches = {b.branch: b.updates for b in resumed.branches}
         # The last ``log_limit`` entries and a count: memory O(1) in steps (DESIGN §13).
         self.log: deque[ev.ExecutionEntry] = deque(maxlen=log_limit)
         self.log_count = 0
@@ -189,6 +121,41 @@ class RunState:
         self.saved_branches: list[BranchResult] = []
         self.spans = 0
         self.checkpoint_requested = False
+
+    @classmethod
+    def resume(
+        cls,
+        graph: Graph,
+        checkpoint: Checkpoint,
+        *,
+        trace_id: str,
+        max_steps: int,
+        policy: CheckpointPolicy,
+        log_limit: int = 1000,
+    ) -> RunState:
+        """A run continuing ``checkpoint`` (a resume or a fork) under ``trace_id``: its
+        state, step count, next node, subgraph frames, barrier occurrences, kept
+        decisions and the finished branches of its fan-out in progress."""
+        run = cls(
+            graph,
+            dict(checkpoint.state),
+            trace_id=trace_id,
+            max_steps=max_steps,
+            policy=policy,
+            durable=True,
+            log_limit=log_limit,
+        )
+        root = run.levels[0]
+        root.current = checkpoint.next_node or graph.start
+        root.step = checkpoint.step
+        root.frames = list(checkpoint.frames)
+        run.registry = DecisionRegistry.restore(
+            checkpoint.occurrences, checkpoint.pending_barrier, checkpoint.decisions
+        )
+        run.resumed_from = checkpoint.trace_id
+        run.resume_count = checkpoint.resume_count + 1
+        run.resumed_branches = {b.branch: b.updates for b in checkpoint.branches}
+        return run
 
     @property
     def root(self) -> Level:
@@ -259,50 +226,21 @@ class RunState:
         after: Sequence[ev.Event] = ()
         if outcome.fallback is not None:
             after = [ev.ObservedError(trace, path, ev.Observed("Degraded", outcome.fallback))]
-        save = self._wanted(step.node, took) if self.durable and target is not None else None
+        save = (
+            self.policy.site_after(step.node, took) if self.durable and target is not None else None
+        )
         return Finished(events, after, target is None and error is None, error, save)
 
     def ended(self, step: Step) -> None:
         """The step's ``NodeEnd`` went out: nothing is owed for it."""
         step.level.open = None
 
-    def _wanted(self, node: Node, took: float) -> str | None:
-        """The checkpoint the policy wants after a step that goes on (its site), if any."""
-        policy = self.policy
-        if policy.every_step:
-            return "every-step"
-        if policy.on_barrier and type(node) is BarrierNode:
-            return "barrier-resolved"
-        adaptive = policy.adaptive
-        if adaptive is not None and adaptive.wants(
-            took, node.meta.token_cost, node.meta.side_effects
-        ):
-            return "adaptive"
-        return None
-
     def commit(self, level: Level, node: str, items: Sequence[tuple[str, Any]]) -> None:
-        """Fold updates through the reducers and commit them at once (all or nothing)."""
-        reducers = level.graph.reducers
-        merged = reduce_updates(level.state, reducers, node, items)
-        if self.durable:  # refuse what the store would not give back (docs/state.md)
-            check_update(items, merged, reducers, f"node {level.prefix + node!r} wrote")
-        level.state.update(merged)
-        if level.collected is not None:
-            level.collected.extend(items)
-        changes = self.changes
-        if changes is not None and level is self.levels[0]:
-            resolved: set[str] = set()
-            for key, value in items:
-                r = reducers.get(key)
-                if r is None or r.builtin:
-                    changes.record(key, value, r.name if r is not None else None)
-                elif key not in resolved:  # custom reducer: store the merged value once
-                    resolved.add(key)
-                    changes.record(key, merged[key])
-
-    def _log(self, entry: ev.ExecutionEntry) -> None:
-        self.log.append(entry)
-        self.log_count += 1
+        """Commit a step's updates to its level (all or nothing) and, at the root, note
+        them for the next checkpoint's hint."""
+        merged = level.commit(node, items, durable=self.durable)
+        if self.changes is not None and level is self.levels[0]:
+            self.changes.record_all(items, merged, level.graph.reducers)
 
     def close_spans(self, now: float) -> list[ev.NodeEnd]:
         """End every open span, innermost first: ``success=True`` for a step committed
@@ -318,9 +256,9 @@ class RunState:
             else:
                 took, ok = now - step.started, False
                 if level is self.levels[0]:
-                    self._log(
-                        ev.ExecutionEntry(step.number, step.node.name, step.started, now, False)
-                    )
+                    entry = ev.ExecutionEntry(step.number, step.node.name, step.started, now, False)
+                    self.log.append(entry)
+                    self.log_count += 1
             ends.append(ev.NodeEnd(self.trace_id, step.path, step.span, ok, took))
         return ends
 
@@ -339,7 +277,7 @@ class RunState:
     def time_out(self, node: BarrierNode, bid: BarrierId) -> Decision | None:
         """The barrier's timeout passed with no decision: its default (None: skip)."""
         self.registry.mark_resolved(bid)
-        return TIMEOUT_DEFAULTS[node.default](node)
+        return timeout_decision(node.default, node.timeout)
 
     def resolve(self, node: BarrierNode, decision: Decision | None) -> Outcome:
         """The barrier is resolved: what its decision writes and where it goes."""
@@ -370,76 +308,50 @@ class RunState:
     # -- subgraphs -----------------------------------------------------------------
     def enter(self, node: SubgraphNode) -> Level:
         """Push the level of subgraph ``node``: resumed from its stored frame, else new."""
-        parent = self.levels[-1]
-        frames = parent.frames
-        prefix = f"{parent.prefix}{node.name}/"
-        max_steps = node.max_steps or parent.max_steps
-        if frames and frames[0].node == node.name:
-            frame = frames[0]
-            level = Level(
-                node.graph, dict(frame.state), frame.next_node, frame.step, max_steps, prefix
-            )
-            level.collected, level.frames = list(frame.collected), frames[1:]
-            parent.frames = []
-        else:
-            start = node.input(parent.view) if node.input is not None else parent.view
-            state = check_state(start)
-            if self.durable and node.input is not None:  # new values: refuse as a node's
-                where = f"the input of subgraph {prefix[:-1]!r} holds"
-                for key, value in state.items():
-                    check_value(key, value, where)
-            level = Level(node.graph, state, node.graph.start, 0, max_steps, prefix, [])
+        level = subgraph_level(self.levels[-1], node, durable=self.durable)
         self.levels.append(level)
         return level
 
     def leave(self, node: SubgraphNode) -> Outcome:
         """Pop the completed subgraph level: its output, or the updates it collected."""
-        level = self.levels.pop()
-        if node.output is not None:
-            return normalise(node.name, node.output(level.view))
-        return Outcome(list(level.collected or ()))
+        return subgraph_outcome(self.levels.pop(), node)
 
     # -- checkpoints ---------------------------------------------------------------
-    def interruption(self, error: GraphError) -> Interruption:
-        """The checkpoint a failure (FAILED) or cancel (WAITING at a barrier, else
-        RUNNING: resumable) writes, with the finished branches of a fan-out in progress."""
-        inner = self.levels[-1]
-        status = RunStatus.FAILED
-        if isinstance(error, Cancelled):
-            status = RunStatus.WAITING if inner.waiting is not None else RunStatus.RUNNING
-        branches = None
-        if inner.fanout is not None:
-            node, done = inner.fanout
-            branches = [
-                BranchResult(b.name, dict(done[b.name])) for b in node.branches if b.name in done
-            ]
-        return Interruption(status, inner.waiting, branches)
+    def unsaved_terminal(
+        self, error: GraphError, exc: GraphError
+    ) -> tuple[GraphError, ev.ObservedError | None]:
+        """The failure/cancel checkpoint of ``error`` could not be saved (``exc``): the
+        terminal error, and the warning to send before it.
 
-    def cancelled(self) -> Cancelled:
-        """The ``Cancelled`` error naming where the run was: the barrier or the node."""
-        inner = self.levels[-1]
-        if inner.waiting is not None:
-            return Cancelled(node=inner.waiting.node, barrier=str(inner.waiting))
-        return Cancelled(node=inner.open.path if inner.open is not None else "")
-
-    def next_node(self, *, done: bool = False) -> str | None:
-        """The run's next node as a checkpoint records it (None once it has none)."""
-        return None if done or not self.levels[0].resumable else self.levels[0].current
+        The first error stays the terminal one (a ``Cancelled`` is never hidden), and
+        the lost checkpoint is said, as an ``ObservedError`` warning and a note on the
+        error. Only a lost lease wins: this process no longer owns the run, and the
+        worker must know that.
+        """
+        cancelled = isinstance(error, Cancelled)
+        if isinstance(exc, LeaseLost) and not cancelled:
+            return exc, None
+        message = f"the {'cancel' if cancelled else 'failure'} checkpoint was not saved: {exc}"
+        error.add_note(message)
+        warning = ev.Observed("Warning", message)
+        return error, ev.ObservedError(self.trace_id, self.levels[0].current, warning)
 
     def checkpoint(
         self,
-        next_node: str | None,
         *,
+        done: bool = False,
         status: RunStatus = RunStatus.RUNNING,
         pending: BarrierId | None = None,
         branches: list[BranchResult] | None = None,
         error: str | None = None,
     ) -> tuple[Checkpoint, Changes]:
-        """The checkpoint of the whole run now, and the store's hint of what changed."""
+        """The checkpoint of the whole run now (``done``: it has no next node), and the
+        store's hint of what changed since the last one saved."""
         assert self.changes is not None, "a checkpoint needs a store"
         saved = branches or []
         changes = self.changes.take(self.last_checkpoint, new_branches(self.saved_branches, saved))
         root = self.levels[0]
+        next_node = None if done or not root.resumable else root.current
         checkpoint = Checkpoint(
             checkpoint_id=new_id(),
             trace_id=self.trace_id,
@@ -476,19 +388,3 @@ class RunState:
         last checkpoint saved; a store that holds something else writes in full)."""
         assert self.changes is not None
         self.changes.put_back(changes)
-
-
-def new_branches(
-    previous: list[BranchResult], branches: list[BranchResult]
-) -> tuple[int, ...] | None:
-    """Where in ``branches`` the records not in ``previous`` are, when ``previous``'s very
-    records are all in it, in order (a fan-out's records grow by one); else None."""
-    if not previous:
-        return None
-    new, j = [], 0
-    for i, branch in enumerate(branches):
-        if j < len(previous) and branch is previous[j]:
-            j += 1
-        else:
-            new.append(i)
-    return tuple(new) if j == len(previous) else None

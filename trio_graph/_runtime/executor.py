@@ -18,7 +18,7 @@ import trio
 
 from .. import events as ev
 from .._model.checkpoint import Checkpoint, CheckpointPolicy
-from .._model.decisions import BarrierId, Decision, DecisionRegistry, check_decision
+from .._model.decisions import BarrierId, Decision, check_decision
 from .._model.graph import Graph, SubgraphNode
 from .._model.patch import patch_checkpoint
 from .._model.run_state import RunState
@@ -194,19 +194,12 @@ class Executor:
                 f"{checkpoint.status.value})",
                 checkpoint_id=checkpoint.checkpoint_id,
             )
-        run_state = RunState(
+        run_state = RunState.resume(
             graph,
-            dict(checkpoint.state),
+            checkpoint,
             trace_id=uuid.uuid4().hex,
             max_steps=self.max_steps,
             policy=self.policy,
-            durable=True,
-            current=checkpoint.next_node,
-            step=checkpoint.step,
-            registry=DecisionRegistry.restore(
-                checkpoint.occurrences, checkpoint.pending_barrier, checkpoint.decisions
-            ),
-            resumed=checkpoint,
             log_limit=self.log_limit,
         )
         return StepLoop(run_state, store or self.store)

@@ -9,8 +9,7 @@ checkpoint request; ``begin`` (budget, node lookup, span); ``NodeStart``; run th
 by its kind (:data:`RUNNERS`); ``finish`` (commit, route); its events; the checkpoint
 the policy wants. A subgraph node runs its steps inline, one level down.
 
-Events go out with ``send_nowait`` while the channel has room and ``await send``
-only when it is full (back-pressure without a scheduler round trip per event).
+Events go out through an :class:`~trio_graph._runtime.outbox.Outbox`.
 Exceptions become the terminal event once, in :meth:`StepLoop.main`; store failures
 become ``CheckpointError`` once, in :meth:`StepLoop.checkpoint`.
 """
@@ -27,19 +26,20 @@ from .. import events as ev
 from .._model.checkpoint import BranchResult, RunStatus
 from .._model.decisions import BarrierId, Decision
 from .._model.graph import BarrierNode, ConditionNode, ParallelNode, SubgraphNode, TaskNode
+from .._model.levels import Step
 from .._model.results import NEXT, Outcome, normalise
-from .._model.run_state import RunState, Step
+from .._model.run_state import RunState
 from .._model.steering import check_barrier_id
 from ..errors import (
     BarrierError,
     Cancelled,
     CheckpointError,
     GraphError,
-    LeaseLost,
     NodeExecutionFailed,
 )
 from .calls import call, call_task
 from .fanout import Fork, run_parallel
+from .outbox import ConsumerGone, Outbox, only_cancelled
 
 if TYPE_CHECKING:
     from ..stores.protocol import Store
@@ -47,17 +47,8 @@ if TYPE_CHECKING:
 _YIELD_EVERY = 16
 
 
-class _ConsumerGone(Exception):
-    """The receive side of the event channel was closed: stop quietly."""
-
-
-def only_cancelled(exc: BaseException) -> bool:
-    """True for ``trio.Cancelled`` or a group holding nothing else (from a nursery)."""
-    if isinstance(exc, trio.Cancelled):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return all(only_cancelled(e) for e in exc.exceptions)
-    return False
+async def _not_started(event: ev.Event) -> None:
+    raise RuntimeError("the run has not started: no event can be sent")
 
 
 class StepLoop:
@@ -70,9 +61,8 @@ class StepLoop:
         self.result: ev.RunResult | None = None
         self.error: GraphError | None = None
         self.finished = False
+        self.emit: Callable[[ev.Event], Awaitable[None]] = _not_started  # Outbox.put, in main
         self._wakeup: trio.Event | None = None  # set when a decision may answer the wait
-        self._closing = False  # set once the consumer is gone or an outer scope cancelled us
-        self._send: trio.MemorySendChannel[ev.Event] | None = None
         self._started = 0.0
 
     @property
@@ -118,60 +108,39 @@ class StepLoop:
             )
         self.state.checkpoint_requested = True
 
-    # -- events --------------------------------------------------------------------
-    async def emit(self, event: ev.Event) -> None:
-        send = self._send
-        assert send is not None
-        try:
-            send.send_nowait(event)
-        except trio.WouldBlock:
-            if self._closing:
-                return  # shutting down: never block on a consumer that has gone
-            try:
-                await send.send(event)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._closing = True
-                raise _ConsumerGone from None
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            if self._closing:
-                return
-            self._closing = True
-            raise _ConsumerGone from None
-
     # -- the run -------------------------------------------------------------------
     async def main(self, send: trio.MemorySendChannel[ev.Event]) -> None:
         """Run to one terminal event, then close the channel."""
-        self._send = send
+        outbox = Outbox(send)
+        self.emit = outbox.put
         self._started = trio.current_time()
         terminal: ev.Event | None = None
         try:
             with self.cancel_scope:
                 terminal = await self._run()
             if terminal is None:  # our own scope was cancelled: run.cancel()
-                terminal = await self._fail(self.state.cancelled())
+                terminal = await self._fail(self.state.inner.cancelled())
             await self.emit(terminal)
-        except _ConsumerGone:
+        except ConsumerGone:
             # The consumer stopped listening: stop as if cancelled (checkpoint included);
             # from now on events that cannot be sent at once are dropped. Shielded: the
             # consumer often left because an enclosing scope was cancelled, and the
             # checkpoint of the last completed step must land.
             if self.error is None and self.result is None:
                 with trio.CancelScope(shield=True):
-                    await self._fail(self.state.cancelled())
+                    await self._fail(self.state.inner.cancelled())
         except BaseException as exc:
             if not only_cancelled(exc):
                 raise
             # An enclosing scope cancelled us: record, checkpoint (shielded), say
             # so if the consumer still has room, and let Cancelled propagate.
-            self._closing = True
+            outbox.closing = True
             with trio.CancelScope(shield=True):
-                await self.emit(await self._fail(self.state.cancelled()))
+                await self.emit(await self._fail(self.state.inner.cancelled()))
             raise
         finally:
             self.finished = True
-            # Closed synchronously: an awaited aclose() here would be a checkpoint at
-            # which a cancel could replace an exception on its way out.
-            send.close()
+            outbox.close()
 
     async def _run(self) -> ev.Event | None:
         """The steps. Returns the terminal event (None when cancelled by our scope)."""
@@ -313,7 +282,7 @@ class StepLoop:
         for end in state.close_spans(trio.current_time()):
             await self.emit(end)
         if self.store is not None:
-            cut = state.interruption(error)
+            cut = state.inner.interruption(error)
             site = "cancel" if isinstance(error, Cancelled) else "failure"
             try:
                 await self.checkpoint(
@@ -324,26 +293,11 @@ class StepLoop:
                     error=str(error),
                 )
             except GraphError as exc:
-                error = await self._unsaved(error, exc)
+                error, warning = state.unsaved_terminal(error, exc)
+                if warning is not None:
+                    await self.emit(warning)
         self.error = error
         return ev.GraphError(self.trace_id, error, dict(state.root.state))
-
-    async def _unsaved(self, error: GraphError, exc: GraphError) -> GraphError:
-        """The failure/cancel checkpoint of ``error`` could not be saved (``exc``).
-
-        The first error stays the terminal one (a ``Cancelled`` is never hidden), and
-        the lost checkpoint is said, as an ``ObservedError`` warning before the terminal
-        event and a note on the error. Only a lost lease wins: this process no longer
-        owns the run, and the worker must know that.
-        """
-        if isinstance(exc, LeaseLost) and not isinstance(error, Cancelled):
-            return exc
-        message = f"the {'cancel' if isinstance(error, Cancelled) else 'failure'} checkpoint "
-        message += f"was not saved: {exc}"
-        error.add_note(message)
-        warning = ev.Observed("Warning", message)
-        await self.emit(ev.ObservedError(self.trace_id, self.state.root.current, warning))
-        return error
 
     async def checkpoint(
         self,
@@ -365,11 +319,7 @@ class StepLoop:
         store, state = self.store, self.state
         assert store is not None
         checkpoint, changes = state.checkpoint(
-            state.next_node(done=done),
-            status=status,
-            pending=pending,
-            branches=branches,
-            error=error,
+            done=done, status=status, pending=pending, branches=branches, error=error
         )
         try:
             await store.save(checkpoint, changes=changes)

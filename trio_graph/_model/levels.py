@@ -1,0 +1,145 @@
+"""The levels of a run: the run itself and each subgraph it is inside, and their steps.
+
+Model layer: no trio import. :class:`~trio_graph._model.run_state.RunState` keeps a stack
+of :class:`Level` s (innermost last); a :class:`Step` is one node execution of a level.
+A subgraph's level starts from its stored frame when the run resumes inside it, else
+from its ``input`` mapping (or a copy of its parent's state), and hands its output (or
+every update it collected) up when it completes.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ..errors import Cancelled, GraphError
+from .checkpoint import BranchResult, Frame, RunStatus
+from .decisions import BarrierId
+from .graph import Graph, Node, ParallelNode, SubgraphNode
+from .jsonvalue import check_update, check_value
+from .results import Outcome, normalise
+from .state import check_state, reduce_updates
+
+
+@attrs.frozen
+class Interruption:
+    """The checkpoint a failure or cancel writes: status, barrier waited at, branches."""
+
+    status: RunStatus
+    pending: BarrierId | None
+    branches: list[BranchResult] | None
+
+
+@attrs.define(slots=True, eq=False)
+class Step:
+    """One node execution: opened by :meth:`RunState.begin`, closed once."""
+
+    level: Level
+    node: Node
+    number: int
+    """The level's step count once this step is done (from 1)."""
+    span: int
+    path: str
+    """The node's name as events carry it (``"sub/node"`` inside a subgraph)."""
+    started: float = 0.0
+    committed: float | None = None
+    """When its updates were committed (it succeeded; its ``NodeEnd`` may be owed)."""
+
+
+@attrs.define(slots=True, eq=False)
+class Level:
+    """The run itself, or a subgraph it is inside: a graph, its state and where it is."""
+
+    graph: Graph
+    state: dict[str, Any]
+    current: str
+    step: int
+    max_steps: int
+    prefix: str = ""
+    """This level's path from the root, ``"outer/inner/"`` (``""`` for the run)."""
+    collected: list[tuple[str, Any]] | None = None
+    """A subgraph's updates so far, handed up when it completes (None for the run)."""
+    frames: list[Frame] = attrs.field(factory=list)
+    """Stored subgraph levels to resume inside, outermost first."""
+    view: Mapping[str, Any] = attrs.field(init=False)
+    """The read-only state nodes get."""
+    open: Step | None = None
+    waiting: BarrierId | None = None
+    fanout: tuple[ParallelNode, dict[str, Mapping[str, Any]]] | None = None
+    """The fan-out in progress and its finished branches."""
+    resumable: bool = True
+    """False once a step's deltas are applied and it has nowhere to go."""
+
+    def __attrs_post_init__(self) -> None:
+        self.view = types.MappingProxyType(self.state)
+
+    def commit(
+        self, node: str, items: Sequence[tuple[str, Any]], *, durable: bool
+    ) -> dict[str, Any]:
+        """Fold ``node``'s updates through the reducers and commit them at once (all or
+        nothing); ``durable``: refuse first what a store would not give back. Returns
+        the merged values written."""
+        reducers = self.graph.reducers
+        merged = reduce_updates(self.state, reducers, node, items)
+        if durable:  # (docs/state.md)
+            check_update(items, merged, reducers, f"node {self.prefix + node!r} wrote")
+        self.state.update(merged)
+        if self.collected is not None:
+            self.collected.extend(items)
+        return merged
+
+    def cancelled(self) -> Cancelled:
+        """The ``Cancelled`` error naming where this level was: the barrier or the node."""
+        if self.waiting is not None:
+            return Cancelled(node=self.waiting.node, barrier=str(self.waiting))
+        return Cancelled(node=self.open.path if self.open is not None else "")
+
+    def interruption(self, error: GraphError) -> Interruption:
+        """The checkpoint a failure (FAILED) or cancel (WAITING at a barrier, else
+        RUNNING: resumable) writes, with the finished branches of a fan-out in progress."""
+        status = RunStatus.FAILED
+        if isinstance(error, Cancelled):
+            status = RunStatus.WAITING if self.waiting is not None else RunStatus.RUNNING
+        branches = None
+        if self.fanout is not None:
+            node, done = self.fanout
+            branches = [
+                BranchResult(b.name, dict(done[b.name])) for b in node.branches if b.name in done
+            ]
+        return Interruption(status, self.waiting, branches)
+
+    @property
+    def name(self) -> str:
+        """The subgraph node this level runs (``""`` for the run)."""
+        return self.prefix.rstrip("/").rpartition("/")[2]
+
+
+def subgraph_level(parent: Level, node: SubgraphNode, *, durable: bool) -> Level:
+    """The level of subgraph ``node`` entered from ``parent``: resumed from the parent's
+    first stored frame when it is this node's (the rest go with it), else new."""
+    frames = parent.frames
+    prefix = f"{parent.prefix}{node.name}/"
+    max_steps = node.max_steps or parent.max_steps
+    if frames and frames[0].node == node.name:
+        frame = frames[0]
+        level = Level(node.graph, dict(frame.state), frame.next_node, frame.step, max_steps, prefix)
+        level.collected, level.frames = list(frame.collected), frames[1:]
+        parent.frames = []
+        return level
+    start = node.input(parent.view) if node.input is not None else parent.view
+    state = check_state(start)
+    if durable and node.input is not None:  # new values: refuse as a node's
+        where = f"the input of subgraph {prefix[:-1]!r} holds"
+        for key, value in state.items():
+            check_value(key, value, where)
+    return Level(node.graph, state, node.graph.start, 0, max_steps, prefix, [])
+
+
+def subgraph_outcome(level: Level, node: SubgraphNode) -> Outcome:
+    """What a completed subgraph level hands up: its ``output``, or its collected updates."""
+    if node.output is not None:
+        return normalise(node.name, node.output(level.view))
+    return Outcome(list(level.collected or ()))

@@ -1,0 +1,59 @@
+"""The send side of a run's event channel, as the step loop uses it.
+
+Runtime layer. Events go out with ``send_nowait`` while the channel has room and
+``await send`` only when it is full (back-pressure without a scheduler round trip per
+event). A consumer that has gone (the receive side closed) stops the run at its next
+send with :class:`ConsumerGone`, once; from then on, while the run shuts down, events
+that cannot be sent at once are dropped, so shutting down never blocks on it.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from .. import events as ev
+
+
+class ConsumerGone(Exception):
+    """The receive side of the event channel was closed: stop quietly."""
+
+
+class Outbox:
+    """Sends one run's events; :attr:`closing` once nobody may be listening."""
+
+    def __init__(self, send: trio.MemorySendChannel[ev.Event]) -> None:
+        self._send = send
+        self.closing = False
+        """Set once the consumer is gone or an outer scope cancelled the run."""
+
+    async def put(self, event: ev.Event) -> None:
+        send = self._send
+        try:
+            send.send_nowait(event)
+        except trio.WouldBlock:
+            if self.closing:
+                return  # shutting down: never block on a consumer that has gone
+            try:
+                await send.send(event)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.closing = True
+                raise ConsumerGone from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if self.closing:
+                return
+            self.closing = True
+            raise ConsumerGone from None
+
+    def close(self) -> None:
+        """Close the channel, synchronously: an awaited ``aclose()`` would be a checkpoint
+        at which a cancel could replace an exception on its way out."""
+        self._send.close()
+
+
+def only_cancelled(exc: BaseException) -> bool:
+    """True for ``trio.Cancelled`` or a group holding nothing else (from a nursery)."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(only_cancelled(e) for e in exc.exceptions)
+    return False
