@@ -35,7 +35,7 @@ from ._model.decisions import (
     Reroute,
     check_decision,
 )
-from ._model.jsonvalue import check_value, is_json_exact, json_problem
+from ._model.jsonvalue import check_values, json_problem
 
 T = TypeVar("T")
 
@@ -113,16 +113,7 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def check_json(state: Mapping[str, Any], keys: Any = None, where: str = "") -> None:
-    """Raise ``CheckpointError`` naming the first key whose value a store would not give
-    back equal and of the same type (see :mod:`trio_graph._model.jsonvalue`); ``where`` says
-    who wrote it, with a verb (``"node 'count' wrote"``)."""
-    for key in state if keys is None else keys:
-        check_value(key, state[key], where)
-
-
-def _json_ok(value: Any, depth: int = 0) -> bool:
-    return is_json_exact(value)
+check_json = check_values  # the stores' name for it
 
 
 def dumps_value(value: Any) -> str:

@@ -11,7 +11,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 
@@ -58,7 +58,7 @@ class TaskNode:
     fallback_on: tuple[type[BaseException], ...] = ()
     """Failures of these types take the fallback edge (as ``Fallback``) instead of ending
     the run; e.g. ``(NodeTimeout,)``."""
-    kind: str = "task"
+    kind: ClassVar[str] = "task"
 
 
 @attrs.frozen
@@ -68,7 +68,7 @@ class ConditionNode:
     name: str
     targets: tuple[str, ...] = ()
     meta: NodeMeta = NodeMeta()
-    kind: str = "condition"
+    kind: ClassVar[str] = "condition"
 
 
 @attrs.frozen
@@ -81,7 +81,7 @@ class BarrierNode:
     approved_key: str = ""
     reason_key: str = ""
     meta: NodeMeta = NodeMeta()
-    kind: str = "barrier"
+    kind: ClassVar[str] = "barrier"
 
 
 @attrs.frozen
@@ -104,7 +104,7 @@ class ParallelNode:
     limit: int | None = None
     label: str | None = None
     meta: NodeMeta = NodeMeta()
-    kind: str = "parallel"
+    kind: ClassVar[str] = "parallel"
 
 
 @attrs.frozen
@@ -126,7 +126,7 @@ class SubgraphNode:
     )
     max_steps: int | None = None
     meta: NodeMeta = NodeMeta()
-    kind: str = "subgraph"
+    kind: ClassVar[str] = "subgraph"
 
 
 Node = TaskNode | ConditionNode | BarrierNode | ParallelNode | SubgraphNode

@@ -72,6 +72,14 @@ def check_value(key: str, value: Any, where: str = "") -> None:
         )
 
 
+def check_values(state: Mapping[str, Any], keys: Any = None, where: str = "") -> None:
+    """Raise ``CheckpointError`` naming the first key (of ``keys``, default all) whose value
+    a store would not give back equal and of the same type; ``where`` says who wrote it,
+    with a verb (``"node 'count' wrote"``)."""
+    for key in state if keys is None else keys:
+        check_value(key, state[key], where)
+
+
 def check_update(
     items: Iterable[tuple[str, Any]],
     merged: Mapping[str, Any] | None,

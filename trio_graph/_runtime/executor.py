@@ -20,12 +20,12 @@ from .. import events as ev
 from .._model.checkpoint import Checkpoint, CheckpointPolicy
 from .._model.decisions import BarrierId, Decision, check_decision
 from .._model.graph import Graph, SubgraphNode
+from .._model.jsonvalue import check_values
 from .._model.patch import patch_checkpoint
 from .._model.run_state import RunState
 from .._model.state import check_state
 from .._model.steering import check_barrier_id
 from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
-from ..serde import check_json
 from ..stores.continuation import continuing
 from ..stores.protocol import Store
 from .loop import StepLoop
@@ -68,7 +68,7 @@ class Executor:
         """Start ``graph`` on ``state``; yield the :class:`Run` to iterate and steer."""
         state = check_state(state)
         if self.store is not None:  # refuse what the store would not give back
-            check_json(state, where="the initial state holds")
+            check_values(state, where="the initial state holds")
         run_state = RunState(
             graph,
             state,
@@ -121,7 +121,7 @@ class Executor:
         checkpoint = await store.load(checkpoint_id)
         if patch:  # into the run's state and the subgraph frames the keys belong to
             patch = check_state(patch)
-            check_json(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
+            check_values(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
             checkpoint = patch_checkpoint(graph, checkpoint, patch)
         loop = self._loop_from(graph, checkpoint, force=force)
         async with self._started(loop) as run:
