@@ -488,7 +488,7 @@ def _put_pg(conn: Any, seq: int, row: tuple[Any, ...]) -> None:
 async def test_postgres_version_1_schema_is_migrated(tmp_path: Path) -> None:
     """A version-1 schema (JSONB rows, no checksum) is migrated on open: rows become text
     with checksums and load as they were (JSONB had already turned -0.0 into 0)."""
-    from trio_graph.stores.postgres import _MIGRATIONS
+    from trio_graph.stores.postgres_schema import MIGRATIONS as _MIGRATIONS
 
     store = throwaway_store(tmp_path)
     conn = connect(dsn(), store.schema)

@@ -17,9 +17,12 @@ decides), as **text** exactly as the shared codec wrote it (not JSONB, which wou
 base + deltas. Schema version 2 made them text; a version-1 database is migrated on
 open (JSONB text as stored, checksums computed then).
 
-**Queue**: ``submit``, ``decide``, ``claim`` and the rest come from
-:class:`~trio_graph.stores.postgres_queue.PostgresQueue`; the fenced save, which checks a
-worker's claim epoch in the write's own statement, is here with the other writes.
+**Queue**: ``submit``, ``decide``, ``claim`` and the rest are the rules of
+:mod:`trio_graph.stores.queue` (:class:`~trio_graph.stores.queue.rules.QueueRules`) in
+the PostgreSQL dialect (:mod:`trio_graph.stores.queue.postgres`); the fenced save, which
+checks a worker's claim epoch in the write's own statement (the table's condition for a
+fenced save), is here with the other writes. The schema and its migrations are
+:mod:`.postgres_schema`.
 """
 
 from __future__ import annotations
@@ -35,85 +38,24 @@ from typing import Any, TypeVar
 import attrs
 import psycopg
 import trio
-from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from .._model.checkpoint import Changes, Checkpoint, RunStatus
 from ..errors import CheckpointError, LeaseLost, StoreUnavailable
 from . import rows as codec
-from .jsonb import dumps, from_jsonb, loads
-from .postgres_queue import PostgresQueue
+from .jsonb import dumps as dumps
+from .jsonb import loads as loads
+from .postgres_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from .postgres_schema import migrate
 from .protocol import RunInfo
+from .queue.dialect import Tx
+from .queue.jobs import Op, settles
+from .queue.postgres import PostgresDialect
+from .queue.rules import QueueRules
+from .queue.statements import guard
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
-
-SCHEMA_VERSION = 2
-"""The schema version this code writes; older databases are migrated on open."""
-
-_MIGRATIONS: tuple[str, ...] = (
-    # 0 -> 1
-    """
-    CREATE TABLE trio_graph_checkpoints (
-        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        checkpoint_id text NOT NULL UNIQUE,
-        trace_id text NOT NULL,
-        base_id text,
-        link integer NOT NULL,
-        header jsonb NOT NULL,
-        body jsonb NOT NULL
-    );
-    CREATE INDEX trio_graph_checkpoints_trace ON trio_graph_checkpoints (trace_id, seq);
-    CREATE TABLE trio_graph_runs (
-        trace_id text PRIMARY KEY,
-        graph_name text NOT NULL,
-        status text NOT NULL,
-        updated_at double precision NOT NULL,
-        checkpoint_id text,
-        resumed_from text,
-        job_id text
-    );
-    CREATE TABLE trio_graph_jobs (
-        job_id text PRIMARY KEY,
-        graph_name text NOT NULL,
-        state jsonb,
-        status text NOT NULL,
-        trace_id text NOT NULL,
-        checkpoint_id text,
-        pending_barrier text,
-        epoch bigint NOT NULL DEFAULT 0,
-        owner text,
-        lease_until timestamptz,
-        attempts integer NOT NULL DEFAULT 0,
-        error text,
-        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-        updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-        available_at timestamptz NOT NULL DEFAULT clock_timestamp()
-    );
-    CREATE INDEX trio_graph_jobs_queued ON trio_graph_jobs (available_at)
-        WHERE status = 'queued';
-    CREATE INDEX trio_graph_jobs_leased ON trio_graph_jobs (lease_until)
-        WHERE status = 'running';
-    CREATE TABLE trio_graph_decisions (
-        job_id text NOT NULL,
-        node text NOT NULL,
-        occurrence integer NOT NULL,
-        decision jsonb NOT NULL,
-        seq bigint GENERATED ALWAYS AS IDENTITY,
-        PRIMARY KEY (job_id, node, occurrence)
-    );
-    """,
-    # 1 -> 2: checkpoint rows as exact text with a checksum (rows filled in by
-    # ``_checksum_v1_rows`` in the same transaction)
-    """
-    ALTER TABLE trio_graph_checkpoints
-        ALTER COLUMN header TYPE text USING header::text,
-        ALTER COLUMN body TYPE text USING body::text,
-        ADD COLUMN prev_id text,
-        ADD COLUMN checksum text NOT NULL DEFAULT '';
-    """,
-)
-assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -146,8 +88,8 @@ SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM ins)
 """
 _SAVE_PLAIN = _SAVE.format(fence="SELECT 1", job="")
 _SAVE_FENCED = _SAVE.format(
-    fence="""SELECT 1 FROM trio_graph_jobs
-    WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' FOR UPDATE""",
+    fence=f"""SELECT 1 FROM trio_graph_jobs
+    WHERE job_id = %(job)s AND epoch = %(epoch)s AND {guard(Op.SAVE)} FOR UPDATE""",
     job=""",
 job AS (
     UPDATE trio_graph_jobs SET trace_id = %(trace)s, checkpoint_id = %(cid)s,
@@ -193,25 +135,6 @@ def _load(conn: Conn, checkpoint_id: str) -> Checkpoint:
     return codec.load(target, codec.LazyRows(rows, checkpoint_id))
 
 
-def _checksum_v1_rows(conn: Conn) -> None:
-    """Version-1 rows (JSONB text, made plain again) get their prev_id and checksum."""
-    rows = conn.execute(
-        """SELECT checkpoint_id, trace_id, base_id, link, header, body
-        FROM trio_graph_checkpoints ORDER BY seq"""
-    ).fetchall()
-    plain = [(c, t, b, n, from_jsonb(h), from_jsonb(d)) for c, t, b, n, h, d in rows]
-    with conn.cursor() as cur:
-        cur.executemany(
-            "UPDATE trio_graph_checkpoints SET header = %s, body = %s WHERE checkpoint_id = %s",
-            [(h, d, c) for c, _, _, _, h, d in plain],
-        )
-        cur.executemany(
-            """UPDATE trio_graph_checkpoints SET prev_id = %s, checksum = %s
-            WHERE checkpoint_id = %s""",
-            codec.migrate_v1(plain),
-        )
-
-
 def store_error(exc: BaseException) -> type[CheckpointError]:
     """The one classification of PostgreSQL errors: an outage (connection lost, server
     shutting down or restarting: ``OperationalError``, which includes the pool's timeout,
@@ -221,7 +144,7 @@ def store_error(exc: BaseException) -> type[CheckpointError]:
     return StoreUnavailable if isinstance(exc, outage) else CheckpointError
 
 
-class PostgresStore(PostgresQueue):
+class PostgresStore(QueueRules):
     """A :class:`~trio_graph.stores.protocol.Store` and run queue on PostgreSQL.
 
     ``dsn`` is a libpq connection string or URI. The pool opens (and the schema is
@@ -234,6 +157,8 @@ class PostgresStore(PostgresQueue):
     checkpoint then costs a round trip instead of a disk sync); a crash of the *server*
     may lose the last fraction of a second of commits, never their order or the fencing.
     """
+
+    _dialect: PostgresDialect
 
     def __init__(
         self,
@@ -250,7 +175,6 @@ class PostgresStore(PostgresQueue):
             raise ValueError(f"schema must be a plain SQL identifier, got {schema!r}")
         self.dsn = dsn
         self.schema = schema
-        self._channel = f"trio_graph_{schema}"
         options = f"-c search_path={schema}"
         if idle_in_transaction_timeout is not None:
             # Our transactions last milliseconds. A process paused inside one (SIGSTOP)
@@ -273,8 +197,7 @@ class PostgresStore(PostgresQueue):
         self._open_lock = threading.Lock()
         self._opened = False
         self._closed = False
-        self._listen_lock = threading.Lock()
-        self._listener: Conn | None = None
+        self._dialect = PostgresDialect(dsn, f"trio_graph_{schema}", self._open_sync)
         self._planner = codec.Planner()  # touched on the Trio thread, under a trace's lock
         self._trace_locks: dict[str, _TraceLock] = {}
 
@@ -287,35 +210,8 @@ class PostgresStore(PostgresQueue):
                 return
             self._pool.open(wait=True)
             with self._pool.connection() as conn:
-                self._migrate(conn)
+                migrate(conn, self.schema)
             self._opened = True
-
-    def _migrate(self, conn: Conn) -> None:
-        with conn.transaction():
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", ("trio_graph:" + self.schema,)
-            )
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-            )
-            conn.execute("CREATE TABLE IF NOT EXISTS trio_graph_schema (version integer NOT NULL)")
-            row = conn.execute("SELECT version FROM trio_graph_schema").fetchone()
-            version = int(row[0]) if row else 0
-            if version < 0:
-                raise CheckpointError(f"unreadable database schema version {version}")
-            if version > SCHEMA_VERSION:
-                raise CheckpointError(
-                    f"database schema version {version} is newer than this trio_graph "
-                    f"understands ({SCHEMA_VERSION}); upgrade trio_graph"
-                )
-            for step, migration in enumerate(_MIGRATIONS[version:], version + 1):
-                conn.execute(migration)
-                if step == 2 and version == 1:
-                    _checksum_v1_rows(conn)
-            if row is None:
-                conn.execute("INSERT INTO trio_graph_schema VALUES (%s)", (SCHEMA_VERSION,))
-            elif version < SCHEMA_VERSION:
-                conn.execute("UPDATE trio_graph_schema SET version = %s", (SCHEMA_VERSION,))
 
     def _tx(self, fn: Callable[[Conn], T], checkpoint_id: str, atomic: bool) -> T:
         """Run ``fn(conn)`` in a worker thread: in one transaction when ``atomic`` (else
@@ -338,8 +234,9 @@ class PostgresStore(PostgresQueue):
     ) -> T:
         return await trio.to_thread.run_sync(functools.partial(self._tx, fn, checkpoint_id, atomic))
 
-    def _notify(self, conn: Conn) -> None:
-        conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+    async def _queue_tx(self, fn: Callable[[Conn], T], tx: Tx) -> T:
+        """A queue operation: one transaction when it has several statements."""
+        return await self._call(fn, atomic=tx is Tx.ATOMIC)
 
     async def open(self) -> None:
         """Open the pool and create or migrate the schema (also done on first use)."""
@@ -350,10 +247,7 @@ class PostgresStore(PostgresQueue):
             with self._open_lock:
                 self._closed = True
                 self._opened = False
-            with self._listen_lock:
-                if self._listener is not None:
-                    self._listener.close()
-                    self._listener = None
+            self._dialect.close()
             self._pool.close()
 
         await trio.to_thread.run_sync(close)
@@ -429,8 +323,9 @@ class PostgresStore(PostgresQueue):
             "job": None,
         }
         if fence is not None:
+            ends = settles(cp)
             params["job"], params["epoch"] = fence
-            params["terminal"] = cp.next_node is None and status in ("completed", "failed")
+            params["terminal"] = ends is not None
             params["error"] = cp.error
         result = conn.execute(_SAVE_PLAIN if fence is None else _SAVE_FENCED, params).fetchone()
         fenced, inserted = result if result is not None else (0, 0)
@@ -511,4 +406,4 @@ class PostgresStore(PostgresQueue):
         await self._write(checkpoint, changes, (job_id, epoch))
 
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "dumps", "loads"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "dumps", "loads", "store_error"]
