@@ -28,7 +28,7 @@ def guard(op: Op) -> str:
     if RUNNING <= sources:
         parts.append("status = 'running'")
         sources = sources - RUNNING
-    for where in sorted(sources, key=lambda s: s.value):
+    for where in sorted(sources, key=list(Standing).index):
         if where not in _WHERE:
             raise ValueError(f"{op} is checked on the row, not in SQL ({where.value})")
         parts.append(_WHERE[where])
