@@ -1,4 +1,4 @@
-"""The stores' row format (trio_graph/stores/rows.py), against every store: a saved
+"""The stores' row format (trio_graph/stores/rows/), against every store: a saved
 checkpoint is stored as exactly its ``state`` whatever the hint says (issue 13 item 1),
 damaged rows are a ``CheckpointError`` never a wrong state (item 20), a fan-out's
 records cost O(branches) (item 17), ids no database can hold are refused (item 21),

@@ -1,12 +1,13 @@
 """What a database must say for the queue rules: its SQL words, its clock, its wake-ups.
 
 The rules (:mod:`.rules`) write every statement once, as a *template*: values bound by
-name (``:job``), and in braces what differs between databases: the tables
-(``{jobs}``, ``{decisions}``, ``{runs}``), the time (``{now}``, ``{lease_until}``: now
-plus ``:lease`` seconds), row locking (``{lock}``, ``{skip_locked}``), JSON columns
+name (``:job``), and in braces what differs between databases: the tables (``{jobs}``,
+``{decisions}``, ``{runs}``), the time (``{now}``, ``{lease_until}``: now plus
+``:lease`` seconds), row locking (``{lock}``, ``{skip_locked}``), JSON columns
 (``{jsonb}`` after a parameter that is JSON text, ``{text}`` after a JSON column read
-back as text) and the job columns as the rules read them (``{job_columns}``). A
-:class:`Dialect` renders a template into its database's SQL once and binds values;
+back as text, or after a parameter that may be NULL and must be typed) and the job
+columns as the rules read them (``{job_columns}``). A :class:`Dialect` renders a
+template into its database's SQL once and binds values;
 :class:`~.sqlite.SQLiteDialect` and :class:`~.postgres.PostgresDialect` are the two.
 
 A statement runs on a DB-API connection as the store provides it (``sqlite3`` or

@@ -161,7 +161,7 @@ def _hold(d: Dialect, trace_id: str, owner: str, lease: float, conn: Conn) -> Ho
     d.execute(conn, q.RUN, trace=trace_id)
     job_id = _resolve(d, conn, trace_id)
     where, _, holder, _ = _read(d, conn, job_id)
-    if where is Standing.HELD:
+    if where is Standing.HELD:  # refused by the table too, but named before the lineage
         raise _busy(trace_id, holder)
     _refuse_continued(d, conn, trace_id)  # even when its job has finished meanwhile
     try:
