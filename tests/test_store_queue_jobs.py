@@ -27,6 +27,8 @@ from trio_graph.stores.queue.jobs import (
     settles,
     standing,
 )
+from trio_graph.stores.queue.postgres import PostgresDialect
+from trio_graph.stores.queue.sqlite import SQLiteDialect
 from trio_graph.stores.queue.statements import guard
 
 S, J, R = Standing, JobStatus, Refusal
@@ -145,6 +147,21 @@ def test_sql_guards_follow_the_table() -> None:
         assert guard(op) == "(status = 'running')"
     with pytest.raises(ValueError, match=r"^hold is checked on the row, not in SQL \(absent\)$"):
         guard(Op.HOLD)
+
+
+def test_dialects_render_one_template_each_their_way() -> None:
+    """A template's words and named parameters become each database's SQL; casts
+    (``::``) are left alone; SQLite binds the time as ``:now``."""
+    template = "SELECT :a{jsonb}, x::text FROM {jobs} WHERE t < {now}{lock}"
+    pg = PostgresDialect("postgresql://unused", "chan", lambda: None)
+    assert pg.render(template) == (
+        "SELECT %(a)s::jsonb, x::text FROM trio_graph_jobs WHERE t < clock_timestamp() FOR UPDATE"
+    )
+    lite = SQLiteDialect()
+    assert lite.render(template) == "SELECT :a, x::text FROM jobs WHERE t < :now"
+    bound = lite.bind({"a": 1})
+    assert set(bound) == {"a", "now"} and isinstance(bound["now"], float)
+    assert pg.bind({"a": 1}) == {"a": 1}
 
 
 # -- through both queue stores ----------------------------------------------------------

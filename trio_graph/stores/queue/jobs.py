@@ -179,15 +179,14 @@ class Move:
     refusals: Mapping[Standing, Refusal] = attrs.field(factory=dict)
 
     def refusal_of(self, where: Standing) -> Refusal:
+        """How refusing this operation on a job in standing ``where`` shows."""
         return self.refusals.get(where, self.refusal)
 
 
 S, J = Standing, JobStatus
 RUNNING = frozenset({S.LEASED, S.HELD, S.LAPSED})
 """Every standing of a running job: what a fenced operation starts from."""
-FINISHED = frozenset({S.COMPLETED, S.FAILED})
 _ENDS = frozenset({J.COMPLETED, J.FAILED})
-_FENCED_STALE = Refusal.STALE
 
 TRANSITIONS: Mapping[Op, Move] = {
     Op.SUBMIT: Move(frozenset({S.ABSENT}), frozenset({J.QUEUED}), False, Refusal.SUBMITTED),
@@ -208,14 +207,14 @@ TRANSITIONS: Mapping[Op, Move] = {
         Refusal.BUSY,
         {S.COMPLETED: Refusal.NOTHING, S.FAILED: Refusal.NOTHING},
     ),
-    Op.RENEW: Move(RUNNING, frozenset({J.RUNNING}), True, _FENCED_STALE),
+    Op.RENEW: Move(RUNNING, frozenset({J.RUNNING}), True, Refusal.STALE),
     Op.SAVE: Move(RUNNING, frozenset({J.RUNNING}), True, Refusal.LEASE_LOST),
     Op.SETTLE: Move(RUNNING, _ENDS, True, Refusal.LEASE_LOST),
-    Op.RELEASE: Move(RUNNING, frozenset({J.QUEUED}), True, _FENCED_STALE),
-    Op.PARK: Move(RUNNING, frozenset({J.WAITING, J.QUEUED}), True, _FENCED_STALE),
-    Op.FINISH: Move(RUNNING, _ENDS, True, _FENCED_STALE),
-    Op.UNHOLD: Move(RUNNING, frozenset({J.QUEUED}), True, _FENCED_STALE),
-    Op.DROP: Move(frozenset(Standing) - {S.ABSENT}, frozenset({None}), True, _FENCED_STALE),
+    Op.RELEASE: Move(RUNNING, frozenset({J.QUEUED}), True, Refusal.STALE),
+    Op.PARK: Move(RUNNING, frozenset({J.WAITING, J.QUEUED}), True, Refusal.STALE),
+    Op.FINISH: Move(RUNNING, _ENDS, True, Refusal.STALE),
+    Op.UNHOLD: Move(RUNNING, frozenset({J.QUEUED}), True, Refusal.STALE),
+    Op.DROP: Move(frozenset(Standing) - {S.ABSENT}, frozenset({None}), True, Refusal.STALE),
 }
 """The job transitions: every operation, from which standings, to which statuses."""
 
