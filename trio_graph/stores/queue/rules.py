@@ -77,6 +77,17 @@ def _busy(trace_id: str, owner: str | None) -> RunBusy:
     return RunBusy(trace_id, f"is being continued by another process{suffix}")
 
 
+def _error(refused: Refused, trace_id: str, node: str, owner: str | None) -> Exception:
+    """The error a refusal of ``decide`` or ``hold`` shows (see :class:`Refusal`)."""
+    if refused.refusal is Refusal.BUSY:
+        return _busy(trace_id, owner)
+    if refused.refusal is Refusal.NO_RUN:
+        return BarrierError(f"no run {trace_id!r} in the store", node=node)
+    if refused.refusal is Refusal.FINISHED:
+        return BarrierError("the run has finished; decision not applied", node=node)
+    return refused  # pragma: no cover - the table names no other refusal for these
+
+
 def _adopt(d: Dialect, conn: Conn, trace_id: str, pending: BarrierId | None) -> str | None:
     """Queue a stored run that waits at barrier ``pending``, so a worker can continue it
     (parked there: the decision being recorded is checked against it)."""
@@ -118,11 +129,7 @@ def _decide(
     try:
         check(Op.DECIDE, where)
     except Refused as refused:
-        if refused.refusal is Refusal.BUSY:
-            raise _busy(trace_id, owner) from None
-        if refused.refusal is Refusal.NO_RUN:
-            raise BarrierError(f"no run {trace_id!r} in the store", node=node) from None
-        raise BarrierError("the run has finished; decision not applied", node=node) from None
+        raise _error(refused, trace_id, node, owner) from None
     parked = BarrierId.parse(pending) if where is Standing.WAITING and pending else None
     if parked is not None:
         check_answers(trace_id, parked, node, occurrence)
@@ -169,7 +176,7 @@ def _hold(d: Dialect, trace_id: str, owner: str, lease: float, conn: Conn) -> Ho
     except Refused as refused:
         if refused.refusal is Refusal.NOTHING:
             return None
-        raise _busy(trace_id, holder) from None
+        raise _error(refused, trace_id, "", holder) from None
     if job_id is None:
         return _hold_run(d, conn, trace_id, owner, lease)
     (epoch,) = d.execute(conn, q.HOLD_JOB, job=job_id, owner=owner, lease=lease).fetchone()
