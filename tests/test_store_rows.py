@@ -1,4 +1,4 @@
-"""The stores' row format (trio_graph/stores/rows.py), against every store: a saved
+"""The stores' row format (trio_graph/stores/rows/), against every store: a saved
 checkpoint is stored as exactly its ``state`` whatever the hint says (issue 13 item 1),
 damaged rows are a ``CheckpointError`` never a wrong state (item 20), a fan-out's
 records cost O(branches) (item 17), ids no database can hold are refused (item 21),
@@ -488,7 +488,7 @@ def _put_pg(conn: Any, seq: int, row: tuple[Any, ...]) -> None:
 async def test_postgres_version_1_schema_is_migrated(tmp_path: Path) -> None:
     """A version-1 schema (JSONB rows, no checksum) is migrated on open: rows become text
     with checksums and load as they were (JSONB had already turned -0.0 into 0)."""
-    from trio_graph.stores.postgres import _MIGRATIONS
+    from trio_graph.stores.postgres_schema import MIGRATIONS as _MIGRATIONS
 
     store = throwaway_store(tmp_path)
     conn = connect(dsn(), store.schema)

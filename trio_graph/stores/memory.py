@@ -60,10 +60,10 @@ class MemoryStore:
         if where is None:
             raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
         trace_id, index = where
-        rows = self._rows[trace_id]
-        by_id = {r.checkpoint_id: r for r in rows[: index + 1]}
-        chain = codec.chain(_checked(rows[index], checkpoint_id), by_id)
-        return codec.load_trace([_checked(r, checkpoint_id) for r in chain], checkpoint_id)[-1]
+        rows = self._rows[trace_id][: index + 1]
+        # As a database row is loaded: each row of its chain checked when looked up.
+        earlier = codec.LazyRows((r.values() for r in rows), checkpoint_id)
+        return codec.load(_checked(rows[-1], checkpoint_id), earlier)
 
     async def latest(self, trace_id: str) -> Checkpoint | None:
         rows = self._rows.get(trace_id)

@@ -17,9 +17,12 @@ decides), as **text** exactly as the shared codec wrote it (not JSONB, which wou
 base + deltas. Schema version 2 made them text; a version-1 database is migrated on
 open (JSONB text as stored, checksums computed then).
 
-**Queue**: ``submit``, ``decide``, ``claim`` and the rest come from
-:class:`~trio_graph.stores.postgres_queue.PostgresQueue`; the fenced save, which checks a
-worker's claim epoch in the write's own statement, is here with the other writes.
+**Queue**: ``submit``, ``decide``, ``claim`` and the rest are the rules of
+:mod:`trio_graph.stores.queue` (:class:`~trio_graph.stores.queue.rules.QueueRules`) in
+the PostgreSQL dialect (:mod:`trio_graph.stores.queue.postgres`). The save statement,
+which checks a worker's claim epoch in the write's own statement (the table's condition
+for a fenced save), and the chain read are :mod:`.postgres_rows`; the schema and its
+migrations :mod:`.postgres_schema`.
 """
 
 from __future__ import annotations
@@ -35,181 +38,31 @@ from typing import Any, TypeVar
 import attrs
 import psycopg
 import trio
-from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from .._model.checkpoint import Changes, Checkpoint, RunStatus
-from ..errors import CheckpointError, LeaseLost, StoreUnavailable
+from .._model.checkpoint import Changes, Checkpoint
+from ..errors import CheckpointError, StoreUnavailable
 from . import rows as codec
-from .jsonb import dumps, from_jsonb, loads
-from .postgres_queue import PostgresQueue
+from .jsonb import dumps as dumps
+from .jsonb import loads as loads
+from .postgres_rows import insert, load
+from .postgres_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from .postgres_schema import migrate
 from .protocol import RunInfo
+from .queue.dialect import Tx
+from .queue.postgres import PostgresDialect
+from .queue.rules import QueueRules
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
 
-SCHEMA_VERSION = 2
-"""The schema version this code writes; older databases are migrated on open."""
-
-_MIGRATIONS: tuple[str, ...] = (
-    # 0 -> 1
-    """
-    CREATE TABLE trio_graph_checkpoints (
-        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        checkpoint_id text NOT NULL UNIQUE,
-        trace_id text NOT NULL,
-        base_id text,
-        link integer NOT NULL,
-        header jsonb NOT NULL,
-        body jsonb NOT NULL
-    );
-    CREATE INDEX trio_graph_checkpoints_trace ON trio_graph_checkpoints (trace_id, seq);
-    CREATE TABLE trio_graph_runs (
-        trace_id text PRIMARY KEY,
-        graph_name text NOT NULL,
-        status text NOT NULL,
-        updated_at double precision NOT NULL,
-        checkpoint_id text,
-        resumed_from text,
-        job_id text
-    );
-    CREATE TABLE trio_graph_jobs (
-        job_id text PRIMARY KEY,
-        graph_name text NOT NULL,
-        state jsonb,
-        status text NOT NULL,
-        trace_id text NOT NULL,
-        checkpoint_id text,
-        pending_barrier text,
-        epoch bigint NOT NULL DEFAULT 0,
-        owner text,
-        lease_until timestamptz,
-        attempts integer NOT NULL DEFAULT 0,
-        error text,
-        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-        updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-        available_at timestamptz NOT NULL DEFAULT clock_timestamp()
-    );
-    CREATE INDEX trio_graph_jobs_queued ON trio_graph_jobs (available_at)
-        WHERE status = 'queued';
-    CREATE INDEX trio_graph_jobs_leased ON trio_graph_jobs (lease_until)
-        WHERE status = 'running';
-    CREATE TABLE trio_graph_decisions (
-        job_id text NOT NULL,
-        node text NOT NULL,
-        occurrence integer NOT NULL,
-        decision jsonb NOT NULL,
-        seq bigint GENERATED ALWAYS AS IDENTITY,
-        PRIMARY KEY (job_id, node, occurrence)
-    );
-    """,
-    # 1 -> 2: checkpoint rows as exact text with a checksum (rows filled in by
-    # ``_checksum_v1_rows`` in the same transaction)
-    """
-    ALTER TABLE trio_graph_checkpoints
-        ALTER COLUMN header TYPE text USING header::text,
-        ALTER COLUMN body TYPE text USING body::text,
-        ADD COLUMN prev_id text,
-        ADD COLUMN checksum text NOT NULL DEFAULT '';
-    """,
-)
-assert len(_MIGRATIONS) == SCHEMA_VERSION
-
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-# One statement per save (one round trip, its own transaction on an autocommit
-# connection): the checkpoint row and the run's row, and for a worker's save the fence
-# check (the job row locked FOR UPDATE until commit, so no claim can slip in between),
-# and the job row. A claim that bumped the epoch first leaves ``fence`` empty: nothing
-# is written. ``ON CONFLICT DO NOTHING`` leaves ``ins`` empty for a duplicate id.
-_SAVE = """
-WITH fence AS ({fence}),
-ins AS (
-    INSERT INTO trio_graph_checkpoints
-        (checkpoint_id, trace_id, base_id, prev_id, link, header, body, checksum)
-    SELECT %(cid)s, %(trace)s, %(base)s, %(prev)s, %(link)s, %(header)s, %(body)s, %(sum)s
-    FROM fence
-    ON CONFLICT (checkpoint_id) DO NOTHING RETURNING 1
-),
-run AS (
-    INSERT INTO trio_graph_runs
-        (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from, job_id)
-    SELECT %(trace)s, %(graph)s, %(status)s, %(at)s, %(cid)s, %(resumed)s, %(job)s FROM ins
-    ON CONFLICT (trace_id) DO UPDATE SET
-        graph_name = EXCLUDED.graph_name, status = EXCLUDED.status,
-        updated_at = EXCLUDED.updated_at, checkpoint_id = EXCLUDED.checkpoint_id,
-        resumed_from = EXCLUDED.resumed_from,
-        job_id = coalesce(EXCLUDED.job_id, trio_graph_runs.job_id)
-){job}
-SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM ins)
-"""
-_SAVE_PLAIN = _SAVE.format(fence="SELECT 1", job="")
-_SAVE_FENCED = _SAVE.format(
-    fence="""SELECT 1 FROM trio_graph_jobs
-    WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' FOR UPDATE""",
-    job=""",
-job AS (
-    UPDATE trio_graph_jobs SET trace_id = %(trace)s, checkpoint_id = %(cid)s,
-        status = CASE WHEN %(terminal)s THEN %(status)s ELSE status END,
-        error = CASE WHEN %(terminal)s THEN %(error)s ELSE error END,
-        owner = CASE WHEN %(terminal)s THEN NULL ELSE owner END,
-        lease_until = CASE WHEN %(terminal)s THEN NULL ELSE lease_until END,
-        updated_at = clock_timestamp()
-    WHERE job_id = %(job)s AND EXISTS (SELECT 1 FROM ins)
-)""",
-)
 
 
 @attrs.define
 class _TraceLock:
     lock: trio.Lock
     users: int = 0
-
-
-def _load(conn: Conn, checkpoint_id: str) -> Checkpoint:
-    found = (
-        conn.execute(
-            f"""SELECT seq, {codec.Row.COLUMNS} FROM trio_graph_checkpoints
-            WHERE checkpoint_id = %s""",
-            (checkpoint_id,),
-        ).fetchone()
-        if codec.is_text(checkpoint_id)
-        else None
-    )
-    if found is None:
-        raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
-    target = codec.Row.of(found[1:], checkpoint_id)
-    if target.base_id is None:
-        return codec.load_trace([target], checkpoint_id)[0]
-    # The rows of the trace from its base on, up to this one (the chain follows prev_id).
-    rows = conn.execute(
-        f"""SELECT {codec.Row.COLUMNS} FROM trio_graph_checkpoints
-        WHERE trace_id = %s AND seq <= %s AND seq >= coalesce(
-            (SELECT seq FROM trio_graph_checkpoints WHERE checkpoint_id = %s), 0)
-        ORDER BY seq""",
-        (target.trace_id, found[0], target.base_id),
-    ).fetchall()
-    return codec.load(target, codec.LazyRows(rows, checkpoint_id))
-
-
-def _checksum_v1_rows(conn: Conn) -> None:
-    """Version-1 rows (JSONB text, made plain again) get their prev_id and checksum."""
-    rows = conn.execute(
-        """SELECT checkpoint_id, trace_id, base_id, link, header, body
-        FROM trio_graph_checkpoints ORDER BY seq"""
-    ).fetchall()
-    plain = [(c, t, b, n, from_jsonb(h), from_jsonb(d)) for c, t, b, n, h, d in rows]
-    with conn.cursor() as cur:
-        cur.executemany(
-            "UPDATE trio_graph_checkpoints SET header = %s, body = %s WHERE checkpoint_id = %s",
-            [(h, d, c) for c, _, _, _, h, d in plain],
-        )
-        cur.executemany(
-            """UPDATE trio_graph_checkpoints SET prev_id = %s, checksum = %s
-            WHERE checkpoint_id = %s""",
-            codec.migrate_v1(plain),
-        )
 
 
 def store_error(exc: BaseException) -> type[CheckpointError]:
@@ -221,7 +74,7 @@ def store_error(exc: BaseException) -> type[CheckpointError]:
     return StoreUnavailable if isinstance(exc, outage) else CheckpointError
 
 
-class PostgresStore(PostgresQueue):
+class PostgresStore(QueueRules):
     """A :class:`~trio_graph.stores.protocol.Store` and run queue on PostgreSQL.
 
     ``dsn`` is a libpq connection string or URI. The pool opens (and the schema is
@@ -234,6 +87,8 @@ class PostgresStore(PostgresQueue):
     checkpoint then costs a round trip instead of a disk sync); a crash of the *server*
     may lose the last fraction of a second of commits, never their order or the fencing.
     """
+
+    _dialect: PostgresDialect
 
     def __init__(
         self,
@@ -250,7 +105,6 @@ class PostgresStore(PostgresQueue):
             raise ValueError(f"schema must be a plain SQL identifier, got {schema!r}")
         self.dsn = dsn
         self.schema = schema
-        self._channel = f"trio_graph_{schema}"
         options = f"-c search_path={schema}"
         if idle_in_transaction_timeout is not None:
             # Our transactions last milliseconds. A process paused inside one (SIGSTOP)
@@ -273,8 +127,7 @@ class PostgresStore(PostgresQueue):
         self._open_lock = threading.Lock()
         self._opened = False
         self._closed = False
-        self._listen_lock = threading.Lock()
-        self._listener: Conn | None = None
+        self._dialect = PostgresDialect(dsn, f"trio_graph_{schema}", self._open_sync)
         self._planner = codec.Planner()  # touched on the Trio thread, under a trace's lock
         self._trace_locks: dict[str, _TraceLock] = {}
 
@@ -287,35 +140,8 @@ class PostgresStore(PostgresQueue):
                 return
             self._pool.open(wait=True)
             with self._pool.connection() as conn:
-                self._migrate(conn)
+                migrate(conn, self.schema)
             self._opened = True
-
-    def _migrate(self, conn: Conn) -> None:
-        with conn.transaction():
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", ("trio_graph:" + self.schema,)
-            )
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-            )
-            conn.execute("CREATE TABLE IF NOT EXISTS trio_graph_schema (version integer NOT NULL)")
-            row = conn.execute("SELECT version FROM trio_graph_schema").fetchone()
-            version = int(row[0]) if row else 0
-            if version < 0:
-                raise CheckpointError(f"unreadable database schema version {version}")
-            if version > SCHEMA_VERSION:
-                raise CheckpointError(
-                    f"database schema version {version} is newer than this trio_graph "
-                    f"understands ({SCHEMA_VERSION}); upgrade trio_graph"
-                )
-            for step, migration in enumerate(_MIGRATIONS[version:], version + 1):
-                conn.execute(migration)
-                if step == 2 and version == 1:
-                    _checksum_v1_rows(conn)
-            if row is None:
-                conn.execute("INSERT INTO trio_graph_schema VALUES (%s)", (SCHEMA_VERSION,))
-            elif version < SCHEMA_VERSION:
-                conn.execute("UPDATE trio_graph_schema SET version = %s", (SCHEMA_VERSION,))
 
     def _tx(self, fn: Callable[[Conn], T], checkpoint_id: str, atomic: bool) -> T:
         """Run ``fn(conn)`` in a worker thread: in one transaction when ``atomic`` (else
@@ -338,8 +164,9 @@ class PostgresStore(PostgresQueue):
     ) -> T:
         return await trio.to_thread.run_sync(functools.partial(self._tx, fn, checkpoint_id, atomic))
 
-    def _notify(self, conn: Conn) -> None:
-        conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+    async def _queue_tx(self, fn: Callable[[Conn], T], tx: Tx) -> T:
+        """A queue operation: one transaction when it has several statements."""
+        return await self._call(fn, atomic=tx is Tx.ATOMIC)
 
     async def open(self) -> None:
         """Open the pool and create or migrate the schema (also done on first use)."""
@@ -350,10 +177,7 @@ class PostgresStore(PostgresQueue):
             with self._open_lock:
                 self._closed = True
                 self._opened = False
-            with self._listen_lock:
-                if self._listener is not None:
-                    self._listener.close()
-                    self._listener = None
+            self._dialect.close()
             self._pool.close()
 
         await trio.to_thread.run_sync(close)
@@ -394,7 +218,7 @@ class PostgresStore(PostgresQueue):
 
                 def write(conn: Conn) -> codec.Row:
                     row = codec.make_row(checkpoint, plan, changes, new_at)
-                    self._insert(conn, checkpoint, row, fence)
+                    insert(conn, checkpoint, row, fence)
                     return row
 
                 row = await self._call(write, checkpoint_id=checkpoint.checkpoint_id, atomic=False)
@@ -408,43 +232,9 @@ class PostgresStore(PostgresQueue):
             if not entry.users:
                 del self._trace_locks[trace_id]
 
-    @staticmethod
-    def _insert(conn: Conn, cp: Checkpoint, row: codec.Row, fence: tuple[str, int] | None) -> None:
-        """Write one checkpoint row (and the run's and job's rows) in one statement."""
-        cid = cp.checkpoint_id
-        status = RunStatus(cp.status).value
-        params = {
-            "cid": cid,
-            "trace": cp.trace_id,
-            "base": row.base_id,
-            "prev": row.prev_id,
-            "link": row.link,
-            "header": row.header,
-            "body": row.body,
-            "sum": row.checksum,
-            "graph": cp.graph_name,
-            "status": status,
-            "at": cp.created_at,
-            "resumed": cp.resumed_from,
-            "job": None,
-        }
-        if fence is not None:
-            params["job"], params["epoch"] = fence
-            params["terminal"] = cp.next_node is None and status in ("completed", "failed")
-            params["error"] = cp.error
-        result = conn.execute(_SAVE_PLAIN if fence is None else _SAVE_FENCED, params).fetchone()
-        fenced, inserted = result if result is not None else (0, 0)
-        if not fenced:
-            assert fence is not None
-            raise LeaseLost(*fence)
-        if not inserted:
-            raise CheckpointError(
-                "cannot save: a checkpoint with this id already exists", checkpoint_id=cid
-            )
-
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The checkpoint with its full state; ``CheckpointError`` if unknown or corrupted."""
-        return await self._call(lambda conn: _load(conn, checkpoint_id), atomic=False)
+        return await self._call(lambda conn: load(conn, checkpoint_id), atomic=False)
 
     async def latest(self, trace_id: str) -> Checkpoint | None:
         """The run's newest checkpoint, or None for an unknown run."""
@@ -457,7 +247,7 @@ class PostgresStore(PostgresQueue):
                 ORDER BY seq DESC LIMIT 1""",
                 (trace_id,),
             ).fetchone()
-            return None if row is None else _load(conn, row[0])
+            return None if row is None else load(conn, row[0])
 
         return await self._call(latest, atomic=False)
 
@@ -511,4 +301,4 @@ class PostgresStore(PostgresQueue):
         await self._write(checkpoint, changes, (job_id, epoch))
 
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "dumps", "loads"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "dumps", "loads", "store_error"]

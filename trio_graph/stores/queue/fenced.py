@@ -1,4 +1,4 @@
-"""The run queue shared by workers: jobs, leases with epochs, and the fenced store view.
+"""The queue store protocol and the fenced view a claim writes through.
 
 A **job** is a submitted run: ``store.submit(graph_name, state)`` returns its id, which
 is also the trace id of its first run. A worker *claims* a runnable job (new, released,
@@ -7,10 +7,11 @@ expired); each claim increments the job's lease **epoch** and sets a lease the w
 renews while it runs the job.
 
 **Fencing.** The worker's executor writes checkpoints through a :class:`FencedStore`,
-a per-claim view carrying ``(job_id, epoch)``: its ``save`` checks, in the same
-transaction as the write, that the job's epoch is still the claim's. A worker paused
-past its lease (SIGSTOP, a long GC) whose job was claimed again has its writes refused
-with :class:`~trio_graph.errors.LeaseLost`, so a job's checkpoint chain never forks.
+a per-claim view carrying ``(job_id, epoch)``: its ``save`` passes them to the store's
+``save_fenced``, whose write checks, in its own transaction, that the job's epoch is
+still the claim's. A worker paused past its lease (SIGSTOP, a long GC) whose job was
+claimed again has its writes refused with :class:`~trio_graph.errors.LeaseLost`, so a
+job's checkpoint chain never forks.
 
 **Traces.** Resuming a stored run starts a new trace (``resumed_from`` links it), so a
 job that failed over or waited at a barrier spans several traces: ``job_id`` is the
@@ -18,90 +19,23 @@ first, ``Job.trace_id`` the current one. ``store.runs()`` keeps one row per trac
 lineage stays visible); ``store.job(id)`` accepts the job id or any of its trace ids,
 and so do ``decide`` and ``decide_all``.
 
-Model layer: no trio import.
+No trio import.
 """
 
 from __future__ import annotations
 
 import builtins
-import enum
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import attrs
-
-from .._model.checkpoint import Changes, Checkpoint
-from .._model.decisions import EVERY, BarrierId, Decision, DecisionEntry
-from ..errors import BarrierError, LeaseLost, StoreUnavailable
-from .protocol import Store
+from ..._model.checkpoint import Changes, Checkpoint
+from ..._model.decisions import BarrierId, Decision, DecisionEntry
+from ...errors import LeaseLost, StoreUnavailable
+from ..protocol import Store
+from .jobs import Claim, Hold, Job, JobStatus
 
 if TYPE_CHECKING:
-    from .protocol import RunInfo
-
-
-class JobStatus(enum.StrEnum):
-    """Where a job stands in the queue."""
-
-    QUEUED = "queued"
-    """Runnable: new, released by a worker that shut down, or its decision arrived."""
-    RUNNING = "running"
-    """Claimed by a worker holding a lease (runnable again once the lease expires)."""
-    WAITING = "waiting"
-    """Parked at a barrier until ``store.decide`` answers it."""
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-@attrs.frozen
-class Job:
-    """One row of the run queue."""
-
-    job_id: str
-    """The id ``submit`` returned (the trace id of the job's first run)."""
-    graph_name: str
-    status: JobStatus
-    trace_id: str
-    """The job's current trace (a resume starts a new one)."""
-    checkpoint_id: str | None
-    """The job's latest checkpoint (None before the first)."""
-    pending_barrier: BarrierId | None
-    """The barrier a waiting job is parked at."""
-    epoch: int
-    """Claims so far; the fencing token of the current claim."""
-    owner: str | None
-    """The worker holding the lease, while running."""
-    attempts: int
-    error: str | None
-    created_at: float
-    updated_at: float
-
-
-@attrs.frozen
-class Claim:
-    """A job a worker claimed: what it needs to start or resume it."""
-
-    job_id: str
-    graph_name: str
-    epoch: int
-    trace_id: str
-    checkpoint_id: str | None
-    state: dict[str, Any] | None
-    """The submitted state, when the job has no checkpoint yet."""
-
-
-HOLD_PREFIX = "hold:"
-"""How the owner of a hold (a continuation outside the queue's workers) begins."""
-
-
-@attrs.frozen
-class Hold:
-    """An exclusive continuation of a stored run by a process other than a worker
-    (``Executor.resume``, the CLI's ``decide``): the queue's claim, on a run that may not
-    have been submitted (``created``: its job row exists only while held)."""
-
-    job_id: str
-    epoch: int
-    created: bool
+    from ..protocol import RunInfo
 
 
 @runtime_checkable
@@ -201,49 +135,3 @@ class FencedStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-class DecisionsMixin:
-    """``decide``/``decide_all`` for the queue stores, on their ``_decide(trace, node,
-    occurrence, decision, adopt_at)`` (occurrence 0 is a wildcard; ``adopt_at`` is the
-    barrier a stored run not yet in the queue waits at, read from its checkpoint)."""
-
-    if TYPE_CHECKING:  # provided by the store
-
-        async def job(self, trace_id: str) -> Job | None: ...
-        async def latest(self, trace_id: str) -> Checkpoint | None: ...
-
-    async def _decide(
-        self,
-        trace_id: str,
-        node: str,
-        occurrence: int,
-        decision: Decision,
-        adopt_at: BarrierId | None,
-    ) -> None:
-        raise NotImplementedError
-
-    async def _adopt_at(self, trace_id: str) -> BarrierId | None:
-        """The barrier a stored run outside the queue is parked at (None if in the queue)."""
-        if await self.job(trace_id) is not None:
-            return None
-        latest = await self.latest(trace_id)
-        return None if latest is None else latest.pending_barrier
-
-    async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
-        """Keep ``decision`` for one barrier occurrence of a run (by job or trace id).
-
-        Level-triggered like ``run.decide``: kept until that occurrence is reached. A run
-        parked at that barrier becomes runnable; for a parked run, a decision that is not
-        for its barrier is refused (``BarrierError``, see :func:`check_answers`). A stored
-        run not started from the queue but waiting at a barrier is adopted into the queue.
-        """
-        bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
-        if not isinstance(bid, BarrierId):
-            raise BarrierError(f"decide() needs a BarrierId, got {type(barrier_id).__name__}")
-        adopt_at = await self._adopt_at(trace_id)
-        await self._decide(trace_id, bid.node, bid.occurrence, decision, adopt_at)
-
-    async def decide_all(self, trace_id: str, node: str, decision: Decision) -> None:
-        """Answer every occurrence of barrier ``node`` of a run from now on (a wildcard)."""
-        await self._decide(trace_id, node, EVERY, decision, await self._adopt_at(trace_id))

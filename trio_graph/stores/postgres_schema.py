@@ -1,0 +1,132 @@
+"""The schema of a PostgreSQL store: its versions and their migrations.
+
+Runtime layer (psycopg, called from a worker thread). ``trio_graph_schema`` holds the
+version; a database from a newer trio_graph is refused with ``CheckpointError``, an
+older one migrated in one transaction under an advisory lock, so that workers starting
+together do not race.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ..errors import CheckpointError
+from . import rows as codec
+from .jsonb import from_jsonb
+
+Conn = psycopg.Connection[Any]
+
+SCHEMA_VERSION = 2
+"""The schema version this code writes; older databases are migrated on open."""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1
+    """
+    CREATE TABLE trio_graph_checkpoints (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        checkpoint_id text NOT NULL UNIQUE,
+        trace_id text NOT NULL,
+        base_id text,
+        link integer NOT NULL,
+        header jsonb NOT NULL,
+        body jsonb NOT NULL
+    );
+    CREATE INDEX trio_graph_checkpoints_trace ON trio_graph_checkpoints (trace_id, seq);
+    CREATE TABLE trio_graph_runs (
+        trace_id text PRIMARY KEY,
+        graph_name text NOT NULL,
+        status text NOT NULL,
+        updated_at double precision NOT NULL,
+        checkpoint_id text,
+        resumed_from text,
+        job_id text
+    );
+    CREATE TABLE trio_graph_jobs (
+        job_id text PRIMARY KEY,
+        graph_name text NOT NULL,
+        state jsonb,
+        status text NOT NULL,
+        trace_id text NOT NULL,
+        checkpoint_id text,
+        pending_barrier text,
+        epoch bigint NOT NULL DEFAULT 0,
+        owner text,
+        lease_until timestamptz,
+        attempts integer NOT NULL DEFAULT 0,
+        error text,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        available_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE INDEX trio_graph_jobs_queued ON trio_graph_jobs (available_at)
+        WHERE status = 'queued';
+    CREATE INDEX trio_graph_jobs_leased ON trio_graph_jobs (lease_until)
+        WHERE status = 'running';
+    CREATE TABLE trio_graph_decisions (
+        job_id text NOT NULL,
+        node text NOT NULL,
+        occurrence integer NOT NULL,
+        decision jsonb NOT NULL,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        PRIMARY KEY (job_id, node, occurrence)
+    );
+    """,
+    # 1 -> 2: checkpoint rows as exact text with a checksum (rows filled in by
+    # ``_checksum_v1_rows`` in the same transaction)
+    """
+    ALTER TABLE trio_graph_checkpoints
+        ALTER COLUMN header TYPE text USING header::text,
+        ALTER COLUMN body TYPE text USING body::text,
+        ADD COLUMN prev_id text,
+        ADD COLUMN checksum text NOT NULL DEFAULT '';
+    """,
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def migrate(conn: Conn, schema: str) -> None:
+    """Create or migrate the tables in ``schema`` to ``SCHEMA_VERSION``, in one transaction,
+    under an advisory lock (workers starting together do not race)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("trio_graph:" + schema,))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.execute("CREATE TABLE IF NOT EXISTS trio_graph_schema (version integer NOT NULL)")
+        row = conn.execute("SELECT version FROM trio_graph_schema").fetchone()
+        version = int(row[0]) if row else 0
+        if version < 0:
+            raise CheckpointError(f"unreadable database schema version {version}")
+        if version > SCHEMA_VERSION:
+            raise CheckpointError(
+                f"database schema version {version} is newer than this trio_graph "
+                f"understands ({SCHEMA_VERSION}); upgrade trio_graph"
+            )
+        for step, migration in enumerate(MIGRATIONS[version:], version + 1):
+            conn.execute(migration)
+            if step == 2 and version == 1:
+                _checksum_v1_rows(conn)
+        if row is None:
+            conn.execute("INSERT INTO trio_graph_schema VALUES (%s)", (SCHEMA_VERSION,))
+        elif version < SCHEMA_VERSION:
+            conn.execute("UPDATE trio_graph_schema SET version = %s", (SCHEMA_VERSION,))
+
+
+def _checksum_v1_rows(conn: Conn) -> None:
+    """Version-1 rows (JSONB text, made plain again) get their prev_id and checksum."""
+    rows = conn.execute(
+        """SELECT checkpoint_id, trace_id, base_id, link, header, body
+        FROM trio_graph_checkpoints ORDER BY seq"""
+    ).fetchall()
+    plain = [(c, t, b, n, from_jsonb(h), from_jsonb(d)) for c, t, b, n, h, d in rows]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE trio_graph_checkpoints SET header = %s, body = %s WHERE checkpoint_id = %s",
+            [(h, d, c) for c, _, _, _, h, d in plain],
+        )
+        cur.executemany(
+            """UPDATE trio_graph_checkpoints SET prev_id = %s, checksum = %s
+            WHERE checkpoint_id = %s""",
+            codec.migrate_v1(plain),
+        )

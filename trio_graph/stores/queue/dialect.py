@@ -1,0 +1,118 @@
+"""What a database must say for the queue rules: its SQL words, its clock, its wake-ups.
+
+The rules (:mod:`.rules`) write every statement once, as a *template*: values bound by
+name (``:job``), and in braces what differs between databases: the tables (``{jobs}``,
+``{decisions}``, ``{runs}``), the time (``{now}``, ``{lease_until}``: now plus
+``:lease`` seconds), row locking (``{lock}``, ``{skip_locked}``), JSON columns
+(``{jsonb}`` after a parameter that is JSON text, ``{text}`` after a JSON column read
+back as text, or after a parameter that may be NULL and must be typed) and the job
+columns as the rules read them (``{job_columns}``). A :class:`Dialect` renders a
+template into its database's SQL once and binds values;
+:class:`~.sqlite.SQLiteDialect` and :class:`~.postgres.PostgresDialect` are the two.
+
+A statement runs on a DB-API connection as the store provides it (``sqlite3`` or
+psycopg 3), inside the transaction the store opens for the operation (:class:`Tx`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+Conn = Any
+"""A DB-API connection (``sqlite3.Connection`` or ``psycopg.Connection``)."""
+Cursor = Any
+
+
+class Tx(enum.Enum):
+    """How a store runs one queue operation's function."""
+
+    READ = "read"
+    """Reads only (a consistent snapshot where the store has one)."""
+    STATEMENT = "statement"
+    """One writing statement (no transaction of its own needed)."""
+    ATOMIC = "atomic"
+    """Several statements that must commit together, seeing each other."""
+
+
+_JOB_COLUMNS = (
+    "job_id, graph_name, status, trace_id, checkpoint_id, pending_barrier, epoch, owner, "
+    "attempts, error"
+)
+
+
+class Dialect:
+    """One database's words for the queue's templates (see the module notes)."""
+
+    name = "sql"
+    jobs = "jobs"
+    decisions = "decisions"
+    runs = "runs"
+    now = ":now"
+    lease_until = ":now + :lease"
+    seconds = "{}"
+    """A timestamp column as float seconds since the epoch (``{}``: the column)."""
+    lock = ""
+    """Appended to a SELECT whose rows the transaction goes on to change."""
+    skip_locked = ""
+    """Appended to the claim's SELECT: rows locked by another claim are passed over."""
+    jsonb = ""
+    text = ""
+    resolve = ""
+    """SQL: the job ``:trace`` (a job id or any trace id of a job) belongs to."""
+    link = ""
+    """SQL: record that trace ``:trace`` belongs to job ``:job``."""
+    unlink = ""
+    """SQL: forget every trace of job ``:job``."""
+
+    def __init__(self) -> None:
+        self._rendered: dict[str, str] = {}
+        self._words = {
+            "jobs": self.jobs,
+            "decisions": self.decisions,
+            "runs": self.runs,
+            "now": self.now,
+            "lease_until": self.lease_until,
+            "lock": self.lock,
+            "skip_locked": self.skip_locked,
+            "jsonb": self.jsonb,
+            "text": self.text,
+            "job_columns": ", ".join(
+                [_JOB_COLUMNS, self.seconds.format("created_at"), self.seconds.format("updated_at")]
+            ),
+        }
+
+    def render(self, template: str) -> str:
+        """The template in this database's SQL (rendered once, then cached)."""
+        rendered = self._rendered.get(template)
+        if rendered is None:
+            rendered = self._rendered[template] = self.native(template.format_map(self._words))
+        return rendered
+
+    def native(self, sql: str) -> str:
+        """``sql`` with ``:name`` parameters in the driver's own style."""
+        return sql
+
+    def bind(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The values of one statement (a dialect may add its own, such as ``now``)."""
+        return params
+
+    def execute(self, conn: Conn, template: str, **params: Any) -> Cursor:
+        """Run one templated statement on ``conn``."""
+        return conn.execute(self.render(template), self.bind(params))
+
+    def dumps(self, value: Any) -> str:
+        """``value`` as the JSON text this database's JSON columns take."""
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+    def loads(self, text: str) -> Any:
+        """A value from a JSON column read back as text."""
+        return json.loads(text)
+
+    def notify(self, conn: Conn) -> None:
+        """Tell idle workers that work arrived (nothing, where there are no notifications)."""
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """Return when work may have arrived, or after ``seconds``."""
+        raise NotImplementedError

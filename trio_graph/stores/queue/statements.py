@@ -1,0 +1,126 @@
+"""The statements of the queue's rules, as templates (see :mod:`.dialect`), and the SQL
+condition each fenced or claiming operation is guarded by, built from the transition
+table (:data:`~.jobs.TRANSITIONS`) so that SQL and Python check the same rules.
+
+No I/O: strings, and the decoding of the job rows they read.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from ..._model.decisions import BarrierId
+from .jobs import RUNNING, TRANSITIONS, Job, JobStatus, Op, Standing
+
+_WHERE = {
+    Standing.QUEUED: "status = 'queued'",
+    Standing.WAITING: "status = 'waiting'",
+    Standing.LAPSED: "(status = 'running' AND lease_until < {now})",
+}
+
+
+def guard(op: Op) -> str:
+    """The SQL condition (a template) that a job row may take ``op``, from the table."""
+    sources = TRANSITIONS[op].sources
+    parts = []
+    if RUNNING <= sources:
+        parts.append("status = 'running'")
+        sources = sources - RUNNING
+    for where in sorted(sources, key=list(Standing).index):
+        if where not in _WHERE:
+            raise ValueError(f"{op} is checked on the row, not in SQL ({where.value})")
+        parts.append(_WHERE[where])
+    return "(" + " OR ".join(parts) + ")"
+
+
+# -- statements (templates: see .dialect) -------------------------------------------------
+SUBMIT = """INSERT INTO {jobs} (job_id, graph_name, state, status, trace_id, created_at,
+    updated_at, available_at) VALUES (:job, :graph, :state{jsonb}, 'queued', :job, {now},
+    {now}, {now}) ON CONFLICT (job_id) DO NOTHING"""
+CONTINUED = "SELECT trace_id FROM {runs} WHERE resumed_from = :trace LIMIT 1"
+RUN = "SELECT graph_name, status, checkpoint_id FROM {runs} WHERE trace_id = :trace{lock}"
+STANDING = """SELECT status, pending_barrier, owner, lease_until >= {now}, epoch
+    FROM {jobs} WHERE job_id = :job{lock}"""
+DECIDE = """INSERT INTO {decisions} (job_id, node, occurrence, decision)
+    VALUES (:job, :node, :occurrence, :decision{jsonb})
+    ON CONFLICT (job_id, node, occurrence) DO UPDATE SET decision = excluded.decision"""
+WAKE = """UPDATE {jobs} SET status = 'queued', available_at = {now}, updated_at = {now}
+    WHERE job_id = :job"""
+ADOPT = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoint_id,
+    pending_barrier, created_at, updated_at, available_at)
+    VALUES (:trace, :graph, :status, :trace, :checkpoint, :pending, {now}, {now}, {now})
+    ON CONFLICT DO NOTHING"""
+JOB = "SELECT {job_columns} FROM {jobs} WHERE job_id = :job"
+JOBS = """SELECT {job_columns} FROM {jobs} WHERE :status{text} IS NULL OR status = :status
+    ORDER BY created_at, job_id"""
+_CLAIM_SET = """status = 'running', epoch = epoch + 1, owner = :owner,
+    lease_until = {lease_until}, attempts = attempts + 1, pending_barrier = NULL,
+    updated_at = {now}"""
+HOLD_JOB = "UPDATE {jobs} SET " + _CLAIM_SET + " WHERE job_id = :job RETURNING epoch"
+HOLD_RUN = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoint_id, epoch,
+    owner, lease_until, attempts, created_at, updated_at, available_at)
+    VALUES (:trace, :graph, 'running', :trace, :checkpoint, 1, :owner, {lease_until}, 1,
+    {now}, {now}, {now}) ON CONFLICT DO NOTHING"""
+DROP = "DELETE FROM {jobs} WHERE job_id = :job AND epoch = :epoch"
+DROP_DECISIONS = "DELETE FROM {decisions} WHERE job_id = :job"
+ANSWERS = """SELECT decision{text} FROM {decisions} WHERE job_id = :job AND node = :node
+    AND occurrence IN (:every, :occurrence)"""
+PARK = """UPDATE {jobs} SET status = :status, pending_barrier = :pending, owner = NULL,
+    lease_until = NULL, available_at = {now}, updated_at = {now} WHERE job_id = :job"""
+DECISIONS = """SELECT node, occurrence, decision{text} FROM {decisions} WHERE job_id = :job
+    ORDER BY seq"""
+SAVED = """UPDATE {jobs} SET trace_id = :trace, checkpoint_id = :checkpoint,
+    updated_at = {now} WHERE job_id = :job"""
+SETTLED = """UPDATE {jobs} SET trace_id = :trace, checkpoint_id = :checkpoint,
+    status = :status, error = :error, owner = NULL, lease_until = NULL, updated_at = {now}
+    WHERE job_id = :job"""
+_FENCE = " WHERE job_id = :job AND epoch = :epoch AND "
+_REQUEUE = """status = 'queued', owner = NULL, lease_until = NULL, available_at = {now},
+    updated_at = {now}"""
+FENCED = {
+    Op.RENEW: "UPDATE {jobs} SET lease_until = {lease_until}" + _FENCE + guard(Op.RENEW),
+    Op.RELEASE: "UPDATE {jobs} SET " + _REQUEUE + _FENCE + guard(Op.RELEASE),
+    Op.UNHOLD: "UPDATE {jobs} SET " + _REQUEUE + _FENCE + guard(Op.UNHOLD),
+    Op.FINISH: """UPDATE {jobs} SET status = :status, error = :error, owner = NULL,
+        lease_until = NULL, updated_at = {now}"""
+    + _FENCE
+    + guard(Op.FINISH),
+}
+"""The fenced single-statement operations: one UPDATE each, guarded by the table."""
+
+
+@functools.cache
+def claim(count: int) -> str:
+    """The claim of up to ``:limit`` runnable jobs of ``count`` graphs (``:g0``, …)."""
+    names = ", ".join(f":g{i}" for i in range(count))
+    return (
+        "WITH c AS MATERIALIZED (SELECT job_id FROM {jobs} WHERE graph_name IN ("
+        + names
+        + ") AND "
+        + guard(Op.CLAIM)
+        + " ORDER BY available_at LIMIT :limit{skip_locked}) UPDATE {jobs} SET "
+        + _CLAIM_SET
+        + """ WHERE job_id IN (SELECT job_id FROM c) RETURNING job_id, graph_name, epoch,
+        trace_id, checkpoint_id, CASE WHEN checkpoint_id IS NULL THEN state{text} END"""
+    )
+
+
+def job(row: Sequence[Any]) -> Job:
+    """The job of a row read with ``{job_columns}`` (as :data:`JOB` and :data:`JOBS` do)."""
+    job_id, graph, status, trace, checkpoint, pending, epoch, owner, attempts, error = row[:10]
+    return Job(
+        job_id,
+        graph,
+        JobStatus(status),
+        trace,
+        checkpoint,
+        BarrierId.parse(pending) if pending else None,
+        int(epoch),
+        owner,
+        int(attempts),
+        error,
+        float(row[10]),
+        float(row[11]),
+    )
