@@ -4,7 +4,7 @@ Model layer: no trio import. A :class:`Checkpoint` is what a store saves: the no
 to run next, the step count, the full state, the barrier waiting (if any), finished
 branches of an interrupted fan-out, and lineage; nothing about storage. With each
 save the run passes :class:`Changes` (the deltas since its previous checkpoint), so a
-store can write just those (``stores/rows.py`` decides) and the bytes written per
+store can write just those (``stores/rows/`` decides) and the bytes written per
 step grow with the update, not with the state.
 """
 

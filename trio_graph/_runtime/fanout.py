@@ -42,7 +42,7 @@ is checkpointed as it completes: a checkpoint pointing at this node that carries
 every branch finished so far, in declaration order. These saves are serialised, so a
 later checkpoint never carries fewer branches; each one's list is the one before
 with the very same records and one more, so a store writes only the new branch
-(O(branches) bytes for the whole fork, see ``stores/rows.py``). A record that cannot be saved (a
+(O(branches) bytes for the whole fork, see ``stores/rows/``). A record that cannot be saved (a
 branch returned a non-JSON value) cancels the fork and is the node's error, a
 ``CheckpointError`` naming branch and key. A run resumed or forked from one runs
 only the unfinished branches.

@@ -3,7 +3,7 @@
 Model of the contract (DESIGN §8, §10): ``save(checkpoint, *, changes=None)`` stores
 exactly ``checkpoint`` (its ``state`` is the whole state; ``changes``, the run's hint
 of what changed since its previous checkpoint, may only make the write smaller, see
-``stores/rows.py``); ``load(checkpoint_id)`` (unknown id:
+``stores/rows/``); ``load(checkpoint_id)`` (unknown id:
 ``CheckpointError``); ``latest(trace_id)`` (unknown run: None); ``list(trace_id)``
 oldest first (unknown run: ``[]``); ``delete(trace_id)`` removes the checkpoints
 and the ``runs()`` row; ``runs()`` one row per run. Stores are async context
