@@ -32,6 +32,9 @@ class RunStatus(enum.StrEnum):
     WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Cancelled through its store (``store.cancel``): it stays where it was, not resumed
+    by workers; ``run.cancel()`` and an enclosing cancel scope leave it resumable."""
 
 
 @attrs.frozen

@@ -97,12 +97,14 @@ class Level:
             return Cancelled(node=self.waiting.node, barrier=str(self.waiting))
         return Cancelled(node=self.open.path if self.open is not None else "")
 
-    def interruption(self, error: GraphError) -> Interruption:
+    def interruption(self, error: GraphError, *, final: bool = False) -> Interruption:
         """The checkpoint a failure (FAILED) or cancel (WAITING at a barrier, else
-        RUNNING: resumable) writes, with the finished branches of a fan-out in progress."""
+        RUNNING: resumable; ``final``, a cancel sent through the store: CANCELLED) writes,
+        with the finished branches of a fan-out in progress."""
         status = RunStatus.FAILED
         if isinstance(error, Cancelled):
             status = RunStatus.WAITING if self.waiting is not None else RunStatus.RUNNING
+            status = RunStatus.CANCELLED if final else status
         branches = None
         if self.fanout is not None:
             node, done = self.fanout

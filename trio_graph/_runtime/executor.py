@@ -28,8 +28,10 @@ from .._model.steering import check_barrier_id
 from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
 from ..stores.continuation import continuing
 from ..stores.protocol import Store
+from .groups import lone_error
 from .loop import StepLoop
 from .run import Run
+from .steering import Steered, follow_store
 
 log = logging.getLogger("trio_graph")
 
@@ -161,7 +163,11 @@ class Executor:
         run = Run(loop, receive)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(loop.main, send)
+                steered = self.store
+                if isinstance(steered, Steered):
+                    nursery.start_soon(_followed, loop, steered, send)
+                else:
+                    nursery.start_soon(loop.main, send)
                 try:
                     yield run
                 finally:
@@ -169,9 +175,8 @@ class Executor:
                     receive.close()
         except BaseExceptionGroup as group:
             # The loop never raises except Cancelled: give the caller the bare error.
-            errors = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
-            if len(errors) == 1:
-                error = errors[0]
+            error = lone_error(group)
+            if error is not None:
                 raise error from error.__cause__  # keep the cause; hide the group
             raise
 
@@ -203,6 +208,15 @@ class Executor:
             log_limit=self.log_limit,
         )
         return StepLoop(run_state, store or self.store)
+
+
+async def _followed(loop: StepLoop, store: Steered, send: trio.MemorySendChannel[ev.Event]) -> None:
+    """The run's loop, and beside it what is sent to the run through the store
+    (:func:`~trio_graph._runtime.steering.follow_store`), until the run ends."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(follow_store, loop, store, loop.trace_id)
+        await loop.main(send)
+        nursery.cancel_scope.cancel()
 
 
 def check_run_decisions(graph: Graph, decisions: Mapping[BarrierId | str, Decision]) -> None:

@@ -39,7 +39,8 @@ from ..errors import (
 )
 from .calls import call, call_task
 from .fanout import Fork, run_parallel
-from .outbox import ConsumerGone, Outbox, only_cancelled
+from .groups import only_cancelled
+from .outbox import ConsumerGone, Outbox
 
 if TYPE_CHECKING:
     from ..stores.protocol import Store
@@ -64,6 +65,7 @@ class StepLoop:
         self.emit: Callable[[ev.Event], Awaitable[None]] = _not_started  # Outbox.put, in main
         self._wakeup: trio.Event | None = None  # set when a decision may answer the wait
         self._started = 0.0
+        self._final = False  # cancelled through the store
 
     @property
     def trace_id(self) -> str:
@@ -96,7 +98,10 @@ class StepLoop:
         if self._wakeup is not None and waiting is not None and waiting.node == node:
             self._wakeup.set()
 
-    def cancel(self) -> None:
+    def cancel(self, *, cancelled: bool = False) -> None:
+        """Stop the run at once; ``cancelled``: for good (sent through the store), its
+        checkpoint says CANCELLED rather than where to resume."""
+        self._final |= cancelled
         self.cancel_scope.cancel()
 
     def request_checkpoint(self) -> None:
@@ -282,7 +287,7 @@ class StepLoop:
         for end in state.close_spans(trio.current_time()):
             await self.emit(end)
         if self.store is not None:
-            cut = state.inner.interruption(error)
+            cut = state.inner.interruption(error, final=self._final)
             site = "cancel" if isinstance(error, Cancelled) else "failure"
             try:
                 await self.checkpoint(

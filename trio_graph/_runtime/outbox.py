@@ -48,12 +48,3 @@ class Outbox:
         """Close the channel, synchronously: an awaited ``aclose()`` would be a checkpoint
         at which a cancel could replace an exception on its way out."""
         self._send.close()
-
-
-def only_cancelled(exc: BaseException) -> bool:
-    """True for ``trio.Cancelled`` or a group holding nothing else (from a nursery)."""
-    if isinstance(exc, trio.Cancelled):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return all(only_cancelled(e) for e in exc.exceptions)
-    return False

@@ -16,8 +16,11 @@ import trio
 
 from .. import serde
 from .._model.checkpoint import Changes, Checkpoint, RunStatus
+from .._model.decisions import BarrierId, Decision
+from .._runtime.steering import Steering
 from ..errors import CheckpointError
 from . import rows as codec
+from .board import Board
 from .protocol import RunInfo
 
 
@@ -30,6 +33,7 @@ class MemoryStore:
         self._where: dict[str, tuple[str, int]] = {}  # checkpoint id -> (trace, index)
         self._runs: dict[str, RunInfo] = {}
         self._planner = codec.Planner()
+        self._board = Board()
 
     async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
         cid = checkpoint.checkpoint_id
@@ -53,6 +57,30 @@ class MemoryStore:
         # Saved: yield, but never raise Cancelled for a write that happened (the run
         # would take it as failed and write its deltas again).
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+    # -- steering (DESIGN §8): reaches a run executing in this process ----------------------
+    async def decide(self, run_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
+        """Keep ``decision`` for one barrier occurrence of a run; a run executing in this
+        process takes it live, a stored one when it is resumed with this store."""
+        self._board.decide(run_id, barrier_id, decision)
+        await trio.lowlevel.checkpoint()
+
+    async def decide_all(self, run_id: str, node: str, decision: Decision) -> None:
+        """Answer every occurrence of barrier ``node`` of a run from now on."""
+        self._board.decide_all(run_id, node, decision)
+        await trio.lowlevel.checkpoint()
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel a run for good: an executing one stops with status CANCELLED."""
+        self._board.cancel(run_id)
+        await trio.lowlevel.checkpoint()
+
+    async def steering(self, run_id: str) -> Steering:
+        await trio.lowlevel.checkpoint()
+        return self._board.steering(run_id)
+
+    async def wait_for_steering(self, run_id: str, seconds: float) -> None:
+        await self._board.wait(seconds)
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         await trio.lowlevel.checkpoint()
