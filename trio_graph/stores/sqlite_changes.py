@@ -1,0 +1,54 @@
+"""Noticing another connection's commit to a SQLite file, cheaply (DESIGN §8).
+
+Runtime layer. SQLite has no notifications; ``PRAGMA data_version`` on a connection
+changes when *another* connection (of this process or any other) has committed to the
+file since the last time it was asked, and costs a few microseconds, with no row read.
+A :class:`ChangeWatch` keeps one such connection and asks every ``interval`` seconds, so
+a run waiting for a decision notices one within that time without re-reading rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import trio
+
+INTERVAL = 0.1
+"""Seconds between two looks at the file's data version."""
+
+
+class ChangeWatch:
+    """Waits for a commit to ``path`` by another connection."""
+
+    def __init__(self, path: str, interval: float = INTERVAL) -> None:
+        self._path = path
+        self._interval = interval
+        self._db: sqlite3.Connection | None = None
+        self._version: int | None = None
+
+    def _look(self) -> int:
+        if self._db is None:  # opened on the Trio thread, used only there
+            self._db = sqlite3.connect(self._path, isolation_level=None)
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        return int(version)
+
+    async def wait(self, seconds: float) -> None:
+        """Return once another connection has committed since the last call (or, the
+        first time, since now), or after ``seconds``."""
+        deadline = trio.current_time() + seconds
+        if self._version is None:
+            self._version = self._look()
+        while True:
+            version = self._look()
+            if version != self._version:
+                self._version = version
+                return
+            left = deadline - trio.current_time()
+            if left <= 0:
+                return
+            await trio.sleep(min(self._interval, left))
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
