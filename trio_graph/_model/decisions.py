@@ -47,12 +47,17 @@ class BarrierId:
 class Approve:
     """Continue; writes ``<node>.approved = True``."""
 
+    by: str | None = attrs.field(default=None, kw_only=True)
+    """Who made the decision (``Approve(by="ana")``); None when unsaid."""
+
 
 @attrs.frozen
 class Reject:
     """Writes ``<node>.approved = False`` and ``<node>.reject_reason``; edges decide what next."""
 
     reason: str = ""
+    by: str | None = attrs.field(default=None, kw_only=True)
+    """Who made the decision; None when unsaid."""
 
 
 @attrs.frozen
@@ -61,6 +66,8 @@ class Modify:
 
     key: str
     value: Any
+    by: str | None = attrs.field(default=None, kw_only=True)
+    """Who made the decision; None when unsaid."""
 
 
 @attrs.frozen
@@ -68,6 +75,8 @@ class Reroute:
     """Go to ``target`` next (an edge of any class from the barrier must lead there)."""
 
     target: str
+    by: str | None = attrs.field(default=None, kw_only=True)
+    """Who made the decision; None when unsaid."""
 
 
 Decision = Approve | Reject | Modify | Reroute
@@ -118,9 +127,13 @@ class DecisionRegistry:
 
     def next_id(self, node: str) -> BarrierId:
         """Count one more arrival at ``node`` and return its id."""
-        occ = self.occurrences.get(node, 0) + 1
-        self.occurrences[node] = occ
-        return BarrierId(node, occ)
+        bid = self.peek_id(node)
+        self.occurrences[node] = bid.occurrence
+        return bid
+
+    def peek_id(self, node: str) -> BarrierId:
+        """The id the next arrival at ``node`` gets (nothing counted)."""
+        return BarrierId(node, self.occurrences.get(node, 0) + 1)
 
     def submit(self, barrier_id: BarrierId, decision: Decision) -> None:
         """Keep ``decision`` for exactly ``barrier_id`` (replacing an earlier one for it)."""
@@ -237,6 +250,12 @@ def check_decision(decision: object, node: str = "") -> None:
         )
     if isinstance(decision, Modify) and not isinstance(decision.key, str):
         raise BarrierError(f"Modify key must be a str, got {decision.key!r}", node=node)
+    by = getattr(decision, "by", None)
+    if by is not None and not isinstance(by, str):
+        raise BarrierError(
+            f"a decision's by must be a str or None, got {type(by).__name__} {by!r:.60}",
+            node=node,
+        )
 
 
 def decision_updates(
@@ -253,9 +272,15 @@ def decision_updates(
 
 
 def describe_decision(decision: Decision | None) -> str:
-    """A decision as a person would say it: ``approve``, ``reject (too long)``..."""
+    """A decision as a person would say it: ``approve``, ``reject (too long)``...,
+    followed by ``by ana`` when it names who made it."""
     if decision is None:
         return "skip"
+    said = _describe(decision)
+    return said if decision.by is None else f"{said} by {decision.by}"
+
+
+def _describe(decision: Decision) -> str:
     if isinstance(decision, Approve):
         return "approve"
     if isinstance(decision, Reject):
