@@ -32,7 +32,7 @@ Theory of operation
     opened(step, now)                       NodeStart sent: its NodeEnd is owed
     finish(step, outcome, now) -> Finished  committed; send Finished.events, then
     ended(step)                             NodeEnd sent; send Finished.after
-    arrive(node) -> BarrierId               waiting (a cancel checkpoints WAITING here)
+    arrive(node, now, payload) -> BarrierId waiting, its payload and deadline (cancel: WAITING)
     resolve(node, decision) -> Outcome       the decision's updates and where it goes
     enter(node) / leave(node) -> Outcome    a subgraph level
     close_spans(now) -> [NodeEnd]           interrupted: every span still owed
