@@ -257,6 +257,12 @@ def test_describe_decision_says_who() -> None:
     assert describe_decision(Approve()) == "approve"
 
 
+def test_repr_names_by_only_when_said() -> None:
+    """A decision's repr shows by when it is said, and is unchanged without it."""
+    assert repr(Approve()) == "Approve()"
+    assert repr(Modify("k", 1, by="ana")) == "Modify(key='k', value=1, by='ana')"
+
+
 def test_a_decision_without_by_is_the_document_it_always_was() -> None:
     """by is written only when said: stored decisions without it keep their JSON."""
     assert serde.to_json(Approve(), Decision) == '{"type":"Approve"}'

@@ -43,15 +43,27 @@ class BarrierId:
         return cls(node, int(occ))
 
 
-@attrs.frozen
+def _repr(decision: Any) -> str:
+    """``Reject(reason='x')``, with ``by=...`` only when it is said (as in JSON)."""
+    said = [
+        f"{a.name}={getattr(decision, a.name)!r}"
+        for a in attrs.fields(type(decision))
+        if a.name != "by" or decision.by is not None
+    ]
+    return f"{type(decision).__name__}({', '.join(said)})"
+
+
+@attrs.frozen(repr=False)
 class Approve:
     """Continue; writes ``<node>.approved = True``."""
 
     by: str | None = attrs.field(default=None, kw_only=True)
     """Who made the decision (``Approve(by="ana")``); None when unsaid."""
 
+    __repr__ = _repr
 
-@attrs.frozen
+
+@attrs.frozen(repr=False)
 class Reject:
     """Writes ``<node>.approved = False`` and ``<node>.reject_reason``; edges decide what next."""
 
@@ -59,8 +71,10 @@ class Reject:
     by: str | None = attrs.field(default=None, kw_only=True)
     """Who made the decision; None when unsaid."""
 
+    __repr__ = _repr
 
-@attrs.frozen
+
+@attrs.frozen(repr=False)
 class Modify:
     """Write ``key = value`` into the state, then continue."""
 
@@ -69,14 +83,18 @@ class Modify:
     by: str | None = attrs.field(default=None, kw_only=True)
     """Who made the decision; None when unsaid."""
 
+    __repr__ = _repr
 
-@attrs.frozen
+
+@attrs.frozen(repr=False)
 class Reroute:
     """Go to ``target`` next (an edge of any class from the barrier must lead there)."""
 
     target: str
     by: str | None = attrs.field(default=None, kw_only=True)
     """Who made the decision; None when unsaid."""
+
+    __repr__ = _repr
 
 
 Decision = Approve | Reject | Modify | Reroute
