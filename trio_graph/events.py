@@ -118,6 +118,12 @@ class BarrierWaiting:
     span_id: int
     barrier_id: BarrierId
     answered: bool = False
+    payload: Any = None
+    """What the person decides on: the barrier's ``show(state)`` (JSON-compatible with a
+    store); None for a barrier without ``show``."""
+    deadline: float | None = None
+    """When the barrier's timeout passes, in wall-clock epoch seconds (the executor's
+    ``wall_clock``); None without a timeout. A resumed run keeps its occurrence's."""
 
 
 @attrs.frozen
@@ -130,6 +136,10 @@ class BarrierResolved:
     barrier_id: BarrierId
     decision: Decision | None
     timed_out: bool = False
+    by: str | None = None
+    """Who made the decision (its ``by``); None when unsaid or timed out."""
+    at: float | None = None
+    """When it was resolved, in wall-clock epoch seconds (the executor's ``wall_clock``)."""
 
 
 @attrs.frozen

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter
 from cattrs.strategies import configure_tagged_union
 
@@ -26,6 +27,7 @@ from ._model.checkpoint import (
     RunStatus,
 )
 from ._model.decisions import (
+    DECISION_TYPES,
     Approve,
     BarrierId,
     Decision,
@@ -72,6 +74,13 @@ converter.register_unstructure_hook_func(_is_error, _unstructure_error)
 converter.register_structure_hook_func(_is_error, _structure_error)
 converter.register_unstructure_hook(RunStatus, lambda s: s.value)
 converter.register_structure_hook(RunStatus, lambda v, _: RunStatus(v))
+
+# A decision's ``by`` is written only when said, so a decision without one is the same
+# document as before decisions had it (stored decisions compare equal as text).
+for _cls in DECISION_TYPES:
+    converter.register_unstructure_hook(
+        _cls, make_dict_unstructure_fn(_cls, converter, by=override(omit_if_default=True))
+    )
 
 # Unions last: their generated hooks capture the hooks registered above.
 _DECISION: Any = Decision
@@ -150,7 +159,7 @@ def warm() -> None:
     global _warm
     if _warm:
         return
-    decisions: list[Decision] = [Approve(), Reject("r"), Modify("k", 1), Reroute("n")]
+    decisions: list[Decision] = [Approve(by="w"), Reject("r"), Modify("k", 1), Reroute("n")]
     sample = Checkpoint(
         checkpoint_id="warm",
         trace_id="warm",
@@ -161,6 +170,8 @@ def warm() -> None:
         state={},
         status=RunStatus.WAITING,
         pending_barrier=BarrierId("n", 1),
+        pending_payload={"k": [1]},
+        deadline=1.0,
         occurrences={"n": 1},
         decisions=[DecisionEntry("n", i, d) for i, d in enumerate(decisions)],
         branches=[BranchResult("b", {"k": 1})],

@@ -157,13 +157,18 @@ class GraphBuilder:
         default: DefaultAction = "reject",
         approved_key: str | None = None,
         reason_key: str | None = None,
+        show: NodeFn | None = None,
     ) -> GraphBuilder:
-        """A barrier: pause for a decision (Approve/Reject/Modify/Reroute)."""
+        """A barrier: pause for a decision (Approve/Reject/Modify/Reroute). ``show(state)``
+        (async or plain) gives what the person decides on, carried by ``BarrierWaiting``
+        and stored with the waiting checkpoint; with a store it must be JSON-compatible."""
         if default not in _DEFAULTS:
             self._problems.append(
                 f"barrier {name!r}: default must be one of {_DEFAULTS}, got {default!r}"
             )
         self._check_timeout(f"barrier {name!r}", timeout)
+        if show is not None and not callable(show):
+            self._problems.append(f"barrier {name!r}: show must be callable, got {show!r:.60}")
         self._nodes.append(
             BarrierNode(
                 name,
@@ -171,6 +176,8 @@ class GraphBuilder:
                 default=default,
                 approved_key=approved_key or f"{name}.approved",
                 reason_key=reason_key or f"{name}.reject_reason",
+                show=show,
+                show_is_async=show is not None and is_async_callable(show),
             )
         )
         return self

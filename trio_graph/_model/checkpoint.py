@@ -92,6 +92,12 @@ class Checkpoint:
     state: dict[str, Any]
     status: RunStatus = RunStatus.RUNNING
     pending_barrier: BarrierId | None = None
+    pending_payload: Any = None
+    """What the pending barrier shows the person (its ``show(state)``), or None."""
+    deadline: float | None = None
+    """When the pending barrier's timeout passes, in wall-clock epoch seconds (None: no
+    timeout, or no barrier pending). A resume at that occurrence waits only what is left,
+    and applies the barrier's default at once when it has passed (DESIGN §8)."""
     occurrences: dict[str, int] = attrs.field(factory=dict)
     """Barrier arrivals counted so far, per node."""
     decisions: list[DecisionEntry] = attrs.field(factory=list)

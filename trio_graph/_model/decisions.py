@@ -43,31 +43,58 @@ class BarrierId:
         return cls(node, int(occ))
 
 
-@attrs.frozen
+def _repr(decision: Any) -> str:
+    """``Reject(reason='x')``, with ``by=...`` only when it is said (as in JSON)."""
+    said = [
+        f"{a.name}={getattr(decision, a.name)!r}"
+        for a in attrs.fields(type(decision))
+        if a.name != "by" or decision.by is not None
+    ]
+    return f"{type(decision).__name__}({', '.join(said)})"
+
+
+@attrs.frozen(repr=False)
 class Approve:
     """Continue; writes ``<node>.approved = True``."""
 
+    by: str | None = attrs.field(default=None, kw_only=True)
+    """Who made the decision (``Approve(by="ana")``); None when unsaid."""
 
-@attrs.frozen
+    __repr__ = _repr
+
+
+@attrs.frozen(repr=False)
 class Reject:
     """Writes ``<node>.approved = False`` and ``<node>.reject_reason``; edges decide what next."""
 
     reason: str = ""
+    by: str | None = attrs.field(default=None, kw_only=True)
+    """Who made the decision; None when unsaid."""
+
+    __repr__ = _repr
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Modify:
     """Write ``key = value`` into the state, then continue."""
 
     key: str
     value: Any
+    by: str | None = attrs.field(default=None, kw_only=True)
+    """Who made the decision; None when unsaid."""
+
+    __repr__ = _repr
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Reroute:
     """Go to ``target`` next (an edge of any class from the barrier must lead there)."""
 
     target: str
+    by: str | None = attrs.field(default=None, kw_only=True)
+    """Who made the decision; None when unsaid."""
+
+    __repr__ = _repr
 
 
 Decision = Approve | Reject | Modify | Reroute
@@ -118,9 +145,13 @@ class DecisionRegistry:
 
     def next_id(self, node: str) -> BarrierId:
         """Count one more arrival at ``node`` and return its id."""
-        occ = self.occurrences.get(node, 0) + 1
-        self.occurrences[node] = occ
-        return BarrierId(node, occ)
+        bid = self.peek_id(node)
+        self.occurrences[node] = bid.occurrence
+        return bid
+
+    def peek_id(self, node: str) -> BarrierId:
+        """The id the next arrival at ``node`` gets (nothing counted)."""
+        return BarrierId(node, self.occurrences.get(node, 0) + 1)
 
     def submit(self, barrier_id: BarrierId, decision: Decision) -> None:
         """Keep ``decision`` for exactly ``barrier_id`` (replacing an earlier one for it)."""
@@ -237,6 +268,12 @@ def check_decision(decision: object, node: str = "") -> None:
         )
     if isinstance(decision, Modify) and not isinstance(decision.key, str):
         raise BarrierError(f"Modify key must be a str, got {decision.key!r}", node=node)
+    by = getattr(decision, "by", None)
+    if by is not None and not isinstance(by, str):
+        raise BarrierError(
+            f"a decision's by must be a str or None, got {type(by).__name__} {by!r:.60}",
+            node=node,
+        )
 
 
 def decision_updates(
@@ -253,9 +290,15 @@ def decision_updates(
 
 
 def describe_decision(decision: Decision | None) -> str:
-    """A decision as a person would say it: ``approve``, ``reject (too long)``..."""
+    """A decision as a person would say it: ``approve``, ``reject (too long)``...,
+    followed by ``by ana`` when it names who made it."""
     if decision is None:
         return "skip"
+    said = _describe(decision)
+    return said if decision.by is None else f"{said} by {decision.by}"
+
+
+def _describe(decision: Decision) -> str:
     if isinstance(decision, Approve):
         return "approve"
     if isinstance(decision, Reject):

@@ -73,7 +73,8 @@ class ConditionNode:
 
 @attrs.frozen
 class BarrierNode:
-    """Pauses the run for a decision, with an optional timeout and default action."""
+    """Pauses the run for a decision, with an optional timeout and default action, and
+    ``show(state)`` (async or plain) giving what the person decides on (DESIGN §6)."""
 
     name: str
     timeout: float | None = None
@@ -81,6 +82,9 @@ class BarrierNode:
     approved_key: str = ""
     reason_key: str = ""
     meta: NodeMeta = NodeMeta()
+    show: NodeFn | None = attrs.field(default=None, eq=False)
+    """The payload of its ``BarrierWaiting`` (JSON-compatible with a store), or None."""
+    show_is_async: bool = False
     kind: ClassVar[str] = "barrier"
 
 

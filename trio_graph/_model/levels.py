@@ -15,11 +15,11 @@ from typing import Any
 
 import attrs
 
-from ..errors import Cancelled, GraphError
+from ..errors import Cancelled, CheckpointError, GraphError
 from .checkpoint import BranchResult, Frame, RunStatus
 from .decisions import BarrierId
 from .graph import Graph, Node, ParallelNode, SubgraphNode
-from .jsonvalue import check_update, check_value
+from .jsonvalue import check_update, check_value, json_problem
 from .results import Outcome, normalise
 from .state import check_state, reduce_updates
 
@@ -31,6 +31,21 @@ class Interruption:
     status: RunStatus
     pending: BarrierId | None
     branches: list[BranchResult] | None
+
+
+@attrs.frozen
+class Wait:
+    """How a barrier occurrence waits: what it shows, its deadline and this process's wait.
+
+    ``deadline`` is wall-clock epoch seconds (None: no timeout), kept across a resume at
+    the same occurrence; ``limit`` is how long this process waits for a decision (None:
+    forever): the barrier's timeout on arrival, what is left of the deadline on a resume
+    (0 once it has passed: the default applies at once).
+    """
+
+    payload: Any = None
+    deadline: float | None = None
+    limit: float | None = None
 
 
 @attrs.define(slots=True, eq=False)
@@ -68,6 +83,8 @@ class Level:
     """The read-only state nodes get."""
     open: Step | None = None
     waiting: BarrierId | None = None
+    wait: Wait = Wait()
+    """How the barrier ``waiting`` waits (its payload and deadline)."""
     fanout: tuple[ParallelNode, dict[str, Mapping[str, Any]]] | None = None
     """The fan-out in progress and its finished branches."""
     resumable: bool = True
@@ -117,6 +134,32 @@ class Level:
     def name(self) -> str:
         """The subgraph node this level runs (``""`` for the run)."""
         return self.prefix.rstrip("/").rpartition("/")[2]
+
+
+def barrier_wait(
+    path: str,
+    timeout: float | None,
+    kept: tuple[BarrierId, float] | None,
+    bid: BarrierId,
+    now: float,
+    payload: Any,
+    durable: bool,
+) -> Wait:
+    """How occurrence ``bid`` of barrier ``path`` waits, arriving at wall-clock ``now``:
+    the deadline ``kept`` by the checkpoint a resume continues when it is for ``bid``,
+    else ``now`` plus the timeout. With a store (``durable``) a payload the store would
+    not give back is refused (``CheckpointError`` naming the barrier)."""
+    if durable and payload is not None:
+        problem = json_problem(payload, "payload")
+        if problem is not None:
+            raise CheckpointError(
+                f"show of barrier {path!r} returned a value the store cannot give back: {problem}"
+            )
+    if timeout is None:
+        return Wait(payload)
+    if kept is not None and kept[0] == bid:
+        return Wait(payload, kept[1], max(0.0, kept[1] - now))
+    return Wait(payload, now + timeout, timeout)
 
 
 def subgraph_level(parent: Level, node: SubgraphNode, *, durable: bool) -> Level:

@@ -32,7 +32,7 @@ Theory of operation
     opened(step, now)                       NodeStart sent: its NodeEnd is owed
     finish(step, outcome, now) -> Finished  committed; send Finished.events, then
     ended(step)                             NodeEnd sent; send Finished.after
-    arrive(node) -> BarrierId               waiting (a cancel checkpoints WAITING here)
+    arrive(node, now, payload) -> BarrierId waiting, its payload and deadline (cancel: WAITING)
     resolve(node, decision) -> Outcome       the decision's updates and where it goes
     enter(node) / leave(node) -> Outcome    a subgraph level
     close_spans(now) -> [NodeEnd]           interrupted: every span still owed
@@ -70,7 +70,7 @@ from .checkpoint import (
 )
 from .decisions import BarrierId, Decision, DecisionRegistry, decision_updates, timeout_decision
 from .graph import BarrierNode, Graph, ParallelNode, SubgraphNode
-from .levels import Level, Step, subgraph_level, subgraph_outcome
+from .levels import Level, Step, Wait, barrier_wait, subgraph_level, subgraph_outcome
 from .results import NEXT, Outcome
 from .routing import check_target, route, route_fallback
 from .steering import check_steering
@@ -121,6 +121,7 @@ class RunState:
         self.saved_branches: list[BranchResult] = []
         self.spans = 0
         self.checkpoint_requested = False
+        self.kept_deadline: tuple[BarrierId, float] | None = None  # a resume's (DESIGN §8)
 
     @classmethod
     def resume(
@@ -155,6 +156,8 @@ class RunState:
         run.resumed_from = checkpoint.trace_id
         run.resume_count = checkpoint.resume_count + 1
         run.resumed_branches = {b.branch: b.updates for b in checkpoint.branches}
+        if checkpoint.pending_barrier is not None and checkpoint.deadline is not None:
+            run.kept_deadline = (checkpoint.pending_barrier, checkpoint.deadline)
         return run
 
     @property
@@ -263,11 +266,15 @@ class RunState:
         return ends
 
     # -- barriers ------------------------------------------------------------------
-    def arrive(self, node: BarrierNode) -> BarrierId:
-        """Count an arrival at barrier ``node`` of the innermost level: it now waits."""
+    def arrive(self, node: BarrierNode, *, now: float = 0.0, payload: Any = None) -> BarrierId:
+        """Count an arrival at barrier ``node`` of the innermost level: it now waits,
+        showing ``payload``, until its deadline (``now``: the wall clock); see
+        :func:`~trio_graph._model.levels.barrier_wait` (``level.wait``)."""
         level = self.levels[-1]
-        bid = self.registry.next_id(level.prefix + node.name)
-        level.waiting = bid
+        path = level.prefix + node.name
+        bid, kept = self.registry.peek_id(path), self.kept_deadline  # counted once not refused
+        level.wait = barrier_wait(path, node.timeout, kept, bid, now, payload, self.durable)
+        level.waiting = self.registry.next_id(path)
         return bid
 
     def waiting(self) -> BarrierId | None:
@@ -281,7 +288,7 @@ class RunState:
 
     def resolve(self, node: BarrierNode, decision: Decision | None) -> Outcome:
         """The barrier is resolved: what its decision writes and where it goes."""
-        self.levels[-1].waiting = None
+        self.levels[-1].waiting, self.levels[-1].wait = None, Wait()
         if decision is None:
             return NEXT
         updates, target = decision_updates(
@@ -352,6 +359,7 @@ class RunState:
         changes = self.changes.take(self.last_checkpoint, new_branches(self.saved_branches, saved))
         root = self.levels[0]
         next_node = None if done or not root.resumable else root.current
+        wait = self.levels[-1].wait if pending is not None else Wait()
         checkpoint = Checkpoint(
             checkpoint_id=new_id(),
             trace_id=self.trace_id,
@@ -362,6 +370,8 @@ class RunState:
             state=root.state,
             status=status,
             pending_barrier=pending,
+            pending_payload=wait.payload,
+            deadline=wait.deadline,
             occurrences=dict(self.registry.occurrences),
             decisions=self.registry.entries(),
             branches=saved,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import attrs
 import trio
 
 from .. import events as ev
@@ -39,7 +41,8 @@ log = logging.getLogger("trio_graph")
 class Executor:
     """Runs graphs. ``max_steps`` bounds every run (resumes included); ``store`` and
     ``policy`` enable checkpoints; ``buffer`` is the event channel's capacity;
-    ``log_limit`` how many of the last entries a result's execution log keeps."""
+    ``log_limit`` how many of the last entries a result's execution log keeps;
+    ``wall_clock`` gives epoch seconds for barrier deadlines (injectable for tests)."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class Executor:
         policy: CheckpointPolicy | None = None,
         buffer: int = 256,
         log_limit: int = 1000,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
@@ -61,6 +65,7 @@ class Executor:
         self.policy = policy or CheckpointPolicy()
         self.buffer = buffer
         self.log_limit = log_limit
+        self.wall_clock = wall_clock
 
     # -- starting runs -----------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -80,7 +85,9 @@ class Executor:
             durable=self.store is not None,
             log_limit=self.log_limit,
         )
-        async with self._started(StepLoop(run_state, self.store)) as run:
+        async with self._started(
+            StepLoop(run_state, self.store, wall_clock=self.wall_clock)
+        ) as run:
             yield run
 
     @contextlib.asynccontextmanager
@@ -125,6 +132,7 @@ class Executor:
             patch = check_state(patch)
             check_values(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
             checkpoint = patch_checkpoint(graph, checkpoint, patch)
+        checkpoint = attrs.evolve(checkpoint, deadline=None)  # a new run: a new deadline
         loop = self._loop_from(graph, checkpoint, force=force)
         async with self._started(loop) as run:
             yield run
@@ -207,7 +215,7 @@ class Executor:
             policy=self.policy,
             log_limit=self.log_limit,
         )
-        return StepLoop(run_state, store or self.store)
+        return StepLoop(run_state, store or self.store, wall_clock=self.wall_clock)
 
 
 async def _followed(loop: StepLoop, store: Steered, send: trio.MemorySendChannel[ev.Event]) -> None:

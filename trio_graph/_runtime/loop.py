@@ -17,6 +17,7 @@ become ``CheckpointError`` once, in :meth:`StepLoop.checkpoint`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -55,9 +56,14 @@ async def _not_started(event: ev.Event) -> None:
 class StepLoop:
     """Runs one run's steps: drives its :class:`RunState`, sends its events, saves."""
 
-    def __init__(self, state: RunState, store: Store | None) -> None:
+    def __init__(
+        self, state: RunState, store: Store | None, *, wall_clock: Callable[[], float] = time.time
+    ) -> None:
         self.state = state
         self.store = store
+        self.wall_clock = wall_clock
+        """Wall-clock epoch seconds, for barrier deadlines and resolution times (DESIGN §8);
+        trio's clock still times the waits themselves."""
         self.cancel_scope = trio.CancelScope()
         self.result: ev.RunResult | None = None
         self.error: GraphError | None = None
@@ -223,20 +229,37 @@ class StepLoop:
     async def _barrier(self, step: Step) -> Outcome:
         node, state = step.node, self.state
         assert isinstance(node, BarrierNode)
-        bid = state.arrive(node)  # a cancel from here on names this occurrence
+        payload = None
+        if node.show is not None:  # what the person decides on (DESIGN §6)
+            payload = await call(node.name, node.show, node.show_is_async, step.level.view, None)
+        # A cancel from here on names this occurrence.
+        bid = state.arrive(node, now=self.wall_clock(), payload=payload)
         if self.store is not None and state.policy.on_barrier:
             await self.checkpoint("barrier-waiting", status=RunStatus.WAITING, pending=bid)
         answered = state.registry.answers(bid)  # answered at once (DESIGN §6)
-        await self.emit(ev.BarrierWaiting(self.trace_id, step.path, step.span, bid, answered))
-        decision, timed_out = await self._wait(node, bid)
+        wait = step.level.wait
+        await self.emit(
+            ev.BarrierWaiting(
+                self.trace_id, step.path, step.span, bid, answered, payload, wait.deadline
+            )
+        )
+        decision, timed_out = await self._wait(node, bid, wait.limit)
         self._wakeup = None
         outcome = state.resolve(node, decision)
-        await self.emit(ev.BarrierResolved(self.trace_id, step.path, bid, decision, timed_out))
+        by = None if decision is None else decision.by
+        resolved = ev.BarrierResolved(
+            self.trace_id, step.path, bid, decision, timed_out, by, self.wall_clock()
+        )
+        await self.emit(resolved)
         return outcome
 
-    async def _wait(self, node: BarrierNode, bid: BarrierId) -> tuple[Decision | None, bool]:
+    async def _wait(
+        self, node: BarrierNode, bid: BarrierId, limit: float | None
+    ) -> tuple[Decision | None, bool]:
+        """The decision for ``bid``, or the default once ``limit`` seconds (trio time)
+        passed with none; True when it timed out."""
         registry = self.state.registry
-        with trio.move_on_after(math.inf if node.timeout is None else node.timeout):
+        with trio.move_on_after(math.inf if limit is None else limit):
             while True:
                 decision = registry.take(bid)
                 if decision is not None:
