@@ -37,7 +37,11 @@ log = logging.getLogger("trio_graph")
 class Executor:
     """Runs graphs. ``max_steps`` bounds every run (resumes included); ``store`` and
     ``policy`` enable checkpoints; ``buffer`` is the event channel's capacity;
-    ``log_limit`` how many of the last entries a result's execution log keeps."""
+    ``log_limit`` how many of the last entries a result's execution log keeps.
+
+    A run's policy is stored with its checkpoints (``Checkpoint.policy``), so a resume
+    or fork by an executor given no ``policy`` keeps the run's own; an executor given
+    one explicitly applies it instead (and stores it from then on)."""
 
     def __init__(
         self,
@@ -57,6 +61,7 @@ class Executor:
         self.max_steps = max_steps
         self.store = store
         self.policy = policy or CheckpointPolicy()
+        self._explicit_policy = policy is not None
         self.buffer = buffer
         self.log_limit = log_limit
 
@@ -85,22 +90,28 @@ class Executor:
     async def resume(
         self,
         graph: Graph,
-        trace_id: str,
+        run_id: str,
         *,
         force: bool = False,
         decisions: Mapping[BarrierId, Decision] | None = None,
     ) -> AsyncIterator[Run]:
-        """Continue a stored run at its latest checkpoint's next node, under a new trace id.
+        """Continue a stored run at its latest checkpoint's next node, under the same run
+        id and a new trace id (``run_id`` may also be any of its segments' trace ids).
 
         The state **and step count** are restored (``max_steps`` cannot be dodged); a run
         that stopped at a barrier waits at that same occurrence; finished branches of an
         interrupted fan-out are not run again. ``decisions`` are applied as ``run.decide``.
         """
-        # On a queue store, continuing is exclusive (RunBusy for a second process).
-        async with continuing(self._need_store("resume"), trace_id) as store:
-            checkpoint = await store.latest(trace_id)
+        store = self._need_store("resume")
+        found = await store.latest(run_id)
+        if found is None:
+            raise CheckpointError(f"no checkpoint for run {run_id!r}")
+        # On a queue store, continuing is exclusive (RunBusy for a second process): the
+        # hold is of the run's current segment, whose latest checkpoint is read again.
+        async with continuing(store, found.trace_id) as store:
+            checkpoint = await store.latest(found.run_id)
             if checkpoint is None:
-                raise CheckpointError(f"no checkpoint for run {trace_id!r}")
+                raise CheckpointError(f"no checkpoint for run {run_id!r}")
             loop = self._loop_from(graph, checkpoint, force=force, store=store)
             for barrier_id, decision in (decisions or {}).items():
                 loop.decide(barrier_id, decision)
@@ -123,7 +134,7 @@ class Executor:
             patch = check_state(patch)
             check_values(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
             checkpoint = patch_checkpoint(graph, checkpoint, patch)
-        loop = self._loop_from(graph, checkpoint, force=force)
+        loop = self._loop_from(graph, checkpoint, force=force, fork=True)
         async with self._started(loop) as run:
             yield run
 
@@ -181,7 +192,13 @@ class Executor:
         return self.store
 
     def _loop_from(
-        self, graph: Graph, checkpoint: Checkpoint, *, force: bool, store: Store | None = None
+        self,
+        graph: Graph,
+        checkpoint: Checkpoint,
+        *,
+        force: bool,
+        store: Store | None = None,
+        fork: bool = False,
     ) -> StepLoop:
         if checkpoint.graph_hash != graph.hash():
             changed = GraphChanged(graph.name, checkpoint.graph_hash, graph.hash())
@@ -190,7 +207,7 @@ class Executor:
             log.warning("resuming despite graph change: %s", changed)
         if checkpoint.next_node is None:
             raise CheckpointError(
-                f"run {checkpoint.trace_id!r} has nothing left to run (status "
+                f"run {checkpoint.run_id!r} has nothing left to run (status "
                 f"{checkpoint.status.value})",
                 checkpoint_id=checkpoint.checkpoint_id,
             )
@@ -199,10 +216,18 @@ class Executor:
             checkpoint,
             trace_id=uuid.uuid4().hex,
             max_steps=self.max_steps,
-            policy=self.policy,
+            policy=self._policy_of(checkpoint),
             log_limit=self.log_limit,
+            fork=fork,
         )
         return StepLoop(run_state, store or self.store)
+
+    def _policy_of(self, checkpoint: Checkpoint) -> CheckpointPolicy:
+        """The policy a continued run keeps: this executor's if it was given one, else
+        the run's stored one (else the default)."""
+        if self._explicit_policy or checkpoint.policy is None:
+            return self.policy
+        return checkpoint.policy
 
 
 def check_run_decisions(graph: Graph, decisions: Mapping[BarrierId | str, Decision]) -> None:

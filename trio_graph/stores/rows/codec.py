@@ -35,7 +35,7 @@ def short(exc: BaseException) -> str:
 # -- text columns --------------------------------------------------------------------------
 def check_text(checkpoint: Checkpoint) -> None:
     """Refuse ids and names that no database can store (a lone surrogate), naming the field."""
-    for field in ("checkpoint_id", "trace_id", "graph_name", "resumed_from"):
+    for field in ("checkpoint_id", "trace_id", "run_id", "graph_name", "resumed_from"):
         value = getattr(checkpoint, field)
         if value is not None and not is_text(value):
             raise errors.CheckpointError(
@@ -132,6 +132,7 @@ _HEADER_PLAIN = frozenset(
     {
         "checkpoint_id",
         "trace_id",
+        "run_id",
         "graph_name",
         "graph_hash",
         "next_node",
