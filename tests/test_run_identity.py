@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _pg import SKIP_WITHOUT_SERVER
 from hypothesis import given
 from hypothesis import strategies as st
 from test_store_conformance import STORE_FACTORIES
@@ -226,6 +227,52 @@ async def test_a_version_2_file_gets_run_ids(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
     db.close()
+
+
+def pg_as_version_2(schema: str) -> None:
+    """The PostgreSQL counterpart of :func:`as_version_2`."""
+    from _pg import connect, dsn
+
+    with connect(dsn(), schema) as conn:
+        rows = conn.execute(f"SELECT {codec.Row.COLUMNS} FROM trio_graph_checkpoints").fetchall()
+        for cid, trace, base, prev, link, header, body, _ in rows:
+            doc = json.loads(header)
+            doc.pop("run_id", None)
+            old = json.dumps(doc, separators=(",", ":"))
+            digest = codec.row_checksum(cid, trace, base, prev, link, old, body)
+            conn.execute(
+                "UPDATE trio_graph_checkpoints SET header = %s, checksum = %s "
+                "WHERE checkpoint_id = %s",
+                (old, digest, cid),
+            )
+        conn.execute("ALTER TABLE trio_graph_checkpoints DROP COLUMN run_id")
+        conn.execute("ALTER TABLE trio_graph_runs DROP COLUMN run_id, DROP COLUMN step")
+        conn.execute("ALTER TABLE trio_graph_runs DROP COLUMN waiting")
+        conn.execute("UPDATE trio_graph_schema SET version = 2")
+
+
+@SKIP_WITHOUT_SERVER
+async def test_a_version_2_postgres_database_gets_run_ids() -> None:
+    """A version-2 PostgreSQL schema is migrated like a SQLite file: run ids by
+    resumed_from, one runs() row per run, every checkpoint still loadable."""
+    from _pg import drop_schema, dsn, new_schema
+
+    from trio_graph.stores import PostgresStore
+
+    schema = new_schema()
+    try:
+        async with PostgresStore(dsn(), schema=schema) as store:
+            run_id, _ = await three_segments(store, Executor(store=store))
+            before = await store.list(run_id)
+        pg_as_version_2(schema)
+        async with PostgresStore(dsn(), schema=schema) as store:
+            [row] = await store.runs()
+            assert (row.run_id, row.trace_id) == (run_id, before[-1].trace_id)
+            assert await store.list(run_id) == before
+            for checkpoint in before:
+                assert await store.load(checkpoint.checkpoint_id) == checkpoint
+    finally:
+        drop_schema(dsn(), schema)
 
 
 def test_first_segment_follows_resumed_from_back() -> None:
