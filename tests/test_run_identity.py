@@ -156,8 +156,8 @@ async def test_copy_between_stores_keeps_the_run_id(tmp_path: Path) -> None:
 async def test_the_stored_policy_survives_a_resume(
     store_factory: StoreFactory, tmp_path: Path
 ) -> None:
-    """A resume by an executor given no policy keeps the run's every_step; an executor
-    given one explicitly applies its own."""
+    """A resume keeps the run's stored policy whatever the resuming executor's own (a
+    worker's is every_step); ``resume(policy=...)`` replaces it."""
     graph = looping_graph()
     async with store_factory(tmp_path) as store:
         async with Executor(store=store, policy=EVERY_STEP).stream(graph, {}) as run:
@@ -171,14 +171,35 @@ async def test_the_stored_policy_survives_a_resume(
         # After b (step 3), a checkpoint only every_step takes; the policy is kept.
         assert (3, "review", RunStatus.RUNNING) in [(c.step, c.next_node, c.status) for c in kept]
         assert {c.policy for c in kept} == {EVERY_STEP}
-        explicit = Executor(store=store, policy=CheckpointPolicy())
         decision = {BarrierId("review", 2): Approve()}
-        async with explicit.resume(graph, r.trace_id, decisions=decision) as last:
+        default = CheckpointPolicy()
+        async with bare.resume(graph, r.trace_id, decisions=decision, policy=default) as last:
             await last.wait()
         mine = [c for c in await store.list(run.run_id) if c.trace_id == last.trace_id]
         assert "done" not in {c.next_node for c in mine}  # no save after b
         assert mine[-1].status == RunStatus.COMPLETED
-        assert {c.policy for c in mine} == {None}
+        assert {c.policy for c in mine} == {default}
+
+
+async def test_a_default_policy_run_keeps_it_under_an_every_step_executor(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    """A run started with the default policy, resumed by an executor whose own policy is
+    every_step (as a worker's is), saves no checkpoint after a plain step."""
+    graph = looping_graph()
+    async with store_factory(tmp_path) as store:
+        async with Executor(store=store).stream(graph, {}) as run:
+            await until_waiting(run)
+        worker_like = Executor(store=store, policy=EVERY_STEP)
+        async with worker_like.resume(
+            graph, run.run_id, decisions={BarrierId("review", 1): Approve()}
+        ) as r:
+            await until_waiting(r)
+        kept = [c for c in await store.list(run.run_id) if c.trace_id == r.trace_id]
+        assert (3, "review", RunStatus.RUNNING) not in [
+            (c.step, c.next_node, c.status) for c in kept
+        ]
+        assert {c.policy for c in kept} == {CheckpointPolicy()}
 
 
 # -- migration of a version-2 SQLite file ------------------------------------------------

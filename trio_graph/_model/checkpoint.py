@@ -109,7 +109,8 @@ class Checkpoint:
     """The run this checkpoint belongs to (DESIGN §8): every segment of a run keeps it;
     the first segment's trace id, so it defaults to ``trace_id``."""
     policy: CheckpointPolicy | None = attrs.field(default=None, kw_only=True)
-    """The run's checkpoint policy, so a resume elsewhere keeps it (None: the default)."""
+    """The run's checkpoint policy, so a resume elsewhere keeps it (None: stored before
+    runs kept their policy)."""
 
 
 def new_id() -> str:

@@ -109,7 +109,6 @@ class RunState:
         """The run's id for its whole life (DESIGN §8): its first segment's trace id."""
         self.graph = graph
         self.policy = policy
-        self.stored_policy = None if policy == CheckpointPolicy() else policy
         self.durable = durable
         """A store keeps this run: values are checked and checkpoints are written."""
         self.levels = [Level(graph, state, graph.start, 0, max_steps)]
@@ -380,7 +379,7 @@ class RunState:
                 for lv in self.levels[1:]
             ],
             run_id=self.run_id,
-            policy=self.stored_policy,
+            policy=self.policy,
         )
         return checkpoint, changes
 

@@ -39,9 +39,11 @@ class Executor:
     ``policy`` enable checkpoints; ``buffer`` is the event channel's capacity;
     ``log_limit`` how many of the last entries a result's execution log keeps.
 
-    A run's policy is stored with its checkpoints (``Checkpoint.policy``), so a resume
-    or fork by an executor given no ``policy`` keeps the run's own; an executor given
-    one explicitly applies it instead (and stores it from then on)."""
+    ``policy`` is the policy of the runs it starts. A run's policy is stored with its
+    checkpoints (``Checkpoint.policy``), so a resume or a fork keeps the run's own
+    wherever it happens (the CLI, a worker); ``policy=`` on ``resume``/``fork`` replaces
+    it (and is stored from then on). A checkpoint stored before policies were (None)
+    continues under this executor's ``policy``."""
 
     def __init__(
         self,
@@ -61,7 +63,6 @@ class Executor:
         self.max_steps = max_steps
         self.store = store
         self.policy = policy or CheckpointPolicy()
-        self._explicit_policy = policy is not None
         self.buffer = buffer
         self.log_limit = log_limit
 
@@ -94,13 +95,15 @@ class Executor:
         *,
         force: bool = False,
         decisions: Mapping[BarrierId, Decision] | None = None,
+        policy: CheckpointPolicy | None = None,
     ) -> AsyncIterator[Run]:
         """Continue a stored run at its latest checkpoint's next node, under the same run
         id and a new trace id (``run_id`` may also be any of its segments' trace ids).
 
         The state **and step count** are restored (``max_steps`` cannot be dodged); a run
         that stopped at a barrier waits at that same occurrence; finished branches of an
-        interrupted fan-out are not run again. ``decisions`` are applied as ``run.decide``.
+        interrupted fan-out are not run again. ``decisions`` are applied as ``run.decide``;
+        ``policy`` replaces the run's stored checkpoint policy.
         """
         store = self._need_store("resume")
         found = await store.latest(run_id)
@@ -112,7 +115,7 @@ class Executor:
             checkpoint = await store.latest(found.run_id)
             if checkpoint is None:
                 raise CheckpointError(f"no checkpoint for run {run_id!r}")
-            loop = self._loop_from(graph, checkpoint, force=force, store=store)
+            loop = self._loop_from(graph, checkpoint, force=force, store=store, policy=policy)
             for barrier_id, decision in (decisions or {}).items():
                 loop.decide(barrier_id, decision)
             async with self._started(loop) as run:
@@ -126,15 +129,17 @@ class Executor:
         patch: Mapping[str, Any] | None = None,
         *,
         force: bool = False,
+        policy: CheckpointPolicy | None = None,
     ) -> AsyncIterator[Run]:
-        """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers)."""
+        """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers),
+        under the checkpoint's stored policy unless ``policy`` is given."""
         store = self._need_store("fork")
         checkpoint = await store.load(checkpoint_id)
         if patch:  # into the run's state and the subgraph frames the keys belong to
             patch = check_state(patch)
             check_values(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
             checkpoint = patch_checkpoint(graph, checkpoint, patch)
-        loop = self._loop_from(graph, checkpoint, force=force, fork=True)
+        loop = self._loop_from(graph, checkpoint, force=force, fork=True, policy=policy)
         async with self._started(loop) as run:
             yield run
 
@@ -199,6 +204,7 @@ class Executor:
         force: bool,
         store: Store | None = None,
         fork: bool = False,
+        policy: CheckpointPolicy | None = None,
     ) -> StepLoop:
         if checkpoint.graph_hash != graph.hash():
             changed = GraphChanged(graph.name, checkpoint.graph_hash, graph.hash())
@@ -216,18 +222,11 @@ class Executor:
             checkpoint,
             trace_id=uuid.uuid4().hex,
             max_steps=self.max_steps,
-            policy=self._policy_of(checkpoint),
+            policy=policy or checkpoint.policy or self.policy,
             log_limit=self.log_limit,
             fork=fork,
         )
         return StepLoop(run_state, store or self.store)
-
-    def _policy_of(self, checkpoint: Checkpoint) -> CheckpointPolicy:
-        """The policy a continued run keeps: this executor's if it was given one, else
-        the run's stored one (else the default)."""
-        if self._explicit_policy or checkpoint.policy is None:
-            return self.policy
-        return checkpoint.policy
 
 
 def check_run_decisions(graph: Graph, decisions: Mapping[BarrierId | str, Decision]) -> None:

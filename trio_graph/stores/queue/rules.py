@@ -165,9 +165,8 @@ def _park(
 
 
 def _hold(d: Dialect, trace_id: str, owner: str, lease: float, conn: Conn) -> Hold | None:
-    # The run's row first (its first segment's, which no later segment's save writes):
-    # holds (and their release) of one run take turns, so a trace saved by the previous
-    # holder is seen here. Then: its job may have finished meanwhile.
+    # The run's first segment's row first (no later segment's save writes it): holds and
+    # their release take turns. Then: its job may have finished meanwhile.
     first = d.execute(conn, q.FIRST, trace=trace_id).fetchone()
     d.execute(conn, q.RUN, trace=trace_id if first is None else first[0])
     job_id = _resolve(d, conn, trace_id)
@@ -193,25 +192,15 @@ def _hold_run(d: Dialect, conn: Conn, trace_id: str, owner: str, lease: float) -
     if run is None:
         return None
     job_id = run[3] or trace_id  # the job id is the run id
-    inserted = d.execute(
-        conn,
-        q.HOLD_RUN,
-        job=job_id,
-        trace=trace_id,
-        graph=run[0],
-        checkpoint=run[2],
-        owner=owner,
-        lease=lease,
-    ).rowcount
-    if inserted != 1:
+    params = {"job": job_id, "trace": trace_id, "graph": run[0], "checkpoint": run[2]}
+    if d.execute(conn, q.HOLD_RUN, owner=owner, lease=lease, **params).rowcount != 1:
         raise _busy(trace_id, None)
     d.execute(conn, d.link, trace=trace_id, job=job_id)
     return Hold(job_id, 1, created=True)
 
 
 def _unhold(d: Dialect, held: Hold, conn: Conn) -> None:
-    # The run's first row first, as ``_hold`` takes it: then the job row, then the links
-    # (rows of the run's other segments), in the same order as every hold.
+    # The run's first row, then the job's, then the links: the order every hold takes.
     d.execute(conn, q.RUN, trace=held.job_id)
     if not held.created:
         if d.execute(conn, q.FENCED[Op.UNHOLD], job=held.job_id, epoch=held.epoch).rowcount:
