@@ -337,7 +337,15 @@ async def test_five_concurrent_cli_decides_continue_the_run_once(
     for loser in (p for p in done if p.returncode):
         line = loser.stderr.decode().strip()
         assert "\n" not in line
-        assert re.search(r"is being continued by another process|was already continued", line)
+        # Issue 15: the winner continues the same run, so a later loser finds the run
+        # itself no longer waiting, or finished (it was "already continued" as a run of
+        # its own).
+        assert re.search(
+            r"is being continued by another process|was already continued"
+            r"|is not waiting at a barrier \(status (running|completed)\)"
+            r"|has nothing left to run \(status completed\)",
+            line,
+        ), line
 
 
 async def test_executor_resume_on_a_queue_store_is_exclusive(store: Any) -> None:
@@ -381,7 +389,9 @@ async def test_executor_resume_on_a_queue_store_is_exclusive(store: Any) -> None
             pass
     assert run.result is not None and run.result.state["b"] == 2
     assert await store.job(trace) is None
-    with pytest.raises(RunBusy, match=rf"^run '{trace}' was already continued as run "):
+    # The first trace id names the run (issue 15; it was a run of its own, "already
+    # continued"): the run has completed.
+    with pytest.raises(CheckpointError, match=rf"^run '{trace}' has nothing left to run "):
         async with executor.resume(graph, trace, decisions=approve):
             pass
 
@@ -415,3 +425,41 @@ async def test_cli_decide_for_a_barrier_the_parked_job_is_not_at_is_refused(
     assert done.returncode == 2 and "\n" not in line and b"recorded" not in done.stdout
     assert "waiting at barrier review#1, not at a barrier 'nope'" in line
     assert await store.decisions(job) == []
+
+
+async def test_a_decision_by_run_id_reaches_a_resumed_stored_run(store: Any) -> None:
+    """A stored run resumed once and waiting again is decided by its run id: it joins
+    the queue as job ``run_id`` at its current segment, and a resume by run id
+    continues it with that decision to completion, under the same run id."""
+    graph = (
+        GraphBuilder("twice")
+        .barrier("one")
+        .barrier("two")
+        .task("end", lambda s: {"done": True})
+        .edge("one", "two")
+        .edge("two", "end")
+        .start("one")
+        .end("end")
+        .build()
+    )
+    executor = Executor(store=store)
+    async with executor.stream(graph, {}) as first:
+        async for event in first:
+            if isinstance(event, ev.BarrierWaiting):
+                break
+    run_id = first.run_id
+    async with executor.resume(graph, run_id, decisions={BarrierId("one", 1): Approve()}) as run:
+        async for event in run:
+            if isinstance(event, ev.BarrierWaiting) and event.node == "two":
+                break
+    second = run.trace_id
+    await store.decide(run_id, BarrierId("two", 1), Approve())
+    job = await store.job(run_id)
+    assert job is not None
+    assert (job.job_id, job.trace_id, job.pending_barrier) == (run_id, second, BarrierId("two", 1))
+    assert await store.job(second) == job
+    async with executor.resume(graph, run_id, decisions={BarrierId("two", 1): Approve()}) as last:
+        result = await last.wait()
+    assert (result.run_id, result.state["done"]) == (run_id, True)
+    [row] = await store.runs()
+    assert (row.run_id, row.trace_id, row.status) == (run_id, last.trace_id, RunStatus.COMPLETED)

@@ -48,6 +48,10 @@ class RunResult:
     execution_count: int = 0
     """How many node executions this run (segment) made: ``len(execution_log)`` until
     the log reaches its limit, then more."""
+    run_id: str = attrs.field(
+        default=attrs.Factory(lambda self: self.trace_id, takes_self=True), kw_only=True
+    )
+    """The run's id for its whole life (DESIGN §8): its first segment's trace id."""
 
 
 @attrs.frozen
@@ -69,6 +73,10 @@ class GraphStart:
     node: str
     step: int = 0
     resumed_from: str | None = None
+    run_id: str = attrs.field(
+        default=attrs.Factory(lambda self: self.trace_id, takes_self=True), kw_only=True
+    )
+    """The run's id, the same on every segment (a fork starts a new run)."""
 
 
 @attrs.frozen

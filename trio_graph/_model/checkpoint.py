@@ -112,6 +112,14 @@ class Checkpoint:
     """For a failed run, the terminal error's one-line description."""
     frames: list[Frame] = attrs.field(factory=list)
     """Subgraph runs in progress at ``next_node``, outermost first (resume inside them)."""
+    run_id: str = attrs.field(
+        default=attrs.Factory(lambda self: self.trace_id, takes_self=True), kw_only=True
+    )
+    """The run this checkpoint belongs to (DESIGN §8): every segment of a run keeps it;
+    the first segment's trace id, so it defaults to ``trace_id``."""
+    policy: CheckpointPolicy | None = attrs.field(default=None, kw_only=True)
+    """The run's checkpoint policy, so a resume elsewhere keeps it (None: stored before
+    runs kept their policy)."""
 
 
 def new_id() -> str:

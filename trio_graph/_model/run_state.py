@@ -102,8 +102,11 @@ class RunState:
         policy: CheckpointPolicy,
         durable: bool,
         log_limit: int = 1000,
+        run_id: str | None = None,
     ) -> None:
         self.trace_id = trace_id
+        self.run_id = run_id or trace_id
+        """The run's id for its whole life (DESIGN §8): its first segment's trace id."""
         self.graph = graph
         self.policy = policy
         self.durable = durable
@@ -133,10 +136,12 @@ class RunState:
         max_steps: int,
         policy: CheckpointPolicy,
         log_limit: int = 1000,
+        fork: bool = False,
     ) -> RunState:
         """A run continuing ``checkpoint`` (a resume or a fork) under ``trace_id``: its
         state, step count, next node, subgraph frames, barrier occurrences, kept
-        decisions and the finished branches of its fan-out in progress."""
+        decisions and the finished branches of its fan-out in progress. A resume keeps
+        the checkpoint's run id; a ``fork`` is a new run (its id is ``trace_id``)."""
         run = cls(
             graph,
             dict(checkpoint.state),
@@ -145,6 +150,7 @@ class RunState:
             policy=policy,
             durable=True,
             log_limit=log_limit,
+            run_id=None if fork else checkpoint.run_id,
         )
         root = run.levels[0]
         root.current = checkpoint.next_node or graph.start
@@ -382,6 +388,8 @@ class RunState:
                 Frame(lv.name, lv.current, lv.step, dict(lv.state), list(lv.collected or ()))
                 for lv in self.levels[1:]
             ],
+            run_id=self.run_id,
+            policy=self.policy,
         )
         return checkpoint, changes
 

@@ -42,7 +42,13 @@ class Executor:
     """Runs graphs. ``max_steps`` bounds every run (resumes included); ``store`` and
     ``policy`` enable checkpoints; ``buffer`` is the event channel's capacity;
     ``log_limit`` how many of the last entries a result's execution log keeps;
-    ``wall_clock`` gives epoch seconds for barrier deadlines (injectable for tests)."""
+    ``wall_clock`` gives epoch seconds for barrier deadlines (injectable for tests).
+
+    ``policy`` is the policy of the runs it starts. A run's policy is stored with its
+    checkpoints (``Checkpoint.policy``), so a resume or a fork keeps the run's own
+    wherever it happens (the CLI, a worker); ``policy=`` on ``resume``/``fork`` replaces
+    it (and is stored from then on). A checkpoint stored before policies were (None)
+    continues under this executor's ``policy``."""
 
     def __init__(
         self,
@@ -94,23 +100,31 @@ class Executor:
     async def resume(
         self,
         graph: Graph,
-        trace_id: str,
+        run_id: str,
         *,
         force: bool = False,
         decisions: Mapping[BarrierId, Decision] | None = None,
+        policy: CheckpointPolicy | None = None,
     ) -> AsyncIterator[Run]:
-        """Continue a stored run at its latest checkpoint's next node, under a new trace id.
+        """Continue a stored run at its latest checkpoint's next node, under the same run
+        id and a new trace id (``run_id`` may also be any of its segments' trace ids).
 
         The state **and step count** are restored (``max_steps`` cannot be dodged); a run
         that stopped at a barrier waits at that same occurrence; finished branches of an
-        interrupted fan-out are not run again. ``decisions`` are applied as ``run.decide``.
+        interrupted fan-out are not run again. ``decisions`` are applied as ``run.decide``;
+        ``policy`` replaces the run's stored checkpoint policy.
         """
-        # On a queue store, continuing is exclusive (RunBusy for a second process).
-        async with continuing(self._need_store("resume"), trace_id) as store:
-            checkpoint = await store.latest(trace_id)
+        store = self._need_store("resume")
+        found = await store.latest(run_id)
+        if found is None:
+            raise CheckpointError(f"no checkpoint for run {run_id!r}")
+        # On a queue store, continuing is exclusive (RunBusy for a second process): the
+        # hold is of the run's current segment, whose latest checkpoint is read again.
+        async with continuing(store, found.trace_id) as store:
+            checkpoint = await store.latest(found.run_id)
             if checkpoint is None:
-                raise CheckpointError(f"no checkpoint for run {trace_id!r}")
-            loop = self._loop_from(graph, checkpoint, force=force, store=store)
+                raise CheckpointError(f"no checkpoint for run {run_id!r}")
+            loop = self._loop_from(graph, checkpoint, force=force, store=store, policy=policy)
             for barrier_id, decision in (decisions or {}).items():
                 loop.decide(barrier_id, decision)
             async with self._started(loop) as run:
@@ -124,8 +138,10 @@ class Executor:
         patch: Mapping[str, Any] | None = None,
         *,
         force: bool = False,
+        policy: CheckpointPolicy | None = None,
     ) -> AsyncIterator[Run]:
-        """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers)."""
+        """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers),
+        under the checkpoint's stored policy unless ``policy`` is given."""
         store = self._need_store("fork")
         checkpoint = await store.load(checkpoint_id)
         if patch:  # into the run's state and the subgraph frames the keys belong to
@@ -133,7 +149,7 @@ class Executor:
             check_values(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
             checkpoint = patch_checkpoint(graph, checkpoint, patch)
         checkpoint = attrs.evolve(checkpoint, deadline=None)  # a new run: a new deadline
-        loop = self._loop_from(graph, checkpoint, force=force)
+        loop = self._loop_from(graph, checkpoint, force=force, fork=True, policy=policy)
         async with self._started(loop) as run:
             yield run
 
@@ -194,7 +210,14 @@ class Executor:
         return self.store
 
     def _loop_from(
-        self, graph: Graph, checkpoint: Checkpoint, *, force: bool, store: Store | None = None
+        self,
+        graph: Graph,
+        checkpoint: Checkpoint,
+        *,
+        force: bool,
+        store: Store | None = None,
+        fork: bool = False,
+        policy: CheckpointPolicy | None = None,
     ) -> StepLoop:
         if checkpoint.graph_hash != graph.hash():
             changed = GraphChanged(graph.name, checkpoint.graph_hash, graph.hash())
@@ -203,7 +226,7 @@ class Executor:
             log.warning("resuming despite graph change: %s", changed)
         if checkpoint.next_node is None:
             raise CheckpointError(
-                f"run {checkpoint.trace_id!r} has nothing left to run (status "
+                f"run {checkpoint.run_id!r} has nothing left to run (status "
                 f"{checkpoint.status.value})",
                 checkpoint_id=checkpoint.checkpoint_id,
             )
@@ -212,8 +235,9 @@ class Executor:
             checkpoint,
             trace_id=uuid.uuid4().hex,
             max_steps=self.max_steps,
-            policy=self.policy,
+            policy=policy or checkpoint.policy or self.policy,
             log_limit=self.log_limit,
+            fork=fork,
         )
         return StepLoop(run_state, store or self.store, wall_clock=self.wall_clock)
 
@@ -222,7 +246,7 @@ async def _followed(loop: StepLoop, store: Steered, send: trio.MemorySendChannel
     """The run's loop, and beside it what is sent to the run through the store
     (:func:`~trio_graph._runtime.steering.follow_store`), until the run ends."""
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(follow_store, loop, store, loop.trace_id)
+        nursery.start_soon(follow_store, loop, store, loop.state.run_id)
         await loop.main(send)
         nursery.cancel_scope.cancel()
 

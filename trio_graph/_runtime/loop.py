@@ -159,7 +159,12 @@ class StepLoop:
         root = state.root
         await self.emit(
             ev.GraphStart(
-                state.trace_id, state.graph.name, root.current, root.step, state.resumed_from
+                state.trace_id,
+                state.graph.name,
+                root.current,
+                root.step,
+                state.resumed_from,
+                run_id=state.run_id,
             )
         )
         try:
@@ -171,7 +176,12 @@ class StepLoop:
             return await self._fail(exc)
         took = trio.current_time() - self._started
         self.result = ev.RunResult(
-            state.trace_id, dict(root.state), list(state.log), took, state.log_count
+            state.trace_id,
+            dict(root.state),
+            list(state.log),
+            took,
+            state.log_count,
+            run_id=state.run_id,
         )
         return ev.GraphComplete(state.trace_id, self.result)
 

@@ -35,6 +35,11 @@ class Run:
         return self._loop.trace_id
 
     @property
+    def run_id(self) -> str:
+        """The run's id for its whole life: the same on every resume (DESIGN §8)."""
+        return self._loop.state.run_id
+
+    @property
     def result(self) -> ev.RunResult | None:
         """The result once the run completed, else None."""
         return self._loop.result

@@ -15,7 +15,7 @@ from types import TracebackType
 import trio
 
 from .. import serde
-from .._model.checkpoint import Changes, Checkpoint, RunStatus
+from .._model.checkpoint import Changes, Checkpoint
 from .._model.decisions import BarrierId, Decision
 from .._runtime.steering import Steering
 from ..errors import CheckpointError
@@ -31,9 +31,17 @@ class MemoryStore:
         serde.warm()
         self._rows: dict[str, builtins.list[codec.Row]] = {}  # trace id -> rows, write order
         self._where: dict[str, tuple[str, int]] = {}  # checkpoint id -> (trace, index)
-        self._runs: dict[str, RunInfo] = {}
+        self._run_of: dict[str, str] = {}  # trace id -> run id
+        self._history: dict[str, builtins.list[codec.Row]] = {}  # run id -> rows, write order
+        self._runs: dict[str, RunInfo] = {}  # run id -> its row, least recently updated first
         self._planner = codec.Planner()
         self._board = Board()
+
+    def _run(self, run_id: str) -> str | None:
+        """The run of a run id or a segment's trace id, if stored."""
+        if run_id in self._run_of:
+            return self._run_of[run_id]
+        return run_id if run_id in self._history else None
 
     async def save(self, checkpoint: Checkpoint, *, changes: Changes | None = None) -> None:
         cid = checkpoint.checkpoint_id
@@ -41,18 +49,14 @@ class MemoryStore:
         row = codec.make_row(checkpoint, plan, changes, new_at)
         if cid in self._where:
             raise CheckpointError("a checkpoint with this id already exists", checkpoint_id=cid)
-        rows = self._rows.setdefault(checkpoint.trace_id, [])
-        self._where[cid] = (checkpoint.trace_id, len(rows))
+        trace, run = checkpoint.trace_id, checkpoint.run_id
+        rows = self._rows.setdefault(trace, [])
+        self._where[cid] = (trace, len(rows))
         rows.append(row)
-        self._runs.pop(checkpoint.trace_id, None)  # keep runs() in order of last update
-        self._runs[checkpoint.trace_id] = RunInfo(
-            checkpoint.trace_id,
-            checkpoint.graph_name,
-            RunStatus(checkpoint.status),
-            checkpoint.created_at,
-            cid,
-            checkpoint.resumed_from,
-        )
+        self._run_of.setdefault(trace, run)
+        self._history.setdefault(run, []).append(row)
+        self._runs.pop(run, None)  # keep runs() in order of last update
+        self._runs[run] = RunInfo.of(checkpoint)
         self._planner.wrote(checkpoint, row)
         # Saved: yield, but never raise Cancelled for a write that happened (the run
         # would take it as failed and write its deltas again).
@@ -93,22 +97,26 @@ class MemoryStore:
         earlier = codec.LazyRows((r.values() for r in rows), checkpoint_id)
         return codec.load(_checked(rows[-1], checkpoint_id), earlier)
 
-    async def latest(self, trace_id: str) -> Checkpoint | None:
-        rows = self._rows.get(trace_id)
-        if not rows:
+    async def latest(self, run_id: str) -> Checkpoint | None:
+        run = self._run(run_id)
+        if run is None:
             await trio.lowlevel.checkpoint()
             return None
-        return await self.load(rows[-1].checkpoint_id)
+        return await self.load(self._history[run][-1].checkpoint_id)
 
-    async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
+    async def list(self, run_id: str) -> builtins.list[Checkpoint]:
         await trio.lowlevel.checkpoint()
-        return codec.load_trace(_checked(r) for r in self._rows.get(trace_id, []))
+        run = self._run(run_id)
+        return codec.load_trace(_checked(r) for r in self._history.get(run or "", []))
 
-    async def delete(self, trace_id: str) -> None:
-        for row in self._rows.pop(trace_id, []):
+    async def delete(self, run_id: str) -> None:
+        run = self._run(run_id)
+        for row in self._history.pop(run or "", []):
             self._where.pop(row.checkpoint_id, None)
-        self._runs.pop(trace_id, None)
-        self._planner.forget(trace_id)
+            if self._rows.pop(row.trace_id, None) is not None:
+                self._run_of.pop(row.trace_id, None)
+                self._planner.forget(row.trace_id)
+        self._runs.pop(run or "", None)
         await trio.lowlevel.checkpoint()
 
     async def runs(self) -> builtins.list[RunInfo]:

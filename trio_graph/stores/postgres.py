@@ -54,6 +54,8 @@ from .queue.postgres import PostgresDialect
 from .queue.rules import QueueRules
 
 T = TypeVar("T")
+_RUN_OF = "coalesce((SELECT run_id FROM trio_graph_runs WHERE trace_id = %(id)s), %(id)s)"
+"""The run of ``id``, a run id or any of its segments' trace ids."""
 Conn = psycopg.Connection[Any]
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -236,57 +238,65 @@ class PostgresStore(QueueRules):
         """The checkpoint with its full state; ``CheckpointError`` if unknown or corrupted."""
         return await self._call(lambda conn: load(conn, checkpoint_id), atomic=False)
 
-    async def latest(self, trace_id: str) -> Checkpoint | None:
-        """The run's newest checkpoint, or None for an unknown run."""
+    async def latest(self, run_id: str) -> Checkpoint | None:
+        """The run's newest checkpoint (of any segment), or None for an unknown run."""
 
         def latest(conn: Conn) -> Checkpoint | None:
-            if not codec.is_text(trace_id):
+            if not codec.is_text(run_id):
                 return None
             row = conn.execute(
-                """SELECT checkpoint_id FROM trio_graph_checkpoints WHERE trace_id = %s
+                f"""SELECT checkpoint_id FROM trio_graph_checkpoints WHERE run_id = {_RUN_OF}
                 ORDER BY seq DESC LIMIT 1""",
-                (trace_id,),
+                {"id": run_id},
             ).fetchone()
             return None if row is None else load(conn, row[0])
 
         return await self._call(latest, atomic=False)
 
-    async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
-        """The run's checkpoints, oldest first (``[]`` for an unknown run)."""
+    async def list(self, run_id: str) -> builtins.list[Checkpoint]:
+        """The run's checkpoints, every segment's, oldest first (``[]`` for an unknown run)."""
 
         def history(conn: Conn) -> builtins.list[Checkpoint]:
-            if not codec.is_text(trace_id):
+            if not codec.is_text(run_id):
                 return []
             rows = conn.execute(
                 f"""SELECT {codec.Row.COLUMNS} FROM trio_graph_checkpoints
-                WHERE trace_id = %s ORDER BY seq""",
-                (trace_id,),
+                WHERE run_id = {_RUN_OF} ORDER BY seq""",
+                {"id": run_id},
             ).fetchall()
             return codec.load_trace(codec.Row.of(r) for r in rows)
 
         return await self._call(history, atomic=False)
 
-    async def delete(self, trace_id: str) -> None:
-        """Remove the run's checkpoints and ``runs()`` row (and its queue row, for a job id)."""
+    async def delete(self, run_id: str) -> None:
+        """Remove the run's checkpoints and ``runs()`` row (and its queue row)."""
 
-        def delete(conn: Conn) -> None:
-            if not codec.is_text(trace_id):
-                return
-            conn.execute("DELETE FROM trio_graph_checkpoints WHERE trace_id = %s", (trace_id,))
-            conn.execute("DELETE FROM trio_graph_runs WHERE trace_id = %s", (trace_id,))
-            conn.execute("DELETE FROM trio_graph_jobs WHERE job_id = %s", (trace_id,))
-            conn.execute("DELETE FROM trio_graph_decisions WHERE job_id = %s", (trace_id,))
+        def delete(conn: Conn) -> builtins.list[str]:
+            if not codec.is_text(run_id):
+                return []
+            found = conn.execute(f"SELECT {_RUN_OF}", {"id": run_id}).fetchone()
+            run = found[0] if found is not None else run_id
+            traces = conn.execute(
+                "SELECT trace_id FROM trio_graph_runs WHERE run_id = %s", (run,)
+            ).fetchall()
+            conn.execute("DELETE FROM trio_graph_checkpoints WHERE run_id = %s", (run,))
+            conn.execute("DELETE FROM trio_graph_runs WHERE run_id = %s", (run,))
+            conn.execute("DELETE FROM trio_graph_jobs WHERE job_id = %s", (run,))
+            conn.execute("DELETE FROM trio_graph_decisions WHERE job_id = %s", (run,))
+            return [run_id, *(t for (t,) in traces)]
 
-        await self._call(delete)
-        self._planner.forget(trace_id)
+        for trace in await self._call(delete):
+            self._planner.forget(trace)
 
     async def runs(self) -> builtins.list[RunInfo]:
-        """One row per run (per trace), least recently updated first."""
+        """One row per run (its current segment's), least recently updated first."""
 
         def runs(conn: Conn) -> builtins.list[RunInfo]:
             rows = conn.execute(
-                """SELECT trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from
-                FROM trio_graph_runs ORDER BY updated_at, trace_id"""
+                f"""SELECT {RunInfo.COLUMNS} FROM trio_graph_runs r
+                WHERE r.checkpoint_id = (SELECT c.checkpoint_id FROM trio_graph_checkpoints c
+                    WHERE c.run_id = r.run_id ORDER BY c.seq DESC LIMIT 1)
+                ORDER BY updated_at, trace_id"""
             ).fetchall()
             return [RunInfo.from_row(r) for r in rows]
 

@@ -31,19 +31,23 @@ _SAVE = """
 WITH fence AS ({fence}),
 ins AS (
     INSERT INTO trio_graph_checkpoints
-        (checkpoint_id, trace_id, base_id, prev_id, link, header, body, checksum)
-    SELECT %(cid)s, %(trace)s, %(base)s, %(prev)s, %(link)s, %(header)s, %(body)s, %(sum)s
+        (checkpoint_id, trace_id, base_id, prev_id, link, header, body, checksum, run_id)
+    SELECT %(cid)s, %(trace)s, %(base)s, %(prev)s, %(link)s, %(header)s, %(body)s, %(sum)s,
+        %(run)s
     FROM fence
     ON CONFLICT (checkpoint_id) DO NOTHING RETURNING 1
 ),
 run AS (
     INSERT INTO trio_graph_runs
-        (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from, job_id)
-    SELECT %(trace)s, %(graph)s, %(status)s, %(at)s, %(cid)s, %(resumed)s, %(job)s FROM ins
+        (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from, job_id,
+        run_id, step, waiting)
+    SELECT %(trace)s, %(graph)s, %(status)s, %(at)s, %(cid)s, %(resumed)s, %(job)s,
+        %(run)s, %(step)s, %(waiting)s FROM ins
     ON CONFLICT (trace_id) DO UPDATE SET
         graph_name = EXCLUDED.graph_name, status = EXCLUDED.status,
         updated_at = EXCLUDED.updated_at, checkpoint_id = EXCLUDED.checkpoint_id,
-        resumed_from = EXCLUDED.resumed_from,
+        resumed_from = EXCLUDED.resumed_from, run_id = EXCLUDED.run_id,
+        step = EXCLUDED.step, waiting = EXCLUDED.waiting,
         job_id = coalesce(EXCLUDED.job_id, trio_graph_runs.job_id)
 ){job}
 SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM ins)
@@ -109,6 +113,9 @@ def insert(conn: Conn, cp: Checkpoint, row: codec.Row, fence: Fence | None) -> N
         "at": cp.created_at,
         "resumed": cp.resumed_from,
         "job": None,
+        "run": cp.run_id,
+        "step": cp.step,
+        "waiting": None if cp.pending_barrier is None else str(cp.pending_barrier),
     }
     if fence is not None:
         ends = settles(cp)

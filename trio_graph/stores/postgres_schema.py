@@ -19,8 +19,11 @@ from .jsonb import from_jsonb
 
 Conn = psycopg.Connection[Any]
 
-SCHEMA_VERSION = 2
-"""The schema version this code writes; older databases are migrated on open."""
+SCHEMA_VERSION = 3
+"""The schema version this code writes; older databases are migrated on open.
+
+Version 3 added run ids (DESIGN §8); a version-2 database's segments get theirs by
+following ``resumed_from`` back to the first segment (:mod:`.rows.run_ids`)."""
 
 MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1
@@ -83,6 +86,17 @@ MIGRATIONS: tuple[str, ...] = (
         ADD COLUMN prev_id text,
         ADD COLUMN checksum text NOT NULL DEFAULT '';
     """,
+    # 2 -> 3: run ids (rows filled in by ``_run_ids_v2`` in the same transaction);
+    # trio_graph_runs keeps one row per segment, runs() shows each run's current one
+    """
+    ALTER TABLE trio_graph_checkpoints ADD COLUMN run_id text NOT NULL DEFAULT '';
+    CREATE INDEX trio_graph_checkpoints_run ON trio_graph_checkpoints (run_id, seq);
+    ALTER TABLE trio_graph_runs
+        ADD COLUMN run_id text NOT NULL DEFAULT '',
+        ADD COLUMN step integer NOT NULL DEFAULT 0,
+        ADD COLUMN waiting text;
+    CREATE INDEX trio_graph_runs_run ON trio_graph_runs (run_id);
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -107,6 +121,8 @@ def migrate(conn: Conn, schema: str) -> None:
             conn.execute(migration)
             if step == 2 and version == 1:
                 _checksum_v1_rows(conn)
+            if step == 3 and version >= 1:
+                _run_ids_v2(conn)
         if row is None:
             conn.execute("INSERT INTO trio_graph_schema VALUES (%s)", (SCHEMA_VERSION,))
         elif version < SCHEMA_VERSION:
@@ -129,4 +145,26 @@ def _checksum_v1_rows(conn: Conn) -> None:
             """UPDATE trio_graph_checkpoints SET prev_id = %s, checksum = %s
             WHERE checkpoint_id = %s""",
             codec.migrate_v1(plain),
+        )
+
+
+def _run_ids_v2(conn: Conn) -> None:
+    """Version-2 rows get their run ids (and the runs rows their step and barrier)."""
+    segments = conn.execute(
+        """SELECT r.trace_id, r.resumed_from, c.header FROM trio_graph_runs r
+        LEFT JOIN trio_graph_checkpoints c ON c.checkpoint_id = r.checkpoint_id"""
+    ).fetchall()
+    runs = codec.migrate_runs(segments)
+    rows = conn.execute(
+        f"SELECT {codec.Row.COLUMNS} FROM trio_graph_checkpoints ORDER BY seq"
+    ).fetchall()
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE trio_graph_runs SET run_id = %s, step = %s, waiting = %s WHERE trace_id = %s",
+            runs,
+        )
+        cur.executemany(
+            """UPDATE trio_graph_checkpoints SET run_id = %s, header = %s, checksum = %s
+            WHERE checkpoint_id = %s""",
+            codec.migrate_rows(rows, {trace: run for run, _, _, trace in runs}),
         )

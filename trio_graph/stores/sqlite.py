@@ -65,14 +65,24 @@ _WAL_PAGES = 1000
 _PAGES_PER_COMMIT = 4
 """Pages a small commit dirties: the row, two index entries, the ``runs`` row."""
 
-_INSERT = f"INSERT INTO checkpoints ({codec.Row.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_UPSERT_RUN = (
-    "INSERT INTO runs (trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from) "
-    "VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (trace_id) DO UPDATE SET graph_name = excluded.graph_name, "
-    "status = excluded.status, updated_at = excluded.updated_at, "
-    "checkpoint_id = excluded.checkpoint_id, resumed_from = excluded.resumed_from"
+_INSERT = (
+    f"INSERT INTO checkpoints ({codec.Row.COLUMNS}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_UPSERT_RUN = (
+    f"INSERT INTO runs ({RunInfo.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (trace_id) DO UPDATE SET run_id = excluded.run_id, "
+    "graph_name = excluded.graph_name, status = excluded.status, "
+    "updated_at = excluded.updated_at, checkpoint_id = excluded.checkpoint_id, "
+    "resumed_from = excluded.resumed_from, step = excluded.step, waiting = excluded.waiting"
+)
+_RUN_OF = "coalesce((SELECT run_id FROM runs WHERE trace_id = :id), :id)"
+"""The run of ``:id``, a run id or any of its segments' trace ids."""
+_CURRENT = (
+    f"SELECT {RunInfo.COLUMNS} FROM runs r WHERE r.checkpoint_id = (SELECT c.checkpoint_id "
+    "FROM checkpoints c WHERE c.run_id = r.run_id ORDER BY c.seq DESC LIMIT 1) "
+    "ORDER BY updated_at, trace_id"
+)
+"""Each run's row of its current segment: the one that wrote its latest checkpoint."""
 
 
 class SQLiteStore(QueueRules):
@@ -250,18 +260,8 @@ class SQLiteStore(QueueRules):
             try:
                 if fence is not None:
                     fence_save(self._dialect, db, checkpoint, *fence)
-                db.execute(_INSERT, row.values())
-                db.execute(
-                    _UPSERT_RUN,
-                    (
-                        checkpoint.trace_id,
-                        checkpoint.graph_name,
-                        RunStatus(checkpoint.status).value,
-                        checkpoint.created_at,
-                        cid,
-                        checkpoint.resumed_from,
-                    ),
-                )
+                db.execute(_INSERT, (*row.values(), checkpoint.run_id))
+                db.execute(_UPSERT_RUN, run_row(checkpoint))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -283,64 +283,83 @@ class SQLiteStore(QueueRules):
         """The checkpoint with its full state; ``CheckpointError`` if unknown or corrupted."""
         return await self._db.read(lambda db: _load(db, checkpoint_id))
 
-    async def latest(self, trace_id: str) -> Checkpoint | None:
-        """The run's newest checkpoint, or None for an unknown run."""
+    async def latest(self, run_id: str) -> Checkpoint | None:
+        """The run's newest checkpoint (of any segment), or None for an unknown run."""
 
         def newest(db: sqlite3.Connection) -> Checkpoint | None:
-            if not codec.is_text(trace_id):
+            if not codec.is_text(run_id):
                 return None
             row = db.execute(
-                "SELECT checkpoint_id FROM checkpoints WHERE trace_id = ? "
+                f"SELECT checkpoint_id FROM checkpoints WHERE run_id = {_RUN_OF} "
                 "ORDER BY seq DESC LIMIT 1",
-                (trace_id,),
+                {"id": run_id},
             ).fetchone()
             return None if row is None else _load(db, row[0])
 
         return await self._db.read(newest)
 
-    async def list(self, trace_id: str) -> builtins.list[Checkpoint]:
-        """The run's checkpoints, oldest first (``[]`` for an unknown run)."""
+    async def list(self, run_id: str) -> builtins.list[Checkpoint]:
+        """The run's checkpoints, every segment's, oldest first (``[]`` for an unknown run)."""
 
         def history(db: sqlite3.Connection) -> builtins.list[Checkpoint]:
-            if not codec.is_text(trace_id):
+            if not codec.is_text(run_id):
                 return []
             rows = db.execute(
-                f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE trace_id = ? ORDER BY seq",
-                (trace_id,),
+                f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE run_id = {_RUN_OF} "
+                "ORDER BY seq",
+                {"id": run_id},
             ).fetchall()
             return codec.load_trace(codec.Row.of(r) for r in rows)
 
         return await self._db.read(history)
 
-    async def delete(self, trace_id: str) -> None:
+    async def delete(self, run_id: str) -> None:
         """Remove the run's checkpoints and its ``runs()`` row, in one transaction."""
 
-        def remove(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM checkpoints WHERE trace_id = ?", (trace_id,))
-            db.execute("DELETE FROM runs WHERE trace_id = ?", (trace_id,))
+        def remove(db: sqlite3.Connection) -> builtins.list[str]:
+            (run,) = db.execute(f"SELECT {_RUN_OF}", {"id": run_id}).fetchone()
+            traces = db.execute(
+                "SELECT DISTINCT trace_id FROM checkpoints WHERE run_id = ?", (run,)
+            ).fetchall()
+            db.execute("DELETE FROM checkpoints WHERE run_id = ?", (run,))
+            db.execute("DELETE FROM runs WHERE run_id = ?", (run,))
+            return [trace for (trace,) in traces]
 
         def write(db: sqlite3.Connection) -> None:
-            if not codec.is_text(trace_id):
+            if not codec.is_text(run_id):
                 return
             try:
-                in_transaction(db, remove)
+                traces = in_transaction(db, remove)
             except sqlite3.Error as exc:
-                raise CheckpointError(f"cannot delete run {trace_id!r}: {exc}") from exc
-            self._planner.forget(trace_id)
+                raise CheckpointError(f"cannot delete run {run_id!r}: {exc}") from exc
+            for trace in traces:
+                self._planner.forget(trace)
 
         await self._db.write(write)
 
     async def runs(self) -> builtins.list[RunInfo]:
-        """One row per run, least recently updated first."""
+        """One row per run (its current segment's), least recently updated first."""
 
         def select(db: sqlite3.Connection) -> builtins.list[RunInfo]:
-            rows = db.execute(
-                "SELECT trace_id, graph_name, status, updated_at, checkpoint_id, resumed_from "
-                "FROM runs ORDER BY updated_at, trace_id"
-            ).fetchall()
-            return [RunInfo.from_row(row) for row in rows]
+            return [RunInfo.from_row(row) for row in db.execute(_CURRENT).fetchall()]
 
         return await self._db.read(select)
+
+
+def run_row(checkpoint: Checkpoint) -> tuple[object, ...]:
+    """The values of ``RunInfo.COLUMNS`` for the run whose latest checkpoint this is."""
+    pending = checkpoint.pending_barrier
+    return (
+        checkpoint.run_id,
+        checkpoint.trace_id,
+        checkpoint.graph_name,
+        RunStatus(checkpoint.status).value,
+        checkpoint.created_at,
+        checkpoint.checkpoint_id,
+        checkpoint.resumed_from,
+        checkpoint.step,
+        None if pending is None else str(pending),
+    )
 
 
 def _load(db: sqlite3.Connection, checkpoint_id: str) -> Checkpoint:

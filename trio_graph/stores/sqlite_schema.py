@@ -14,12 +14,15 @@ import sqlite3
 from ..errors import CheckpointError
 from . import rows as codec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this code writes. Bump it and add a step to ``MIGRATIONS`` to change it.
 
 Version 2 added ``prev_id`` and ``checksum``; a version-1 file is migrated on open
 (each row's ``prev_id`` is the row before it in its trace, its checksum computed
-from the row as stored)."""
+from the row as stored). Version 3 added run ids (DESIGN §8): ``checkpoints.run_id``,
+and ``runs.run_id``, ``step`` and ``waiting``; a version-2 file is migrated on open
+(:func:`trio_graph.stores.codec.migrate_v2`: a segment's run id follows
+``resumed_from`` back to the first segment)."""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -46,6 +49,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE checkpoints ADD COLUMN prev_id TEXT",
         "ALTER TABLE checkpoints ADD COLUMN checksum TEXT NOT NULL DEFAULT ''",
     ),
+    3: (
+        "ALTER TABLE checkpoints ADD COLUMN run_id TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX checkpoints_by_run ON checkpoints (run_id, seq)",
+        "ALTER TABLE runs ADD COLUMN run_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN step INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN waiting TEXT",
+        "CREATE INDEX runs_by_run ON runs (run_id)",
+    ),
 }
 """Statements that bring a database from version ``n - 1`` to ``n``, run in one transaction.
 
@@ -53,8 +64,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 those of :class:`~trio_graph.stores.rows.Row` (``base_id`` NULL: ``body`` is the full
 state; else the deltas since the row ``prev_id``; ``link`` its place in the chain;
 ``checksum`` of every column).
-``runs``: one row per run, kept in the transaction of each save. Later versions may
-add columns to it (a lease for workers, say): the statements here name their columns.
+``runs``: one row per segment (trace) of a run, kept in the transaction of each save;
+``store.runs()`` shows each run's current one (the segment of its latest checkpoint).
+Later versions may add columns to it: the statements here name their columns.
 """
 
 
@@ -113,6 +125,8 @@ def migrate(db: sqlite3.Connection, path: str) -> None:
                 db.execute(statement)
             if step == 2 and version == 1:
                 _checksum_v1_rows(db)
+            if step == 3 and version >= 1:
+                _run_ids_v2(db)
         if version < SCHEMA_VERSION:
             db.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
@@ -132,4 +146,19 @@ def _checksum_v1_rows(db: sqlite3.Connection) -> None:
     db.executemany(
         "UPDATE checkpoints SET prev_id = ?, checksum = ? WHERE checkpoint_id = ?",
         codec.migrate_v1(rows),
+    )
+
+
+def _run_ids_v2(db: sqlite3.Connection) -> None:
+    """Version-2 rows get their run ids (and the runs rows their step and barrier)."""
+    segments = db.execute(
+        "SELECT r.trace_id, r.resumed_from, c.header FROM runs r "
+        "LEFT JOIN checkpoints c ON c.checkpoint_id = r.checkpoint_id"
+    ).fetchall()
+    runs = codec.migrate_runs(segments)
+    db.executemany("UPDATE runs SET run_id = ?, step = ?, waiting = ? WHERE trace_id = ?", runs)
+    rows = db.execute(f"SELECT {codec.Row.COLUMNS} FROM checkpoints ORDER BY seq").fetchall()
+    db.executemany(
+        "UPDATE checkpoints SET run_id = ?, header = ?, checksum = ? WHERE checkpoint_id = ?",
+        codec.migrate_rows(rows, {trace: run for run, _, _, trace in runs}),
     )

@@ -13,11 +13,12 @@ still the claim's. A worker paused past its lease (SIGSTOP, a long GC) whose job
 claimed again has its writes refused with :class:`~trio_graph.errors.LeaseLost`, so a
 job's checkpoint chain never forks.
 
-**Traces.** Resuming a stored run starts a new trace (``resumed_from`` links it), so a
-job that failed over or waited at a barrier spans several traces: ``job_id`` is the
-first, ``Job.trace_id`` the current one. ``store.runs()`` keeps one row per trace (the
-lineage stays visible); ``store.job(id)`` accepts the job id or any of its trace ids,
-and so do ``decide`` and ``decide_all``.
+**Traces.** Resuming a stored run starts a new trace (a segment, ``resumed_from`` links
+it) under the same run id, so a job that failed over or waited at a barrier spans
+several traces: ``job_id`` is the run id (its first trace id), ``Job.trace_id`` the
+current one. ``store.runs()`` keeps one row per run (its current segment's);
+``store.job(id)`` accepts the job id or any of its trace ids, and so do ``decide`` and
+``decide_all``.
 
 No trio import.
 """

@@ -100,17 +100,19 @@ def _adopt(d: Dialect, conn: Conn, trace_id: str, pending: BarrierId | None) -> 
     status = JobStatus.WAITING if pending is not None else JobStatus.QUEUED
     check_target(Op.ADOPT, status)
     pending_text = None if pending is None else str(pending)
+    job_id = run[3] or trace_id  # the job id is the run id
     d.execute(
         conn,
         q.ADOPT,
+        job=job_id,
         trace=trace_id,
         graph=run[0],
         status=status.value,
         checkpoint=run[2],
         pending=pending_text,
     )
-    d.execute(conn, d.link, trace=trace_id, job=trace_id)
-    return trace_id
+    d.execute(conn, d.link, trace=trace_id, job=job_id)
+    return job_id
 
 
 def _submit(d: Dialect, job_id: str, graph: str, state: str, conn: Conn) -> None:
@@ -163,9 +165,10 @@ def _park(
 
 
 def _hold(d: Dialect, trace_id: str, owner: str, lease: float, conn: Conn) -> Hold | None:
-    # The run's row first: holds (and their release) of one run take turns, so a trace
-    # saved by the previous holder is seen here. Then: its job may have finished meanwhile.
-    d.execute(conn, q.RUN, trace=trace_id)
+    # The run's first segment's row first (no later segment's save writes it): holds and
+    # their release take turns. Then: its job may have finished meanwhile.
+    first = d.execute(conn, q.FIRST, trace=trace_id).fetchone()
+    d.execute(conn, q.RUN, trace=trace_id if first is None else first[0])
     job_id = _resolve(d, conn, trace_id)
     where, _, holder, _ = _read(d, conn, job_id)
     if where is Standing.HELD:  # refused by the table too, but named before the lineage
@@ -188,16 +191,17 @@ def _hold_run(d: Dialect, conn: Conn, trace_id: str, owner: str, lease: float) -
     run = d.execute(conn, q.RUN, trace=trace_id).fetchone()
     if run is None:
         return None
-    inserted = d.execute(
-        conn, q.HOLD_RUN, trace=trace_id, graph=run[0], checkpoint=run[2], owner=owner, lease=lease
-    ).rowcount
-    if inserted != 1:
+    job_id = run[3] or trace_id  # the job id is the run id
+    params = {"job": job_id, "trace": trace_id, "graph": run[0], "checkpoint": run[2]}
+    if d.execute(conn, q.HOLD_RUN, owner=owner, lease=lease, **params).rowcount != 1:
         raise _busy(trace_id, None)
-    d.execute(conn, d.link, trace=trace_id, job=trace_id)
-    return Hold(trace_id, 1, created=True)
+    d.execute(conn, d.link, trace=trace_id, job=job_id)
+    return Hold(job_id, 1, created=True)
 
 
 def _unhold(d: Dialect, held: Hold, conn: Conn) -> None:
+    # The run's first row, then the job's, then the links: the order every hold takes.
+    d.execute(conn, q.RUN, trace=held.job_id)
     if not held.created:
         if d.execute(conn, q.FENCED[Op.UNHOLD], job=held.job_id, epoch=held.epoch).rowcount:
             d.notify(conn)
@@ -270,8 +274,9 @@ class QueueRules:
     async def _record(self, trace_id: str, entry: DecisionEntry) -> None:
         adopt_at = None
         if await self.job(trace_id) is None:  # a stored run outside the queue: its barrier
-            latest = await self.latest(trace_id)
-            adopt_at = None if latest is None else latest.pending_barrier
+            latest = await self.latest(trace_id)  # (by run id or any segment's trace id)
+            if latest is not None:
+                trace_id, adopt_at = latest.trace_id, latest.pending_barrier
         step = functools.partial(_decide, self._dialect, trace_id, entry, adopt_at)
         await self._queue_tx(step, Tx.ATOMIC)
 

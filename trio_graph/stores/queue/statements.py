@@ -39,8 +39,14 @@ def guard(op: Op) -> str:
 SUBMIT = """INSERT INTO {jobs} (job_id, graph_name, state, status, trace_id, created_at,
     updated_at, available_at) VALUES (:job, :graph, :state{jsonb}, 'queued', :job, {now},
     {now}, {now}) ON CONFLICT (job_id) DO NOTHING"""
-CONTINUED = "SELECT trace_id FROM {runs} WHERE resumed_from = :trace LIMIT 1"
-RUN = "SELECT graph_name, status, checkpoint_id FROM {runs} WHERE trace_id = :trace{lock}"
+CONTINUED = """SELECT trace_id FROM {runs} WHERE resumed_from = :trace
+    AND run_id = (SELECT run_id FROM {runs} WHERE trace_id = :trace) LIMIT 1"""
+"""A later segment of the same run (a fork from the trace is a run of its own)."""
+FIRST = """SELECT coalesce((SELECT f.trace_id FROM {runs} f WHERE f.trace_id = r.run_id),
+    r.trace_id) FROM {runs} r WHERE r.trace_id = :trace"""
+"""The run's first segment's row (where holds of a run take turns), else the trace's."""
+RUN = """SELECT graph_name, status, checkpoint_id, run_id FROM {runs}
+    WHERE trace_id = :trace{lock}"""
 STANDING = """SELECT status, pending_barrier, owner, lease_until >= {now}, epoch
     FROM {jobs} WHERE job_id = :job{lock}"""
 DECIDE = """INSERT INTO {decisions} (job_id, node, occurrence, decision)
@@ -50,7 +56,7 @@ WAKE = """UPDATE {jobs} SET status = 'queued', available_at = {now}, updated_at 
     WHERE job_id = :job"""
 ADOPT = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoint_id,
     pending_barrier, created_at, updated_at, available_at)
-    VALUES (:trace, :graph, :status, :trace, :checkpoint, :pending, {now}, {now}, {now})
+    VALUES (:job, :graph, :status, :trace, :checkpoint, :pending, {now}, {now}, {now})
     ON CONFLICT DO NOTHING"""
 JOB = "SELECT {job_columns} FROM {jobs} WHERE job_id = :job"
 JOBS = """SELECT {job_columns} FROM {jobs} WHERE :status{text} IS NULL OR status = :status
@@ -61,7 +67,7 @@ _CLAIM_SET = """status = 'running', epoch = epoch + 1, owner = :owner,
 HOLD_JOB = "UPDATE {jobs} SET " + _CLAIM_SET + " WHERE job_id = :job RETURNING epoch"
 HOLD_RUN = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoint_id, epoch,
     owner, lease_until, attempts, created_at, updated_at, available_at)
-    VALUES (:trace, :graph, 'running', :trace, :checkpoint, 1, :owner, {lease_until}, 1,
+    VALUES (:job, :graph, 'running', :trace, :checkpoint, 1, :owner, {lease_until}, 1,
     {now}, {now}, {now}) ON CONFLICT DO NOTHING"""
 DROP = "DELETE FROM {jobs} WHERE job_id = :job AND epoch = :epoch"
 DROP_DECISIONS = "DELETE FROM {decisions} WHERE job_id = :job"

@@ -52,3 +52,6 @@ from .codec import row_checksum as row_checksum
 from .planner import Plan as Plan
 from .planner import Planner as Planner
 from .planner import make_row as make_row
+from .run_ids import first_segment as first_segment
+from .run_ids import migrate_rows as migrate_rows
+from .run_ids import migrate_runs as migrate_runs

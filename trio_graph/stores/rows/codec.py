@@ -9,6 +9,7 @@ built-in name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -18,7 +19,7 @@ import attrs
 import cattrs
 
 from ... import errors, serde
-from ..._model.checkpoint import Checkpoint, RunStatus, StoredDelta
+from ..._model.checkpoint import Checkpoint, CheckpointPolicy, RunStatus, StoredDelta
 from ..._model.decisions import Modify
 from ...reducers import BUILTINS
 
@@ -35,7 +36,7 @@ def short(exc: BaseException) -> str:
 # -- text columns --------------------------------------------------------------------------
 def check_text(checkpoint: Checkpoint) -> None:
     """Refuse ids and names that no database can store (a lone surrogate), naming the field."""
-    for field in ("checkpoint_id", "trace_id", "graph_name", "resumed_from"):
+    for field in ("checkpoint_id", "trace_id", "run_id", "graph_name", "resumed_from"):
         value = getattr(checkpoint, field)
         if value is not None and not is_text(value):
             raise errors.CheckpointError(
@@ -132,6 +133,7 @@ _HEADER_PLAIN = frozenset(
     {
         "checkpoint_id",
         "trace_id",
+        "run_id",
         "graph_name",
         "graph_hash",
         "next_node",
@@ -160,6 +162,8 @@ def encode_header(checkpoint: Checkpoint, new_at: tuple[int, ...] | None = None)
             doc[name] = RunStatus(value).value
         elif name == "occurrences":
             doc[name] = dict(value)
+        elif name == "policy":
+            doc[name] = _policy_doc(value)
         elif name == "branches" and new_at is not None:
             doc[name] = serde.converter.unstructure([value[i] for i in new_at], type(value))
             doc["branches_at"] = list(new_at)
@@ -171,6 +175,13 @@ def encode_header(checkpoint: Checkpoint, new_at: tuple[int, ...] | None = None)
         return json.dumps(doc, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise errors.CheckpointError(f"cannot encode checkpoint: {short(exc)}") from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _policy_doc(policy: CheckpointPolicy) -> dict[str, Any]:
+    """A run's policy as JSON, once per policy (every checkpoint of the run has it)."""
+    doc: dict[str, Any] = serde.converter.unstructure(policy, CheckpointPolicy)
+    return doc
 
 
 def _check_header_values(checkpoint: Checkpoint) -> None:
