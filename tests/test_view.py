@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -48,11 +49,11 @@ async def _show_run(view: Terminal, *, approve: bool) -> list[ev.Event]:
 
 
 async def test_one_line_per_node_with_step_duration_and_keys(autojump_clock: Any) -> None:
-    """Each node execution is one line: [step/max_steps], node, duration, keys changed."""
+    """Each node execution is one line: step N, node, duration, keys changed."""
     out = io.StringIO()
     await _show_run(Terminal(out, max_steps=50, graph=demo_graph, live=False), approve=True)
     lines = out.getvalue().splitlines()
-    node_lines = [line for line in lines if line.startswith("[")]
+    node_lines = [line for line in lines if line.startswith("step ")]
     assert [line[8:].split()[0] for line in node_lines] == [
         "research",
         "use_notes",
@@ -65,7 +66,9 @@ async def test_one_line_per_node_with_step_duration_and_keys(autojump_clock: Any
         "review",
         "publish",
     ]
-    assert node_lines[0].startswith("[ 1/50] research ")
+    assert node_lines[0].startswith("step 1  research ")
+    assert node_lines[9].startswith("step 10 publish ")
+    assert "checkpoint" not in out.getvalue()  # checkpoint lines are off by default
     assert node_lines[2].endswith("round, text, drafts")
     assert node_lines[2].split()[3:5] == ["50.0", "ms"]  # MockClock: exactly the node's sleep
     assert node_lines[4].endswith(" -")  # the condition node changes nothing
@@ -107,7 +110,7 @@ async def test_failure_lines() -> None:
         async for event in run:
             view.show(event)
     lines = out.getvalue().splitlines()
-    assert lines[1].startswith("[1/5] a ") and lines[1].endswith("FAILED")
+    assert lines[1].startswith("step 1 a ") and lines[1].endswith("FAILED")
     assert lines[-1] == "failed: node 'a' failed: ValueError: boom"
 
 
@@ -116,10 +119,11 @@ async def test_live_status_line_is_rewritten_in_place(autojump_clock: Any) -> No
     out = io.StringIO()
     await _show_run(Terminal(out, max_steps=50, live=True), approve=True)
     text = out.getvalue()
-    assert "[ 3/50] draft running..." in text
-    assert "score: 1/2 branches done..." in text
+    assert "step 3  draft running... 0.0 s (run " in text
+    assert "score: 1/2 branches done... " in text
     # every status line is cleared before the next real line is written
-    assert text.count("running...") == text.count("running...\r\x1b[2K")
+    statuses = re.findall(r"running\.\.\. [^\r\n]*(.)", text)
+    assert statuses and set(statuses) == {"\r"}
     assert text.endswith("\n")
 
 
@@ -131,7 +135,7 @@ def test_plain_output_has_no_terminal_codes() -> None:
     view.show(ev.StateChanged("t", "a", 1, "x", 1))
     view.show(ev.StateChanged("t", "a", 1, "x", 2))
     view.show(ev.NodeEnd("t", "a", 1, True, 0.5))
-    assert out.getvalue() == "[1/3] a           500.0 ms  x\n"
+    assert out.getvalue() == "step 1 a           500.0 ms  x\n"
     assert view.steps_done == 1
 
 
@@ -202,13 +206,19 @@ async def test_ask_reprompts_until_an_answer_parses() -> None:
     node = BarrierNode("review", timeout=30, default="approve")
     bid = BarrierId("review", 1)
     decision = await ask(
-        lambda b, d: sent.append((b, d)), bid, node, LineReader(lambda: next(answers)), out
+        lambda b, d: sent.append((b, d)),
+        bid,
+        node,
+        LineReader(lambda: next(answers)),
+        out,
+        clock=lambda: 100.0,
     )
     assert decision == Reject("needs sources")
     assert sent == [(bid, Reject("needs sources"))]
     text = out.getvalue()
-    assert text.count("review#1: [a]pprove or [r]eject (+ reason)? ") == 2
-    assert "Enter = approve, automatic after 30 s: " in text
+    question = "review#1: [a]pprove, [r]eject REASON, [m]odify KEY=VALUE or [g]oto NODE? "
+    assert text.count(question + "Enter = approve: ") == 2
+    assert text.count("review#1 waits: approve by default in 30 s\n") == 2
     assert "unknown answer 'huh'; answer a[pprove], r[eject]" in text
 
 
@@ -305,8 +315,8 @@ async def test_subgraph_nodes_show_the_outer_step() -> None:
     async with Executor(max_steps=9).stream(outer, {}) as run:
         async for event in run:
             view.show(event)
-    lines = [line[:11] for line in out.getvalue().splitlines() if line.startswith("[")]
-    assert lines == ["[1/9] a    ", "[2/9] sub/x", "[2/9] sub/y", "[2/9] sub  "]
+    lines = [line[:12] for line in out.getvalue().splitlines() if line.startswith("step ")]
+    assert lines == ["step 1 a    ", "step 2 sub/x", "step 2 sub/y", "step 2 sub  "]
 
 
 def test_retry_line_names_the_delay() -> None:
@@ -316,5 +326,5 @@ def test_retry_line_names_the_delay() -> None:
     failure = ev.Observed("Retrying", "attempt 1 failed: ConnectionError: reset", 1, 0.5)
     view.show(ev.ObservedError("t", "fetch", failure))
     assert out.getvalue() == (
-        "      ! fetch retrying: attempt 1 failed: ConnectionError: reset (retry in 500.0 ms)\n"
+        "        ! fetch retrying: attempt 1 failed: ConnectionError: reset (retry in 500.0 ms)\n"
     )

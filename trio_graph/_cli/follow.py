@@ -24,8 +24,12 @@ from .._model.graph import BarrierNode, Graph
 from .._runtime.run import Run
 from .hints import hint, left_waiting
 from .output import stdout_gone
+from .prompt import LineReader, ask, default_decision
 from .usage import EXIT_OK, EXIT_RUN_FAILED, INTERRUPTED
-from .view import LineReader, Terminal, ask, default_decision
+from .view import Terminal
+
+_REDRAW = 0.5
+"""Seconds between redraws of the live status line (its timers)."""
 
 BarrierHandling = Literal["prompt", "default", "leave"]
 
@@ -78,20 +82,29 @@ class _Follower:
         self.answered = answered
         self.notes = sys.stderr if args.json else sys.stdout
         self.terminal = (
-            None if args.json else Terminal(sys.stdout, max_steps=args.max_steps, graph=graph)
+            None
+            if args.json
+            else Terminal(
+                sys.stdout,
+                max_steps=args.max_steps,
+                graph=graph,
+                checkpoints=getattr(args, "checkpoints", False),
+            )
         )
         self.reader = LineReader() if barriers == "prompt" else None
         self.prompts: dict[BarrierId, trio.CancelScope] = {}
 
     async def follow(self, nursery: trio.Nursery) -> bool:
         """Show events until the run ends (False) or is left waiting at a barrier (True)."""
+        if self.terminal is not None and self.terminal.live:
+            nursery.start_soon(self._redraw, self.terminal)
         async for event in self.run:
             if self.terminal is not None:
                 self.terminal.show(event)
             else:
                 print(serde.to_json(event, ev.Event), flush=True)
             if isinstance(event, ev.BarrierWaiting):
-                if self._waiting(event.barrier_id, nursery):
+                if self._waiting(event, nursery):
                     return True
             elif isinstance(event, ev.BarrierResolved):
                 prompt = self.prompts.pop(event.barrier_id, None)
@@ -99,9 +112,16 @@ class _Follower:
                     prompt.cancel()
         return False
 
-    def _waiting(self, bid: BarrierId, nursery: trio.Nursery) -> bool:
+    async def _redraw(self, terminal: Terminal) -> None:
+        """Keep the live status line's timers moving."""
+        while True:
+            await trio.sleep(_REDRAW)
+            terminal.redraw()
+
+    def _waiting(self, event: ev.BarrierWaiting, nursery: trio.Nursery) -> bool:
         """Handle a barrier that waits; True when the run is left waiting there."""
-        if bid in self.answered:
+        bid = event.barrier_id
+        if bid in self.answered or getattr(event, "answered", False):
             return False
         found = self.graph.find(bid.node)
         node = found if isinstance(found, BarrierNode) else None
@@ -116,15 +136,24 @@ class _Follower:
             return False
         scope = trio.CancelScope()
         self.prompts[bid] = scope
-        nursery.start_soon(self._prompt, bid, node, scope)
+        nursery.start_soon(self._prompt, event, node, scope)
         return False
 
     async def _prompt(
-        self, bid: BarrierId, node: BarrierNode | None, scope: trio.CancelScope
+        self, event: ev.BarrierWaiting, node: BarrierNode | None, scope: trio.CancelScope
     ) -> None:
         assert self.reader is not None
         with scope:
-            await ask(self.run.decide, bid, node, self.reader, self.notes)
+            await ask(
+                self.run.decide,
+                event.barrier_id,
+                node,
+                self.reader,
+                self.notes,
+                # the view already shows the payload; with --json the prompt does
+                payload=getattr(event, "payload", None) if self.terminal is None else None,
+                live=self.terminal is not None and self.terminal.live,
+            )
         if scope.cancelled_caught:
             self.notes.write("\n")
 
