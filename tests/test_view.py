@@ -328,3 +328,110 @@ def test_retry_line_names_the_delay() -> None:
     assert out.getvalue() == (
         "        ! fetch retrying: attempt 1 failed: ConnectionError: reset (retry in 500.0 ms)\n"
     )
+
+
+def test_checkpoint_lines_only_when_asked() -> None:
+    """A checkpoint saved is a line only with ``checkpoints=True`` (``--checkpoints``)."""
+    saved = ev.CheckpointSaved("t", "0123456789ab", "review", 8)
+    quiet, loud = io.StringIO(), io.StringIO()
+    Terminal(quiet, max_steps=50, live=False).show(saved)
+    Terminal(loud, max_steps=50, live=False, checkpoints=True).show(saved)
+    assert quiet.getvalue() == ""
+    assert loud.getvalue() == "        checkpoint 01234567 (after step 8, next review)\n"
+
+
+def test_status_line_timers_keep_running_on_redraw() -> None:
+    """On a terminal a redraw rewrites the status line with the node's and the run's time."""
+    now = [10.0]
+    out = io.StringIO()
+    view = Terminal(out, max_steps=50, live=True, clock=lambda: now[0])
+    view.show(ev.GraphStart("t", "g", "a", 0))
+    now[0] = 11.0
+    view.show(ev.NodeStart("t", "a", 1, 1))
+    view.show(ev.StateChanged("t", "a", 1, "x", 1))  # inside the node: the status stays
+    now[0] = 13.5
+    view.redraw()
+    assert out.getvalue().endswith(
+        "step 1  a running... 0.0 s (run 1.0 s)"
+        "\r\x1b[2Kstep 1  a running... 0.0 s (run 1.0 s)"
+        "\r\x1b[2Kstep 1  a running... 2.5 s (run 3.5 s)"
+    )
+    view.show(ev.NodeEnd("t", "a", 1, True, 2.5))
+    before = out.getvalue()
+    view.redraw()  # nothing running: nothing to redraw
+    assert out.getvalue() == before and before.endswith("2.50 s  x\n")
+
+
+def test_status_line_counts_branches_with_the_fanout_timer() -> None:
+    """A fan-out's status line says branches done / total and how long the node runs."""
+    now = [0.0]
+    out = io.StringIO()
+    view = Terminal(out, max_steps=50, live=True, clock=lambda: now[0])
+    view.show(ev.NodeStart("t", "score", 1, 3))
+    view.show(ev.ParallelStarted("t", "score", 1, 2))
+    now[0] = 2.0
+    view.show(ev.BranchCompleted("t", "score", "style", True, 2.0))
+    assert out.getvalue().endswith("score: 1/2 branches done... 2.0 s (run 2.0 s)")
+
+
+def test_a_barrier_line_shows_its_payload() -> None:
+    """What a barrier shows (``BarrierWaiting.payload``) is printed under its line."""
+    view = Terminal(io.StringIO(), max_steps=50, live=False)
+
+    class Waiting:  # a BarrierWaiting carrying a payload (``show=fn``)
+        barrier_id = BarrierId("review", 1)
+        payload = {"draft": "v2", "scores": [1, 2]}
+
+    lines = view._barrier_waiting(Waiting())  # type: ignore[arg-type]
+    assert lines == [
+        "        || review#1 waits for a decision; it shows:",
+        "           {",
+        '             "draft": "v2",',
+        '             "scores": [',
+        "               1,",
+        "               2",
+        "             ]",
+        "           }",
+    ]
+    plain = view.lines(ev.BarrierWaiting("t", "review", 1, BarrierId("review", 1)))
+    assert plain == ["        || review#1 waits for a decision"]
+
+
+def test_payload_lines_are_bounded() -> None:
+    """A long payload is cut to a few lines, each of bounded width; text shows as text."""
+    from trio_graph._cli.prompt import payload_lines
+
+    assert payload_lines("line one\nline two", "> ") == ["> line one", "> line two"]
+    many = payload_lines(list(range(40)))
+    assert len(many) == 13 and many[-1] == "  ... (30 more lines)"
+    assert len(payload_lines("x" * 500)[0]) == 102
+    assert payload_lines(None) == []
+
+
+async def test_the_prompt_counts_down_on_a_terminal(autojump_clock: Any) -> None:
+    """With a deadline, a live prompt rewrites the countdown line above the question."""
+    gate = threading.Event()
+    sent: list[Any] = []
+    out = io.StringIO()
+    async with trio.open_nursery() as nursery:
+
+        async def prompt() -> None:
+            await ask(
+                lambda b, d: sent.append(d),
+                BarrierId("review", 1),
+                BarrierNode("review", timeout=30, default="approve"),
+                LineReader(lambda: (gate.wait(), "r too short\n")[1]),
+                out,
+                live=True,
+                clock=trio.current_time,
+                payload={"draft": "v2"},
+            )
+
+        nursery.start_soon(prompt)
+        await trio.sleep(2.5)
+        gate.set()
+    assert sent == [Reject("too short")]
+    text = out.getvalue()
+    assert text.startswith('  {\n    "draft": "v2"\n  }\nreview#1 waits: approve by default in 30 s\n')
+    above = "\x1b7\x1b[1A\r\x1b[2Kreview#1 waits: approve by default in {} s\x1b8"
+    assert above.format(29) in text and above.format(28) in text

@@ -103,10 +103,12 @@ class StateDiff:
         """``+ key = value``, ``- key = value``, ``~ key: old -> new``."""
         out = [f"+ {k} = {brief_value(v, _STATE_WIDTH)}" for k, v in self.added.items()]
         out += [f"- {k} = {brief_value(v, _STATE_WIDTH)}" for k, v in self.removed.items()]
-        out += [
-            f"~ {k}: {brief_value(a, 45)} -> {brief_value(b, 45)}"
-            for k, (a, b) in self.changed.items()
-        ]
+        for key, (before, after) in self.changed.items():
+            a, b = brief_value(before, _STATE_WIDTH), brief_value(after, _STATE_WIDTH)
+            if len(a) + len(b) <= _STATE_WIDTH - len(key):
+                out.append(f"~ {key}: {a} -> {b}")
+            else:
+                out += [f"~ {key}:", f"    was {a}", f"    now {b}"]
         return out
 
     def to_json(self) -> dict[str, Any]:
