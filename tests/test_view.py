@@ -432,6 +432,7 @@ async def test_the_prompt_counts_down_on_a_terminal(autojump_clock: Any) -> None
         gate.set()
     assert sent == [Reject("too short")]
     text = out.getvalue()
-    assert text.startswith('  {\n    "draft": "v2"\n  }\nreview#1 waits: approve by default in 30 s\n')
+    shown = '  {\n    "draft": "v2"\n  }\n'
+    assert text.startswith(shown + "review#1 waits: approve by default in 30 s\n")
     above = "\x1b7\x1b[1A\r\x1b[2Kreview#1 waits: approve by default in {} s\x1b8"
     assert above.format(29) in text and above.format(28) in text
