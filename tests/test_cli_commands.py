@@ -190,7 +190,7 @@ def test_diff_compares_two_checkpoints(tmp_path: Path, flows: Path) -> None:
     lines = last_two.stdout.splitlines()
     assert lines[0].startswith(f"run {run}: #{len(ids) - 1} (") and "-> #" in lines[0]
     assert "+ done = true" in lines and "~ n: 5 -> 50" in lines
-    by_id = cli("diff", run, ids[0][:8], "-1", "--json", cwd=tmp_path, db=flows)
+    by_id = cli("diff", run, ids[0], "-1", "--json", cwd=tmp_path, db=flows)
     doc = json.loads(by_id.stdout)
     assert (doc["from"], doc["to"]) == (ids[0], ids[-1])
     assert doc["changed"]["n"] == {"from": 5, "to": 50}
@@ -205,7 +205,7 @@ def test_diff_compares_two_checkpoints(tmp_path: Path, flows: Path) -> None:
         (["1"], r"^diff takes two checkpoints \(A B\) or none \(the last two\)$"),
         (["1", "9"], r"^run \w+ has checkpoints #1 to #\d+, not #9$"),
         (["0", "1"], r"^run \w+ has checkpoints #1 to #\d+, not #0$"),
-        (["1", "ab"], r"^checkpoint 'ab' is too short: give a number from `history` or at"),
+        (["1", "ab"], r"^checkpoint 'ab' is too short: give its # in history \(1 the oldest"),
         (["1", "ffffffff"], r"^run \w+ has no checkpoint 'ffffffff' \(list them with `.* history"),
     ],
 )
@@ -215,6 +215,39 @@ def test_diff_mistakes_are_one_line(
     """A checkpoint that does not exist or a missing B is one clear line, exit 2."""
     run, _ = left_waiting(tmp_path, flows)
     assert re.search(message, usage_error(cli("diff", run, *picks, cwd=tmp_path, db=flows)))
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "message"),
+    [
+        ("1", 1, None),
+        ("-1", 3, None),
+        ("-3", 1, None),
+        ("12345678", 2, None),  # digits, but no checkpoint's number: an id prefix
+        ("1234", 2, None),
+        ("aaaa", 1, None),
+        ("4", None, r"^run r has checkpoints #1 to #3, not #4$"),
+        ("-4", None, r"^run r has checkpoints #1 to #3, not #-4$"),
+        ("99999", None, r"^run r has checkpoints #1 to #3, not #99999$"),
+        ("bbbb", None, r"^'bbbb' matches 2 checkpoints \(bbbb1, bbbb2\): give more of the id$"),
+        ("cccc", None, r"^run r has no checkpoint 'cccc' \(list them with `.* history r"),
+    ],
+)
+def test_checkpoints_are_named_by_number_or_id_prefix(
+    text: str, position: int | None, message: str | None
+) -> None:
+    """A checkpoint is its # in history (negative from the latest) or an id prefix."""
+    from types import SimpleNamespace
+
+    from trio_graph._cli.showing import pick_checkpoint
+
+    cps = [SimpleNamespace(checkpoint_id=i) for i in ("aaaa0", "1234567890", "bbbb1", "bbbb2")]
+    cps = cps[:3] if text not in ("bbbb",) else [cps[0], cps[2], cps[3]]
+    if message is None:
+        assert pick_checkpoint(cps, text, "r", ARGS) == position  # type: ignore[arg-type]
+    else:
+        with pytest.raises(UsageError, match=message):
+            pick_checkpoint(cps, text, "r", ARGS)  # type: ignore[arg-type]
 
 
 def test_state_diff() -> None:

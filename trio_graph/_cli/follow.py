@@ -25,6 +25,7 @@ from .._runtime.run import Run
 from .hints import hint, left_waiting
 from .output import stdout_gone
 from .prompt import LineReader, ask, default_decision
+from .traces import run_key
 from .usage import EXIT_OK, EXIT_RUN_FAILED, INTERRUPTED
 from .view import Terminal
 
@@ -53,8 +54,8 @@ async def follow_run(
 
     Barriers in ``answered`` already have their decision (they wait for nothing).
     """
-    INTERRUPTED["trace"] = run.trace_id  # every run shown here has a store
-    INTERRUPTED["resume"] = hint(args, "resume", run.trace_id, run_options=True, quote="")
+    INTERRUPTED["trace"] = run_key(run)  # every run shown here has a store
+    INTERRUPTED["resume"] = hint(args, "resume", run_key(run), run_options=True, quote="")
     follower = _Follower(run, graph, args, barriers, answered)
     async with trio.open_nursery() as nursery:
         left_waiting = await follower.follow(nursery)
@@ -126,7 +127,7 @@ class _Follower:
         found = self.graph.find(bid.node)
         node = found if isinstance(found, BarrierNode) else None
         if self.barriers == "leave" or (self.barriers == "prompt" and stdout_gone()):
-            self._note(left_waiting(self.run.trace_id, bid, self.args))
+            self._note(left_waiting(run_key(self.run), bid, self.args))
             return True
         if self.barriers == "default":
             decision = default_decision(node)

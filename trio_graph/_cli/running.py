@@ -28,7 +28,7 @@ from .hints import hint, where
 from .output import command
 from .prompt import parse_value
 from .store_options import open_store
-from .traces import barrier_id, refuse_continued, resolve_trace
+from .traces import barrier_id, refuse_continued, resolve_trace, run_key
 from .usage import DEMO_GRAPH, EXIT_OK, UsageError
 
 
@@ -48,7 +48,7 @@ async def cmd_demo(args: Any) -> int:
             barriers = barrier_handling(args, no_terminal="default")
             code = await follow_run(run, demo.graph, args, barriers=barriers)
         if not args.json and not args.leave_waiting:
-            runs, history = hint(args, "runs"), hint(args, "history", run.trace_id)
+            runs, history = hint(args, "runs"), hint(args, "history", run_key(run))
             mermaid = f"`{command(['mermaid', DEMO_GRAPH])}`"
             print(f"next: {runs}, {history}, {mermaid}", flush=True)
         return code

@@ -153,19 +153,24 @@ def _name(number: int, checkpoint: Checkpoint) -> str:
     return f"#{number} ({checkpoint.checkpoint_id[:12]}, step {checkpoint.step})"
 
 
+def _number(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def pick_checkpoint(checkpoints: Sequence[Checkpoint], text: str, run: str, args: Any) -> int:
     """The 1-based position (as ``history`` numbers them) of the checkpoint ``text`` names:
-    a number (negative counts from the latest) or a checkpoint id prefix (≥ 4 characters)."""
+    a number (negative counts from the latest) or a checkpoint id prefix (≥ 4 characters;
+    digits that are no checkpoint's number are tried as one)."""
     count = len(checkpoints)
-    try:
-        number = int(text)
-    except ValueError:
-        pass
-    else:
-        position = number if number > 0 else count + 1 + number
-        if not 1 <= position <= count or number == 0:
-            raise UsageError(f"run {run} has checkpoints #1 to #{count}, not #{text}")
-        return position
+    number = _number(text)
+    if number is not None and 1 <= abs(number) <= count:
+        return number if number > 0 else count + 1 + number
+    out_of_range = UsageError(f"run {run} has checkpoints #1 to #{count}, not #{text}")
+    if number is not None and len(text.lstrip("-")) < MIN_PREFIX:
+        raise out_of_range
     found = [i for i, cp in enumerate(checkpoints, 1) if cp.checkpoint_id == text]
     if not found and len(text) >= MIN_PREFIX:
         found = [i for i, cp in enumerate(checkpoints, 1) if cp.checkpoint_id.startswith(text)]
@@ -173,9 +178,11 @@ def pick_checkpoint(checkpoints: Sequence[Checkpoint], text: str, run: str, args
         return found[0]
     if len(text) < MIN_PREFIX:
         raise UsageError(
-            f"checkpoint {text!r} is too short: give a number from `history` "
-            f"or at least {MIN_PREFIX} characters of a checkpoint id"
+            f"checkpoint {text!r} is too short: give its # in history (1 the oldest, "
+            f"-1 the latest) or at least {MIN_PREFIX} characters of its id"
         )
+    if not found and number is not None:
+        raise out_of_range  # digits that are no checkpoint id's prefix either
     if not found:
         listing = hint(args, "history", run)
         raise UsageError(f"run {run} has no checkpoint {text!r} (list them with {listing})")
