@@ -436,3 +436,27 @@ async def test_the_prompt_counts_down_on_a_terminal(autojump_clock: Any) -> None
     assert text.startswith(shown + "review#1 waits: approve by default in 30 s\n")
     above = "\x1b7\x1b[1A\r\x1b[2Kreview#1 waits: approve by default in {} s\x1b8"
     assert above.format(29) in text and above.format(28) in text
+
+
+async def test_the_prompt_counts_down_from_a_stored_deadline() -> None:
+    """A deadline stored with the waiting checkpoint counts down what is left of it."""
+    from types import SimpleNamespace
+
+    from trio_graph._cli.running import stored_deadline
+
+    waiting = SimpleNamespace(pending_barrier=BarrierId("review", 2), deadline=1012.0)
+    deadlines = stored_deadline(waiting)  # type: ignore[arg-type]
+    assert deadlines == {BarrierId("review", 2): 1012.0}
+    assert stored_deadline(SimpleNamespace(pending_barrier=None)) == {}  # type: ignore[arg-type]
+    out = io.StringIO()
+    await ask(
+        lambda b, d: None,
+        BarrierId("review", 2),
+        BarrierNode("review", timeout=30, default="reject"),
+        LineReader(lambda: "a\n"),
+        out,
+        deadline=deadlines[BarrierId("review", 2)],
+        clock=lambda: 1000.0,
+    )
+    assert out.getvalue().startswith("review#2 waits: reject (no answer: the barrier's default)")
+    assert "by default in 12 s\n" in out.getvalue()

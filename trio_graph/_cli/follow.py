@@ -12,7 +12,7 @@ left reading stdout leaves the run waiting too.
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 import trio
@@ -49,14 +49,18 @@ async def follow_run(
     *,
     barriers: BarrierHandling,
     answered: Collection[BarrierId] = (),
+    deadlines: Mapping[BarrierId, float] | None = None,
 ) -> int:
     """Show a run's events until it ends or is left waiting; the exit code.
 
-    Barriers in ``answered`` already have their decision (they wait for nothing).
+    Barriers in ``answered`` already have their decision (they wait for nothing);
+    ``deadlines`` are the stored deadlines (wall clock) of barriers already waiting,
+    for the prompt's countdown (others count down from their timeout).
     """
     INTERRUPTED["trace"] = run_key(run)  # every run shown here has a store
     INTERRUPTED["resume"] = hint(args, "resume", run_key(run), run_options=True, quote="")
     follower = _Follower(run, graph, args, barriers, answered)
+    follower.deadlines = dict(deadlines or {})
     async with trio.open_nursery() as nursery:
         left_waiting = await follower.follow(nursery)
         nursery.cancel_scope.cancel()
@@ -94,6 +98,7 @@ class _Follower:
         )
         self.reader = LineReader() if barriers == "prompt" else None
         self.prompts: dict[BarrierId, trio.CancelScope] = {}
+        self.deadlines: dict[BarrierId, float] = {}
 
     async def follow(self, nursery: trio.Nursery) -> bool:
         """Show events until the run ends (False) or is left waiting at a barrier (True)."""
@@ -151,6 +156,7 @@ class _Follower:
                 node,
                 self.reader,
                 self.notes,
+                deadline=self.deadlines.get(event.barrier_id),
                 # the view already shows the payload; with --json the prompt does
                 payload=getattr(event, "payload", None) if self.terminal is None else None,
                 live=self.terminal is not None and self.terminal.live,

@@ -18,8 +18,16 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._model.checkpoint import RunStatus
-from .._model.decisions import Approve, Decision, Modify, Reject, Reroute, describe_decision
+from .._model.checkpoint import Checkpoint, RunStatus
+from .._model.decisions import (
+    Approve,
+    BarrierId,
+    Decision,
+    Modify,
+    Reject,
+    Reroute,
+    describe_decision,
+)
 from .._runtime.executor import Executor
 from ..stores.queue import QueueStore
 from .follow import barrier_handling, follow_run
@@ -149,4 +157,15 @@ async def cmd_resume(args: Any) -> int:
         executor = Executor(store=store, max_steps=args.max_steps)
         barriers = barrier_handling(args, no_terminal="leave")
         async with executor.resume(graph, trace, force=args.force) as run:
-            return await follow_run(run, graph, args, barriers=barriers)
+            return await follow_run(
+                run, graph, args, barriers=barriers, deadlines=stored_deadline(checkpoint)
+            )
+
+
+def stored_deadline(checkpoint: Checkpoint) -> dict[BarrierId, float]:
+    """The waiting barrier's stored deadline (``Checkpoint.deadline``, when the store has
+    one), so that the prompt counts down what is left of it."""
+    deadline = getattr(checkpoint, "deadline", None)
+    if checkpoint.pending_barrier is None or deadline is None:
+        return {}
+    return {checkpoint.pending_barrier: float(deadline)}
