@@ -66,7 +66,7 @@ def test_demo_completes_without_a_terminal(demo: tuple[Path, str, str]) -> None:
     lines = out.splitlines()
     assert "no terminal: taking review#1's default (approve)" in lines
     assert "        ! research degraded: search service offline (simulated)" in lines
-    assert any(line.startswith("[10/50] publish ") for line in lines)
+    assert any(line.startswith("step 10 publish ") for line in lines)
     assert any(line.startswith("completed in ") and "10 steps" in line for line in lines)
 
 
@@ -155,7 +155,7 @@ def test_resume_continues_at_the_saved_node(tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0].endswith(f"resumes run {trace} at review, after step 8")
     assert "left waiting at review#1" in proc.stdout  # no terminal: nobody to ask
-    assert not any(line.startswith("[") for line in lines)  # nothing ran again
+    assert not any(line.startswith("step ") for line in lines)  # nothing ran again
 
 
 FLOWS = """
@@ -381,14 +381,16 @@ def test_demo_asks_the_person_at_the_terminal(tmp_path: Path) -> None:
             if not data:
                 break
             output += data
-            if answers and output.rstrip().endswith(b"automatic after 30 s:"):
+            shown = re.sub(rb"\x1b7.*?\x1b8", b"", output, flags=re.S)  # countdown redraws
+            if answers and shown.rstrip().endswith(b"Enter = approve:"):
                 os.write(fd, answers.pop(0))
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
     text = output.decode()
     assert os.waitstatus_to_exitcode(status) == 0, text
-    assert text.count("[a]pprove or [r]eject (+ reason)? Enter = approve") == 2
+    assert text.count("[g]oto NODE? Enter = approve") == 2
+    assert "review#1 waits: approve by default in 30 s" in text
     assert "-> review#1: reject (needs examples)" in text
     assert "-> review#2: approve" in text
     assert "running..." in text  # the live status line is on, on a terminal

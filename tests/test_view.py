@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -48,11 +49,11 @@ async def _show_run(view: Terminal, *, approve: bool) -> list[ev.Event]:
 
 
 async def test_one_line_per_node_with_step_duration_and_keys(autojump_clock: Any) -> None:
-    """Each node execution is one line: [step/max_steps], node, duration, keys changed."""
+    """Each node execution is one line: step N, node, duration, keys changed."""
     out = io.StringIO()
     await _show_run(Terminal(out, max_steps=50, graph=demo_graph, live=False), approve=True)
     lines = out.getvalue().splitlines()
-    node_lines = [line for line in lines if line.startswith("[")]
+    node_lines = [line for line in lines if line.startswith("step ")]
     assert [line[8:].split()[0] for line in node_lines] == [
         "research",
         "use_notes",
@@ -65,7 +66,9 @@ async def test_one_line_per_node_with_step_duration_and_keys(autojump_clock: Any
         "review",
         "publish",
     ]
-    assert node_lines[0].startswith("[ 1/50] research ")
+    assert node_lines[0].startswith("step 1  research ")
+    assert node_lines[9].startswith("step 10 publish ")
+    assert "checkpoint" not in out.getvalue()  # checkpoint lines are off by default
     assert node_lines[2].endswith("round, text, drafts")
     assert node_lines[2].split()[3:5] == ["50.0", "ms"]  # MockClock: exactly the node's sleep
     assert node_lines[4].endswith(" -")  # the condition node changes nothing
@@ -107,7 +110,7 @@ async def test_failure_lines() -> None:
         async for event in run:
             view.show(event)
     lines = out.getvalue().splitlines()
-    assert lines[1].startswith("[1/5] a ") and lines[1].endswith("FAILED")
+    assert lines[1].startswith("step 1 a ") and lines[1].endswith("FAILED")
     assert lines[-1] == "failed: node 'a' failed: ValueError: boom"
 
 
@@ -116,10 +119,11 @@ async def test_live_status_line_is_rewritten_in_place(autojump_clock: Any) -> No
     out = io.StringIO()
     await _show_run(Terminal(out, max_steps=50, live=True), approve=True)
     text = out.getvalue()
-    assert "[ 3/50] draft running..." in text
-    assert "score: 1/2 branches done..." in text
+    assert "step 3  draft running... 0.0 s (run " in text
+    assert "score: 1/2 branches done... " in text
     # every status line is cleared before the next real line is written
-    assert text.count("running...") == text.count("running...\r\x1b[2K")
+    statuses = re.findall(r"running\.\.\. [^\r\n]*(.)", text)
+    assert statuses and set(statuses) == {"\r"}
     assert text.endswith("\n")
 
 
@@ -131,7 +135,7 @@ def test_plain_output_has_no_terminal_codes() -> None:
     view.show(ev.StateChanged("t", "a", 1, "x", 1))
     view.show(ev.StateChanged("t", "a", 1, "x", 2))
     view.show(ev.NodeEnd("t", "a", 1, True, 0.5))
-    assert out.getvalue() == "[1/3] a           500.0 ms  x\n"
+    assert out.getvalue() == "step 1 a           500.0 ms  x\n"
     assert view.steps_done == 1
 
 
@@ -202,13 +206,19 @@ async def test_ask_reprompts_until_an_answer_parses() -> None:
     node = BarrierNode("review", timeout=30, default="approve")
     bid = BarrierId("review", 1)
     decision = await ask(
-        lambda b, d: sent.append((b, d)), bid, node, LineReader(lambda: next(answers)), out
+        lambda b, d: sent.append((b, d)),
+        bid,
+        node,
+        LineReader(lambda: next(answers)),
+        out,
+        clock=lambda: 100.0,
     )
     assert decision == Reject("needs sources")
     assert sent == [(bid, Reject("needs sources"))]
     text = out.getvalue()
-    assert text.count("review#1: [a]pprove or [r]eject (+ reason)? ") == 2
-    assert "Enter = approve, automatic after 30 s: " in text
+    question = "review#1: [a]pprove, [r]eject REASON, [m]odify KEY=VALUE or [g]oto NODE? "
+    assert text.count(question + "Enter = approve: ") == 2
+    assert text.count("review#1 waits: approve by default in 30 s\n") == 2
     assert "unknown answer 'huh'; answer a[pprove], r[eject]" in text
 
 
@@ -305,8 +315,8 @@ async def test_subgraph_nodes_show_the_outer_step() -> None:
     async with Executor(max_steps=9).stream(outer, {}) as run:
         async for event in run:
             view.show(event)
-    lines = [line[:11] for line in out.getvalue().splitlines() if line.startswith("[")]
-    assert lines == ["[1/9] a    ", "[2/9] sub/x", "[2/9] sub/y", "[2/9] sub  "]
+    lines = [line[:12] for line in out.getvalue().splitlines() if line.startswith("step ")]
+    assert lines == ["step 1 a    ", "step 2 sub/x", "step 2 sub/y", "step 2 sub  "]
 
 
 def test_retry_line_names_the_delay() -> None:
@@ -316,5 +326,137 @@ def test_retry_line_names_the_delay() -> None:
     failure = ev.Observed("Retrying", "attempt 1 failed: ConnectionError: reset", 1, 0.5)
     view.show(ev.ObservedError("t", "fetch", failure))
     assert out.getvalue() == (
-        "      ! fetch retrying: attempt 1 failed: ConnectionError: reset (retry in 500.0 ms)\n"
+        "        ! fetch retrying: attempt 1 failed: ConnectionError: reset (retry in 500.0 ms)\n"
     )
+
+
+def test_checkpoint_lines_only_when_asked() -> None:
+    """A checkpoint saved is a line only with ``checkpoints=True`` (``--checkpoints``)."""
+    saved = ev.CheckpointSaved("t", "0123456789ab", "review", 8)
+    quiet, loud = io.StringIO(), io.StringIO()
+    Terminal(quiet, max_steps=50, live=False).show(saved)
+    Terminal(loud, max_steps=50, live=False, checkpoints=True).show(saved)
+    assert quiet.getvalue() == ""
+    assert loud.getvalue() == "        checkpoint 01234567 (after step 8, next review)\n"
+
+
+def test_status_line_timers_keep_running_on_redraw() -> None:
+    """On a terminal a redraw rewrites the status line with the node's and the run's time."""
+    now = [10.0]
+    out = io.StringIO()
+    view = Terminal(out, max_steps=50, live=True, clock=lambda: now[0])
+    view.show(ev.GraphStart("t", "g", "a", 0))
+    now[0] = 11.0
+    view.show(ev.NodeStart("t", "a", 1, 1))
+    view.show(ev.StateChanged("t", "a", 1, "x", 1))  # inside the node: the status stays
+    now[0] = 13.5
+    view.redraw()
+    assert out.getvalue().endswith(
+        "step 1  a running... 0.0 s (run 1.0 s)"
+        "\r\x1b[2Kstep 1  a running... 0.0 s (run 1.0 s)"
+        "\r\x1b[2Kstep 1  a running... 2.5 s (run 3.5 s)"
+    )
+    view.show(ev.NodeEnd("t", "a", 1, True, 2.5))
+    before = out.getvalue()
+    view.redraw()  # nothing running: nothing to redraw
+    assert out.getvalue() == before and before.endswith("2.50 s  x\n")
+
+
+def test_status_line_counts_branches_with_the_fanout_timer() -> None:
+    """A fan-out's status line says branches done / total and how long the node runs."""
+    now = [0.0]
+    out = io.StringIO()
+    view = Terminal(out, max_steps=50, live=True, clock=lambda: now[0])
+    view.show(ev.NodeStart("t", "score", 1, 3))
+    view.show(ev.ParallelStarted("t", "score", 1, 2))
+    now[0] = 2.0
+    view.show(ev.BranchCompleted("t", "score", "style", True, 2.0))
+    assert out.getvalue().endswith("score: 1/2 branches done... 2.0 s (run 2.0 s)")
+
+
+def test_a_barrier_line_shows_its_payload() -> None:
+    """What a barrier shows (``BarrierWaiting.payload``) is printed under its line."""
+    view = Terminal(io.StringIO(), max_steps=50, live=False)
+
+    class Waiting:  # a BarrierWaiting carrying a payload (``show=fn``)
+        barrier_id = BarrierId("review", 1)
+        payload = {"draft": "v2", "scores": [1, 2]}
+
+    lines = view._barrier_waiting(Waiting())  # type: ignore[arg-type]
+    assert lines == [
+        "        || review#1 waits for a decision; it shows:",
+        "           {",
+        '             "draft": "v2",',
+        '             "scores": [',
+        "               1,",
+        "               2",
+        "             ]",
+        "           }",
+    ]
+    plain = view.lines(ev.BarrierWaiting("t", "review", 1, BarrierId("review", 1)))
+    assert plain == ["        || review#1 waits for a decision"]
+
+
+def test_payload_lines_are_bounded() -> None:
+    """A long payload is cut to a few lines, each of bounded width; text shows as text."""
+    from trio_graph._cli.prompt import payload_lines
+
+    assert payload_lines("line one\nline two", "> ") == ["> line one", "> line two"]
+    many = payload_lines(list(range(40)))
+    assert len(many) == 13 and many[-1] == "  ... (30 more lines)"
+    assert len(payload_lines("x" * 500)[0]) == 102
+    assert payload_lines(None) == []
+
+
+async def test_the_prompt_counts_down_on_a_terminal(autojump_clock: Any) -> None:
+    """With a deadline, a live prompt rewrites the countdown line above the question."""
+    gate = threading.Event()
+    sent: list[Any] = []
+    out = io.StringIO()
+    async with trio.open_nursery() as nursery:
+
+        async def prompt() -> None:
+            await ask(
+                lambda b, d: sent.append(d),
+                BarrierId("review", 1),
+                BarrierNode("review", timeout=30, default="approve"),
+                LineReader(lambda: (gate.wait(), "r too short\n")[1]),
+                out,
+                live=True,
+                clock=trio.current_time,
+                payload={"draft": "v2"},
+            )
+
+        nursery.start_soon(prompt)
+        await trio.sleep(2.5)
+        gate.set()
+    assert sent == [Reject("too short")]
+    text = out.getvalue()
+    shown = '  {\n    "draft": "v2"\n  }\n'
+    assert text.startswith(shown + "review#1 waits: approve by default in 30 s\n")
+    above = "\x1b7\x1b[1A\r\x1b[2Kreview#1 waits: approve by default in {} s\x1b8"
+    assert above.format(29) in text and above.format(28) in text
+
+
+async def test_the_prompt_counts_down_from_a_stored_deadline() -> None:
+    """A deadline stored with the waiting checkpoint counts down what is left of it."""
+    from types import SimpleNamespace
+
+    from trio_graph._cli.running import stored_deadline
+
+    waiting = SimpleNamespace(pending_barrier=BarrierId("review", 2), deadline=1012.0)
+    deadlines = stored_deadline(waiting)  # type: ignore[arg-type]
+    assert deadlines == {BarrierId("review", 2): 1012.0}
+    assert stored_deadline(SimpleNamespace(pending_barrier=None)) == {}  # type: ignore[arg-type]
+    out = io.StringIO()
+    await ask(
+        lambda b, d: None,
+        BarrierId("review", 2),
+        BarrierNode("review", timeout=30, default="reject"),
+        LineReader(lambda: "a\n"),
+        out,
+        deadline=deadlines[BarrierId("review", 2)],
+        clock=lambda: 1000.0,
+    )
+    assert out.getvalue().startswith("review#2 waits: reject (no answer: the barrier's default)")
+    assert "by default in 12 s\n" in out.getvalue()

@@ -12,7 +12,7 @@ left reading stdout leaves the run waiting too.
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 import trio
@@ -24,8 +24,13 @@ from .._model.graph import BarrierNode, Graph
 from .._runtime.run import Run
 from .hints import hint, left_waiting
 from .output import stdout_gone
+from .prompt import LineReader, ask, default_decision
+from .traces import run_key
 from .usage import EXIT_OK, EXIT_RUN_FAILED, INTERRUPTED
-from .view import LineReader, Terminal, ask, default_decision
+from .view import Terminal
+
+_REDRAW = 0.5
+"""Seconds between redraws of the live status line (its timers)."""
 
 BarrierHandling = Literal["prompt", "default", "leave"]
 
@@ -44,14 +49,18 @@ async def follow_run(
     *,
     barriers: BarrierHandling,
     answered: Collection[BarrierId] = (),
+    deadlines: Mapping[BarrierId, float] | None = None,
 ) -> int:
     """Show a run's events until it ends or is left waiting; the exit code.
 
-    Barriers in ``answered`` already have their decision (they wait for nothing).
+    Barriers in ``answered`` already have their decision (they wait for nothing);
+    ``deadlines`` are the stored deadlines (wall clock) of barriers already waiting,
+    for the prompt's countdown (others count down from their timeout).
     """
-    INTERRUPTED["trace"] = run.trace_id  # every run shown here has a store
-    INTERRUPTED["resume"] = hint(args, "resume", run.trace_id, run_options=True, quote="")
+    INTERRUPTED["trace"] = run_key(run)  # every run shown here has a store
+    INTERRUPTED["resume"] = hint(args, "resume", run_key(run), run_options=True, quote="")
     follower = _Follower(run, graph, args, barriers, answered)
+    follower.deadlines = dict(deadlines or {})
     async with trio.open_nursery() as nursery:
         left_waiting = await follower.follow(nursery)
         nursery.cancel_scope.cancel()
@@ -78,20 +87,30 @@ class _Follower:
         self.answered = answered
         self.notes = sys.stderr if args.json else sys.stdout
         self.terminal = (
-            None if args.json else Terminal(sys.stdout, max_steps=args.max_steps, graph=graph)
+            None
+            if args.json
+            else Terminal(
+                sys.stdout,
+                max_steps=args.max_steps,
+                graph=graph,
+                checkpoints=getattr(args, "checkpoints", False),
+            )
         )
         self.reader = LineReader() if barriers == "prompt" else None
         self.prompts: dict[BarrierId, trio.CancelScope] = {}
+        self.deadlines: dict[BarrierId, float] = {}
 
     async def follow(self, nursery: trio.Nursery) -> bool:
         """Show events until the run ends (False) or is left waiting at a barrier (True)."""
+        if self.terminal is not None and self.terminal.live:
+            nursery.start_soon(self._redraw, self.terminal)
         async for event in self.run:
             if self.terminal is not None:
                 self.terminal.show(event)
             else:
                 print(serde.to_json(event, ev.Event), flush=True)
             if isinstance(event, ev.BarrierWaiting):
-                if self._waiting(event.barrier_id, nursery):
+                if self._waiting(event, nursery):
                     return True
             elif isinstance(event, ev.BarrierResolved):
                 prompt = self.prompts.pop(event.barrier_id, None)
@@ -99,14 +118,21 @@ class _Follower:
                     prompt.cancel()
         return False
 
-    def _waiting(self, bid: BarrierId, nursery: trio.Nursery) -> bool:
+    async def _redraw(self, terminal: Terminal) -> None:
+        """Keep the live status line's timers moving."""
+        while True:
+            await trio.sleep(_REDRAW)
+            terminal.redraw()
+
+    def _waiting(self, event: ev.BarrierWaiting, nursery: trio.Nursery) -> bool:
         """Handle a barrier that waits; True when the run is left waiting there."""
-        if bid in self.answered:
+        bid = event.barrier_id
+        if bid in self.answered or getattr(event, "answered", False):
             return False
         found = self.graph.find(bid.node)
         node = found if isinstance(found, BarrierNode) else None
         if self.barriers == "leave" or (self.barriers == "prompt" and stdout_gone()):
-            self._note(left_waiting(self.run.trace_id, bid, self.args))
+            self._note(left_waiting(run_key(self.run), bid, self.args))
             return True
         if self.barriers == "default":
             decision = default_decision(node)
@@ -116,15 +142,25 @@ class _Follower:
             return False
         scope = trio.CancelScope()
         self.prompts[bid] = scope
-        nursery.start_soon(self._prompt, bid, node, scope)
+        nursery.start_soon(self._prompt, event, node, scope)
         return False
 
     async def _prompt(
-        self, bid: BarrierId, node: BarrierNode | None, scope: trio.CancelScope
+        self, event: ev.BarrierWaiting, node: BarrierNode | None, scope: trio.CancelScope
     ) -> None:
         assert self.reader is not None
         with scope:
-            await ask(self.run.decide, bid, node, self.reader, self.notes)
+            await ask(
+                self.run.decide,
+                event.barrier_id,
+                node,
+                self.reader,
+                self.notes,
+                deadline=self.deadlines.get(event.barrier_id),
+                # the view already shows the payload; with --json the prompt does
+                payload=getattr(event, "payload", None) if self.terminal is None else None,
+                live=self.terminal is not None and self.terminal.live,
+            )
         if scope.cancelled_caught:
             self.notes.write("\n")
 

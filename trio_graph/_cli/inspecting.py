@@ -65,7 +65,7 @@ async def cmd_history(args: Any) -> int:
     last = checkpoints[-1] if checkpoints else None
     line = standing(last, job)
     if line is not None:
-        print(line + (_answer_hint(args, last, job) if after is None else ""))
+        print(line + (answer_hint(args, last, job) if after is None else ""))
     return EXIT_OK
 
 
@@ -89,7 +89,7 @@ def _checkpoint_table(checkpoints: list[Checkpoint]) -> list[tuple[str, ...]]:
     return table
 
 
-def _answer_hint(args: Any, last: Checkpoint | None, job: Job | None) -> str:
+def answer_hint(args: Any, last: Checkpoint | None, job: Job | None) -> str:
     """``; answer it with `decide ...``` for a waiting run, when that runs as printed:
     a queued job (a worker resumes it) or the bundled demo (no ``--graph`` needed)."""
     if last is None or last.pending_barrier is None or last.status != RunStatus.WAITING:

@@ -1,9 +1,10 @@
 """The command line: ``python -m trio_graph`` / ``trio-graph`` (DESIGN §12).
 
-Commands: ``demo``, ``runs``, ``history TRACE``, ``decide TRACE BARRIER ACTION ...``,
-``resume TRACE --graph module:attr``, ``mermaid module:attr``, ``submit GRAPH``,
-``worker --graph module:attr --dsn DSN`` (the table in :mod:`.parser`). ``--db PATH``
-picks the SQLite file (default ``./trio_graph.db``), ``--dsn`` a PostgreSQL store;
+Commands: ``demo``, ``run module:attr``, ``runs``, ``show RUN``, ``history RUN``,
+``diff RUN [A B]``, ``decide RUN BARRIER ACTION ...``, ``resume RUN --graph module:attr``,
+``mermaid module:attr``, ``submit GRAPH``, ``jobs``, ``prune --older-than DAYS``,
+``copy --to DSN_OR_PATH``, ``worker --graph module:attr`` (the table in :mod:`.parser`).
+``--db PATH`` picks the SQLite file (default ``./trio_graph.db``), ``--dsn`` a PostgreSQL store;
 ``--json`` prints events (and rows) as JSON lines through :mod:`trio_graph.serde`.
 
 :func:`main` parses, runs the command's handler under ``trio.run`` and turns what the

@@ -15,10 +15,13 @@ from typing import Any, NoReturn
 
 import attrs
 
+from ..stores.queue import JobStatus
 from .inspecting import cmd_history, cmd_mermaid, cmd_runs
+from .maintenance import cmd_copy, cmd_prune
 from .output import command
-from .queueing import cmd_submit, cmd_worker
-from .running import cmd_decide, cmd_demo, cmd_resume
+from .queueing import cmd_jobs, cmd_submit, cmd_worker
+from .running import cmd_decide, cmd_demo, cmd_resume, cmd_run
+from .showing import cmd_diff, cmd_show
 from .usage import DEFAULT_DB, DEFAULT_MAX_STEPS, DEMO_GRAPH, PROG, UsageError
 
 Handler = Callable[[Any], Awaitable[int]]
@@ -62,7 +65,9 @@ STORE_OPTIONS = (
     arg("--json", action="store_true", help="print events and rows as JSON lines"),
 )
 
-TRACE = arg("trace", metavar="TRACE", help="trace id (or a unique prefix of one)")
+TRACE = arg(
+    "trace", metavar="TRACE", help="run id or trace id (or a unique prefix of 4+ characters)"
+)
 FORCE = arg("--force", action="store_true", help="resume even if the graph changed")
 RUN_OPTIONS = (
     arg(
@@ -77,6 +82,7 @@ RUN_OPTIONS = (
         action="store_true",
         help="stop at the first barrier that waits and leave the run saved in the store",
     ),
+    arg("--checkpoints", action="store_true", help="show a line for each checkpoint saved"),
 )
 
 COMMANDS = (
@@ -86,8 +92,34 @@ COMMANDS = (
         cmd_demo,
         RUN_OPTIONS,
     ),
+    Command(
+        "run",
+        "run a graph of yours and show its events live (it asks you at its barriers)",
+        cmd_run,
+        (
+            arg("graph", metavar="MODULE:ATTR", help="the graph, e.g. mypkg.flows:graph"),
+            arg("--state", default="{}", metavar="JSON", help="initial state (a JSON object)"),
+            *RUN_OPTIONS,
+        ),
+    ),
     Command("runs", "list the stored runs and their status", cmd_runs),
+    Command(
+        "show",
+        "show where a run stands: status, step, the waiting barrier, the state",
+        cmd_show,
+        (TRACE,),
+    ),
     Command("history", "list a run's checkpoints, oldest first", cmd_history, (TRACE,)),
+    Command(
+        "diff",
+        "show what changed between two checkpoints of a run (default: the last two)",
+        cmd_diff,
+        (
+            TRACE,
+            arg("a", nargs="?", metavar="A", help="a checkpoint: its # in history, or id prefix"),
+            arg("b", nargs="?", metavar="B", help="the other checkpoint"),
+        ),
+    ),
     Command(
         "decide",
         "answer a stored run waiting at a barrier",
@@ -140,6 +172,41 @@ COMMANDS = (
         (
             arg("name", metavar="GRAPH", help="the graph's name, as the workers serve it"),
             arg("--state", default="{}", metavar="JSON", help="initial state (a JSON object)"),
+        ),
+    ),
+    Command(
+        "jobs",
+        "list the run queue's jobs, oldest first",
+        cmd_jobs,
+        (
+            arg(
+                "--status",
+                choices=[str(s) for s in JobStatus],
+                help="only the jobs with this status",
+            ),
+        ),
+    ),
+    Command(
+        "prune",
+        "delete the ended runs (completed, failed, cancelled) not updated for DAYS days",
+        cmd_prune,
+        (
+            arg("--older-than", type=float, required=True, metavar="DAYS", help="age in days"),
+            arg("--dry-run", action="store_true", help="only say how many would go"),
+        ),
+    ),
+    Command(
+        "copy",
+        "save every checkpoint of every run into another store, in order",
+        cmd_copy,
+        (
+            arg(
+                "--to",
+                required=True,
+                metavar="DSN_OR_PATH",
+                help="the target: a PostgreSQL DSN or a SQLite file (created if missing)",
+            ),
+            arg("--to-schema", metavar="NAME", help="the target's PostgreSQL schema"),
         ),
     ),
     Command(

@@ -1,4 +1,5 @@
-"""The commands of a store with a run queue (PostgreSQL): ``submit`` and ``worker``."""
+"""The commands of a store with a run queue (SQLite, PostgreSQL): ``submit``, ``jobs``,
+``worker``."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 
 import trio
 
-from ..stores.queue import QueueStore
+from .. import serde
+from ..stores.queue import JobStatus, QueueStore
 from .graphs import load_graph
 from .hints import where
 from .store_options import open_store
+from .tables import format_time, print_table
 from .usage import EXIT_OK, UsageError
 
 
@@ -32,6 +35,39 @@ async def cmd_submit(args: Any) -> int:
             )
         job_id = await submit(args.name, state)
     print(job_id, flush=True)
+    return EXIT_OK
+
+
+async def cmd_jobs(args: Any) -> int:
+    """The run queue: one row per submitted job, oldest first (``--status`` to filter)."""
+    status = JobStatus(args.status) if args.status else None
+    async with open_store(args) as store:
+        if not isinstance(store, QueueStore):
+            raise UsageError(f"jobs needs a store with a run queue; {store!r} has none")
+        jobs = sorted(await store.jobs(status), key=lambda j: j.created_at)
+    if args.json:
+        for job in jobs:
+            print(serde.to_json(job), flush=True)
+        return EXIT_OK
+    if not jobs:
+        which = f"{status} " if status else ""
+        print(f"no {which}jobs in {where(args)}")
+        return EXIT_OK
+    table = [("JOB ID", "GRAPH", "STATUS", "BARRIER", "ATTEMPTS", "OWNER", "UPDATED", "ERROR")]
+    for job in jobs:
+        table.append(
+            (
+                job.job_id,
+                job.graph_name,
+                str(job.status),
+                str(job.pending_barrier) if job.pending_barrier else "-",
+                str(job.attempts),
+                job.owner or "-",
+                format_time(job.updated_at),
+                (job.error or "")[:60],
+            )
+        )
+    print_table(table)
     return EXIT_OK
 
 

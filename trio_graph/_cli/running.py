@@ -1,4 +1,8 @@
-"""The commands that run a graph in this process: ``demo``, ``decide``, ``resume``.
+"""The commands that run a graph in this process: ``demo``, ``run``, ``decide``, ``resume``.
+
+``run module:attr [--state JSON]`` starts your graph on the chosen store with the live
+view and the barrier prompt of ``demo``; with no terminal, a barrier leaves the run
+waiting in the store and prints how to answer it.
 
 ``decide`` answers a stored run waiting at a barrier. On a store with a run queue
 (PostgreSQL) and no ``--graph``, the decision is recorded with ``store.decide`` and a
@@ -10,21 +14,30 @@ or nothing for the bundled demo (recognised by its graph hash).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._model.checkpoint import RunStatus
-from .._model.decisions import Approve, Decision, Modify, Reject, Reroute, describe_decision
+from .._model.checkpoint import Checkpoint, RunStatus
+from .._model.decisions import (
+    Approve,
+    BarrierId,
+    Decision,
+    Modify,
+    Reject,
+    Reroute,
+    describe_decision,
+)
 from .._runtime.executor import Executor
 from ..stores.queue import QueueStore
 from .follow import barrier_handling, follow_run
-from .graphs import graph_for
+from .graphs import graph_for, load_graph
 from .hints import hint, where
 from .output import command
+from .prompt import parse_value
 from .store_options import open_store
-from .traces import barrier_id, refuse_continued, resolve_trace
+from .traces import barrier_id, refuse_continued, resolve_trace, run_key
 from .usage import DEMO_GRAPH, EXIT_OK, UsageError
-from .view import parse_value
 
 
 async def cmd_demo(args: Any) -> int:
@@ -43,10 +56,32 @@ async def cmd_demo(args: Any) -> int:
             barriers = barrier_handling(args, no_terminal="default")
             code = await follow_run(run, demo.graph, args, barriers=barriers)
         if not args.json and not args.leave_waiting:
-            runs, history = hint(args, "runs"), hint(args, "history", run.trace_id)
+            runs, history = hint(args, "runs"), hint(args, "history", run_key(run))
             mermaid = f"`{command(['mermaid', DEMO_GRAPH])}`"
             print(f"next: {runs}, {history}, {mermaid}", flush=True)
         return code
+
+
+async def cmd_run(args: Any) -> int:
+    """Run a graph of yours (``module:attr``) live on the store, as ``demo`` does."""
+    graph = load_graph(args.graph)
+    state = json_object(args.state, "--state")
+    async with open_store(args, create=True) as store:
+        executor = Executor(store=store, max_steps=args.max_steps)
+        async with executor.stream(graph, state) as run:
+            barriers = barrier_handling(args, no_terminal="leave")
+            return await follow_run(run, graph, args, barriers=barriers)
+
+
+def json_object(text: str, option: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object, for ``option``; else a ``UsageError``."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{option} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{option} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def decision_from(action: str, params: Sequence[str]) -> Decision:
@@ -122,4 +157,15 @@ async def cmd_resume(args: Any) -> int:
         executor = Executor(store=store, max_steps=args.max_steps)
         barriers = barrier_handling(args, no_terminal="leave")
         async with executor.resume(graph, trace, force=args.force) as run:
-            return await follow_run(run, graph, args, barriers=barriers)
+            return await follow_run(
+                run, graph, args, barriers=barriers, deadlines=stored_deadline(checkpoint)
+            )
+
+
+def stored_deadline(checkpoint: Checkpoint) -> dict[BarrierId, float]:
+    """The waiting barrier's stored deadline (``Checkpoint.deadline``, when the store has
+    one), so that the prompt counts down what is left of it."""
+    deadline = getattr(checkpoint, "deadline", None)
+    if checkpoint.pending_barrier is None or deadline is None:
+        return {}
+    return {checkpoint.pending_barrier: float(deadline)}

@@ -1,43 +1,38 @@
-"""The live terminal view of a run, and the barrier prompt.
+"""The live terminal view of a run (the barrier prompt is :mod:`.prompt`).
 
 :class:`Terminal` turns a run's events into readable lines as they arrive: one line per
-node execution (step / max_steps, node, duration, the state keys it changed), and a
-line for each fallback, barrier, branch, checkpoint and the outcome. On a terminal
-it also keeps a status line at the bottom (the node running, branches done / total
-in a fan-out) that is rewritten in place; elsewhere (a pipe, a file, CI) every line
-is plain and final. ``StateChanged``, ``NodeStart`` and ``ParallelCompleted`` are
-folded into the node's line rather than printed on their own.
-
-:func:`ask` is the barrier prompt: it reads the person's answer without blocking
-the run (stdin is read in a thread) and is simply cancelled when the barrier
-resolves some other way, e.g. its own timeout.
+node execution (``step 3``, node, duration, the state keys it changed), and a line for
+each fallback, barrier (with what it shows), branch and the outcome; checkpoint lines
+only when asked (``--checkpoints``). On a terminal it also keeps a status line at the
+bottom (the node running or the branches done / total of a fan-out, with elapsed
+timers) that is rewritten in place, by each event and by :meth:`Terminal.redraw`
+(called every half second by whoever follows the run); elsewhere (a pipe, a file, CI)
+every line is plain and final. ``StateChanged``, ``NodeStart`` and
+``ParallelCompleted`` are folded into the node's line rather than printed on their own.
 """
 
 from __future__ import annotations
 
-import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-import outcome
-import trio
-
 from .. import events as ev
-from .._model.decisions import (
-    Approve,
-    BarrierId,
-    Decision,
-    Modify,
-    Reject,
-    Reroute,
-    brief_value,
-    describe_decision,
-)
-from .._model.graph import BarrierNode, Graph
+from .._model.decisions import brief_value, describe_decision
+from .._model.graph import Graph
 from ..errors import Cancelled, GraphError
+from .prompt import HELP as HELP
+from .prompt import LineReader as LineReader
+from .prompt import ask as ask
+from .prompt import default_decision as default_decision
+from .prompt import parse_answer as parse_answer
+from .prompt import parse_value as parse_value
+from .prompt import payload_lines
 
 _CLEAR = "\r\x1b[2K"
+_KEEP_STATUS = (ev.StateChanged, ev.ObservedError, ev.CheckpointSaved)
+"""Events inside a node that leave its status line as it is."""
 _STATE_LINES = 20
 
 
@@ -50,11 +45,20 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def format_elapsed(seconds: float) -> str:
+    """A running timer: ``0.4 s``, ``12.0 s``, ``3m05s``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
 class Terminal:
     """Writes a run's events to ``out`` as they arrive.
 
-    ``max_steps`` shows progress as ``[step/max_steps]``; ``graph`` sizes the node
-    column; ``live`` (default: ``out.isatty()``) keeps a rewritten status line.
+    ``max_steps`` sizes the step column (``step 3``); ``graph`` sizes the node column;
+    ``live`` (default: ``out.isatty()``) keeps a rewritten status line; ``checkpoints``
+    shows a line per checkpoint saved; ``clock`` times the status line's timers.
     """
 
     def __init__(
@@ -64,10 +68,14 @@ class Terminal:
         max_steps: int | None = None,
         graph: Graph | None = None,
         live: bool | None = None,
+        checkpoints: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.out = out if out is not None else sys.stdout
         self.max_steps = max_steps
         self.live = self.out.isatty() if live is None else live
+        self.checkpoints = checkpoints
+        self.clock = clock
         names = list(graph.nodes) if graph is not None else []
         self.width = max([len(n) for n in names] + [10])
         self._steps: dict[int, int] = {}
@@ -75,47 +83,74 @@ class Terminal:
         self._branches: dict[str, tuple[int, int]] = {}
         self._status = ""
         self._top_step = 0
+        self._started: float | None = None
+        self._running: tuple[str, float] | None = None
+        """What the status line is about: its text before the timers, since when."""
         self.steps_done = 0
 
     # -- output ----------------------------------------------------------------------
     def show(self, event: ev.Event) -> None:
         """Write the lines for ``event`` (and refresh the status line on a terminal)."""
+        if self._started is None:
+            self._started = self.clock()
         lines = self.lines(event)
-        if self._status:
-            self.out.write(_CLEAR)
-            self._status = ""
+        self._clear()
         for line in lines:
             self.out.write(line + "\n")
         if self.live:
-            status = self.status(event)
-            if status:
-                self.out.write(status)
-                self._status = status
+            self._running = self._about(event)
+            self._draw()
         self.out.flush()
 
     def note(self, text: str) -> None:
         """Write a line of the caller's own (clearing the status line first)."""
-        if self._status:
-            self.out.write(_CLEAR)
-            self._status = ""
+        self._clear()
         self.out.write(text + "\n")
         self.out.flush()
 
-    def status(self, event: ev.Event) -> str:
-        """The transient status line after ``event`` ("" for none)."""
+    def redraw(self) -> None:
+        """Rewrite the status line with its timers brought up to date (when one shows)."""
+        if self._status:
+            self.out.write(_CLEAR)
+            self._draw()
+            self.out.flush()
+
+    def status(self) -> str:
+        """The status line now ("" for none): what runs, for how long, the run's time."""
+        if self._running is None:
+            return ""
+        text, since = self._running
+        now = self.clock()
+        run = now - (self._started if self._started is not None else now)
+        return f"{text} {format_elapsed(now - since)} (run {format_elapsed(run)})"
+
+    def _about(self, event: ev.Event) -> tuple[str, float] | None:
+        """The status line's subject after ``event`` (None: no status line)."""
         if isinstance(event, ev.NodeStart):
-            return f"{self._progress(self._top_step)} {event.node} running..."
+            return f"{self._progress(self._top_step)} {event.node} running...", self.clock()
         if isinstance(event, ev.ParallelStarted | ev.BranchCompleted):
             done, total = self._branches.get(event.node, (0, 0))
-            return f"{' ' * 9}{event.node}: {done}/{total} branches done..."
-        return ""
+            since = self._running[1] if self._running is not None else self.clock()
+            return f"{self._indent()}{event.node}: {done}/{total} branches done...", since
+        if isinstance(event, _KEEP_STATUS):
+            return self._running
+        return None
+
+    def _draw(self) -> None:
+        status = self.status()
+        if status:
+            self.out.write(status)
+        self._status = status
+
+    def _clear(self) -> None:
+        if self._status:
+            self.out.write(_CLEAR)
+            self._status = ""
 
     # -- formatting ------------------------------------------------------------------
     def _progress(self, step: int) -> str:
-        if self.max_steps is None:
-            return f"[{step:>3}]"
-        digits = len(str(self.max_steps))
-        return f"[{step:>{digits}}/{self.max_steps}]"
+        digits = len(str(self.max_steps)) if self.max_steps is not None else 2
+        return f"step {step:<{digits}}"
 
     def _indent(self) -> str:
         return " " * (len(self._progress(0)) + 1)
@@ -169,7 +204,12 @@ class Terminal:
         return [text]
 
     def _barrier_waiting(self, event: ev.BarrierWaiting) -> list[str]:
-        return [f"{self._indent()}|| {event.barrier_id} waits for a decision"]
+        pad = self._indent()
+        payload = getattr(event, "payload", None)  # what the barrier shows (``show=fn``)
+        lines = [f"{pad}|| {event.barrier_id} waits for a decision"]
+        if payload is not None:
+            lines[0] += "; it shows:"
+        return lines + payload_lines(payload, pad + "   ")
 
     def _barrier_resolved(self, event: ev.BarrierResolved) -> list[str]:
         how = describe_decision(event.decision)
@@ -195,6 +235,8 @@ class Terminal:
         return []
 
     def _checkpoint_saved(self, event: ev.CheckpointSaved) -> list[str]:
+        if not self.checkpoints:
+            return []
         where = f"next {event.node}" if event.node else "final"
         short = event.checkpoint_id[:8]
         return [f"{self._indent()}checkpoint {short} (after step {event.step}, {where})"]
@@ -239,132 +281,3 @@ _LINES: dict[type, Callable[[Terminal, Any], list[str]]] = {
 
 def _outcome_word(error: GraphError) -> str:
     return "cancelled" if isinstance(error, Cancelled) else "failed"
-
-
-# -- the barrier prompt -----------------------------------------------------------------
-HELP = (
-    "answer a[pprove], r[eject] [reason], m[odify] KEY=VALUE, g[oto] TARGET, "
-    "or press Enter for the default"
-)
-
-
-def default_decision(node: BarrierNode | None) -> Decision | None:
-    """The decision a barrier's default action stands for (None: ``skip``)."""
-    default = node.default if node is not None else "reject"
-    if default == "approve":
-        return Approve()
-    if default == "skip":
-        return None
-    return Reject("no answer: the barrier's default")
-
-
-def parse_answer(text: str, default: Decision | None) -> Decision | None:
-    """Parse a typed answer; "" is ``default``. Raises ``ValueError`` with a hint."""
-    text = text.strip()
-    if not text:
-        return default
-    word, _, rest = text.partition(" ")
-    word, rest = word.lower(), rest.strip()
-    if word in ("a", "approve", "y", "yes", "ok"):
-        return Approve()
-    if word in ("r", "reject", "n", "no"):
-        return Reject(rest or "rejected at the terminal")
-    if word in ("m", "modify"):
-        key, sep, value = rest.partition("=")
-        if not sep or not key.strip():
-            raise ValueError("modify needs KEY=VALUE (VALUE as JSON, or plain text)")
-        return Modify(key.strip(), parse_value(value.strip()))
-    if word in ("g", "goto", "reroute"):
-        if not rest:
-            raise ValueError("reroute needs a target node")
-        return Reroute(rest)
-    raise ValueError(f"unknown answer {text!r}")
-
-
-def parse_value(text: str) -> Any:
-    """A value typed by a person: JSON if it parses (``3``, ``true``, ``[1]``), else the text."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-class LineReader:
-    """Reads lines from a blocking ``readline`` in a thread, without blocking Trio.
-
-    One read is outstanding at a time; a line that arrives while nobody is asking
-    (the prompt was cancelled) is dropped, so it never answers the next question.
-    Create it inside ``trio.run``.
-    """
-
-    def __init__(self, readline: Callable[[], str] | None = None) -> None:
-        self._readline = readline if readline is not None else sys.stdin.readline
-        self._token = trio.lowlevel.current_trio_token()
-        self._reading = False
-        self._asking = False
-        self._send, self._receive = trio.open_memory_channel[outcome.Outcome[str]](1)
-
-    async def readline(self) -> str:
-        """The next line ("" at end of input)."""
-        self._asking = True
-        try:
-            if not self._reading:
-                self._reading = True
-                trio.lowlevel.start_thread_soon(self._readline, self._deliver_from_thread)
-            result = await self._receive.receive()
-        finally:
-            self._asking = False
-        return result.unwrap()
-
-    def _deliver_from_thread(self, result: outcome.Outcome[str]) -> None:
-        try:
-            self._token.run_sync_soon(self._deliver, result)
-        except trio.RunFinishedError:
-            pass
-
-    def _deliver(self, result: outcome.Outcome[str]) -> None:
-        self._reading = False
-        if self._asking:
-            self._send.send_nowait(result)
-
-
-async def ask(
-    decide: Callable[[BarrierId, Decision], None],
-    barrier_id: BarrierId,
-    node: BarrierNode | None,
-    reader: LineReader,
-    out: TextIO,
-) -> Decision | None:
-    """Ask the person at the terminal for ``barrier_id``'s decision and send it.
-
-    Re-asks on an answer that does not parse or that ``decide`` refuses. At end of
-    input, sends the barrier's default. Cancel it (e.g. when the barrier timed out)
-    to stop asking. Returns the decision sent (None: ``skip`` default, nothing sent).
-    """
-    default = default_decision(node)
-    said = describe_decision(default)
-    after = f", automatic after {node.timeout:g} s" if node is not None and node.timeout else ""
-    question = f"{barrier_id}: [a]pprove or [r]eject (+ reason)? Enter = {said}{after}: "
-    while True:
-        out.write(question)
-        out.flush()
-        line = await reader.readline()
-        if not line:  # end of input
-            out.write("\n")
-            decision = default
-        else:
-            try:
-                decision = parse_answer(line, default)
-            except ValueError as exc:
-                out.write(f"{exc}; {HELP}\n")
-                continue
-        if decision is None:
-            return None
-        try:
-            decide(barrier_id, decision)
-        except GraphError as exc:
-            if not line:
-                raise
-            out.write(f"not accepted: {exc}\n")
-            continue
-        return decision
