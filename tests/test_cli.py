@@ -71,12 +71,12 @@ def test_demo_completes_without_a_terminal(demo: tuple[Path, str, str]) -> None:
 
 
 def test_runs_lists_the_demo(demo: tuple[Path, str, str], tmp_path: Path) -> None:
-    """`runs` shows the demo run, its graph and status."""
+    """`runs` shows the demo run (one row per run), its graph, status and step."""
     db, trace, _ = demo
     proc = cli("runs", cwd=tmp_path, db=db)
     assert proc.returncode == 0, proc.stderr
     header, *rows = proc.stdout.splitlines()
-    assert header.split() == ["TRACE", "ID", "GRAPH", "STATUS", "UPDATED", "NOTE"]
+    assert header.split() == ["RUN", "ID", "GRAPH", "STATUS", "STEP", "WAITING", "AT", "UPDATED"]
     assert [row.split()[:3] for row in rows] == [[trace, "demo", "completed"]]
 
 
@@ -86,7 +86,10 @@ def test_history_shows_the_checkpoints(demo: tuple[Path, str, str], tmp_path: Pa
     proc = cli("history", trace[:8], cwd=tmp_path, db=db)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert re.match(rf"^run {trace} \(graph 'demo', completed\): \d+ checkpoint\(s\)$", lines[0])
+    assert re.match(
+        rf"^run {trace} \(graph 'demo', completed\): \d+ checkpoint\(s\) in 1 segment\(s\)$",
+        lines[0],
+    )
     rows = [line.split() for line in lines[2:]]
     assert [r[0] for r in rows] == [str(i) for i in range(1, len(rows) + 1)]
     waiting = [r for r in rows if r[4] == "waiting"]
@@ -130,7 +133,8 @@ def test_waiting_run_is_decided_and_resumed_to_completion(tmp_path: Path) -> Non
     assert f"resumes run {trace} at review, after step 8" in rejected.stdout
     assert "-> review#1: reject (needs examples)" in rejected.stdout
     second = first_trace(rejected.stdout)
-    assert f"run {second} is left waiting at review#2" in rejected.stdout  # looped back
+    assert second != trace  # a new segment of the same run, which keeps its id:
+    assert f"run {trace} is left waiting at review#2" in rejected.stdout  # looped back
 
     approved = cli("decide", second[:10], "review#2", "approve", cwd=tmp_path, db=db)
     assert approved.returncode == 0, approved.stderr
@@ -141,9 +145,7 @@ def test_waiting_run_is_decided_and_resumed_to_completion(tmp_path: Path) -> Non
     )
 
     rows = [line.split() for line in cli("runs", cwd=tmp_path, db=db).stdout.splitlines()[1:]]
-    statuses = {row[0]: row[2] for row in rows}
-    assert list(statuses.values()) == ["waiting", "waiting", "completed"]
-    assert rows[0][-3:] == ["continued", "in", second[:12]]
+    assert [(row[0], row[2]) for row in rows] == [(trace, "completed")]  # one row per run
 
 
 def test_resume_continues_at_the_saved_node(tmp_path: Path) -> None:
@@ -441,7 +443,7 @@ def test_worker_flow_on_postgres(tmp_path: Path) -> None:
         second = cli(*serve, cwd=tmp_path)
         assert "1 claimed, 1 completed, 0 parked" in second.stderr
         rows = cli("runs", "--json", *pg, cwd=tmp_path).stdout.splitlines()
-        assert [json.loads(r)["status"] for r in rows] == ["waiting", "completed"]
+        assert [json.loads(r)["status"] for r in rows] == ["completed"]  # one row per run
         assert "secret" not in first.stderr
     finally:
         drop_schema(server, schema)

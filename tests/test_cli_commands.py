@@ -182,7 +182,7 @@ def test_diff_compares_two_checkpoints(tmp_path: Path, flows: Path) -> None:
     _, decide = left_waiting(tmp_path, flows)
     assert shell(shlex.split(decide), cwd=tmp_path).returncode == 0
     rows = [json.loads(r) for r in cli("runs", "--json", cwd=tmp_path, db=flows).stdout.split()]
-    run = next(row["trace_id"] for row in rows if row["status"] == "completed")
+    run = next(row["run_id"] for row in rows if row["status"] == "completed")
     history = cli("history", run, "--json", cwd=tmp_path, db=flows).stdout.splitlines()
     ids = [json.loads(line)["checkpoint_id"] for line in history]
     last_two = cli("diff", run, cwd=tmp_path, db=flows)

@@ -15,7 +15,7 @@ from .hints import hint, where
 from .output import standing
 from .store_options import open_store
 from .tables import format_time, print_table
-from .traces import resolve_trace, successor
+from .traces import resolve_trace
 from .usage import EXIT_OK
 
 
@@ -30,15 +30,11 @@ async def cmd_runs(args: Any) -> int:
     if not rows:
         print(f"no runs in {where(args)} yet (try {hint(args, 'demo')})")
         return EXIT_OK
-    table = [("TRACE ID", "GRAPH", "STATUS", "UPDATED", "NOTE")]
+    table = [("RUN ID", "GRAPH", "STATUS", "STEP", "WAITING AT", "UPDATED")]
     for row in rows:
-        note = f"resumed from {row.resumed_from[:12]}" if row.resumed_from else ""
-        after = successor(row.trace_id, rows)
-        if after is not None and row.status in (RunStatus.WAITING, RunStatus.RUNNING):
-            note = f"continued in {after.trace_id[:12]}"
-        table.append(
-            (row.trace_id, row.graph_name, str(row.status), format_time(row.updated_at), note)
-        )
+        waiting = str(row.waiting) if row.waiting is not None else ""
+        updated = format_time(row.updated_at)
+        table.append((row.run_id, row.graph_name, str(row.status), str(row.step), waiting, updated))
     print_table(table)
     return EXIT_OK
 
@@ -46,26 +42,22 @@ async def cmd_runs(args: Any) -> int:
 async def cmd_history(args: Any) -> int:
     """A run's checkpoints, oldest first."""
     async with open_store(args) as store:
-        info, rows = await resolve_trace(store, args.trace, args)
+        info, _ = await resolve_trace(store, args.trace, args)
         checkpoints = await store.list(info.trace_id)
         job = await store.job(info.trace_id) if isinstance(store, QueueStore) else None
     if args.json:
         for cp in checkpoints:
             print(serde.to_json(cp), flush=True)
         return EXIT_OK
-    head = f"run {info.trace_id} (graph {info.graph_name!r}, {info.status}): "
-    head += f"{len(checkpoints)} checkpoint(s)"
-    if info.resumed_from:
-        head += f"; resumed from {info.resumed_from}"
-    after = successor(info.trace_id, rows)
-    if after is not None:
-        head += f"; continued in {after.trace_id}"
+    segments = len({cp.trace_id for cp in checkpoints})
+    head = f"run {info.run_id} (graph {info.graph_name!r}, {info.status}): "
+    head += f"{len(checkpoints)} checkpoint(s) in {segments} segment(s)"
     print(head)
     print_table(_checkpoint_table(checkpoints))
     last = checkpoints[-1] if checkpoints else None
     line = standing(last, job)
     if line is not None:
-        print(line + (answer_hint(args, last, job) if after is None else ""))
+        print(line + answer_hint(args, last, job))
     return EXIT_OK
 
 

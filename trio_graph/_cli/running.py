@@ -36,7 +36,7 @@ from .hints import hint, where
 from .output import command
 from .prompt import parse_value
 from .store_options import open_store
-from .traces import barrier_id, refuse_continued, resolve_trace, run_key
+from .traces import barrier_id, resolve_trace, run_key
 from .usage import DEMO_GRAPH, EXIT_OK, UsageError
 
 
@@ -105,8 +105,8 @@ async def cmd_decide(args: Any) -> int:
     """Answer a waiting run: resume it here with the decision, or hand it to the store."""
     decision = decision_from(args.action, args.args)
     async with open_store(args) as store:
-        info, rows = await resolve_trace(store, args.trace, args)
-        trace = info.trace_id
+        info, _ = await resolve_trace(store, args.trace, args)
+        trace = info.run_id
         job = await store.job(trace) if isinstance(store, QueueStore) else None
         if job is not None:
             # A submitted run, served by workers: record the decision, a worker resumes it.
@@ -119,7 +119,6 @@ async def cmd_decide(args: Any) -> int:
                 flush=True,
             )
             return EXIT_OK
-        refuse_continued(trace, rows, "decide on")
         checkpoint = await store.latest(trace)
         if checkpoint is None or checkpoint.status != RunStatus.WAITING:
             status = checkpoint.status if checkpoint is not None else info.status
@@ -142,9 +141,8 @@ async def cmd_decide(args: Any) -> int:
 async def cmd_resume(args: Any) -> int:
     """Continue a stored run from its latest checkpoint, under a new trace id."""
     async with open_store(args) as store:
-        info, rows = await resolve_trace(store, args.trace, args)
-        trace = info.trace_id
-        refuse_continued(trace, rows, "resume")
+        info, _ = await resolve_trace(store, args.trace, args)
+        trace = info.run_id
         checkpoint = await store.latest(trace)
         if checkpoint is None:
             raise UsageError(f"run {trace} has no checkpoint to resume from")

@@ -66,22 +66,6 @@ def _some(rows: Sequence[RunInfo], limit: int = 3) -> str:
     return f"{len(rows)} run{'' if len(rows) == 1 else 's'} ({shown}{more})"
 
 
-def successor(trace_id: str, rows: Sequence[RunInfo]) -> RunInfo | None:
-    """The latest run resumed from ``trace_id``, if any."""
-    later = [r for r in rows if r.resumed_from == trace_id]
-    return max(later, key=lambda r: r.updated_at) if later else None
-
-
-def refuse_continued(trace: str, rows: Sequence[RunInfo], what: str) -> None:
-    """Refuse to ``what`` a run that was already continued under another trace id."""
-    after = successor(trace, rows)
-    if after is not None:
-        raise UsageError(
-            f"run {trace} was already continued in run {after.trace_id} "
-            f"({after.status}); {what} that one"
-        )
-
-
 def barrier_id(text: str, pending: BarrierId | None) -> BarrierId:
     """``node#n`` as given; a bare ``node`` is the occurrence waiting, else the first."""
     if "#" not in text and pending is not None and pending.node == text:
