@@ -1,10 +1,9 @@
 """One run's bookkeeping as a pure state machine: what the run does next (DESIGN §1, §5).
 
-Model layer: no trio, no I/O, no clock (the caller passes ``now``). The runtime loop
-(``_runtime/loop.py``) drives a :class:`RunState` the way httpcore drives h11's
-connection: it asks what is next, does the I/O (calls the node, sends the events, saves
-the checkpoint), and tells the state what happened. Everything the run *decides* is here,
-so one step rule of DESIGN §5 can be read, changed and tested without an event loop.
+Model layer: no trio, no I/O, no clock (the caller passes ``now``). ``_runtime/loop.py``
+drives a :class:`RunState` as httpcore drives h11: it asks what is next, does the I/O,
+and tells the state what happened; every rule of DESIGN §5 is here, testable without
+an event loop.
 
 Rules
 -----
@@ -13,13 +12,11 @@ Rules
   pushes a level (:meth:`RunState.enter`) and pops it when the subgraph completes
   (:meth:`RunState.leave`). Each level has its own state, next node, step count and step
   budget; the run shares one span counter, one decision registry and one checkpoint chain.
-- A step is opened by :meth:`begin` (budget, lookup, span) and :meth:`opened` (its
-  ``NodeStart`` went out), and closed exactly once: by
-  :meth:`finish` then :meth:`ended` (its ``NodeEnd`` went out), or by :meth:`close_spans`
-  when the run stops in the middle. The state, step and next node are settled by
-  ``finish`` *before* any of its events is sent, so a cancel while sending leaves a
-  consistent point to checkpoint, and a span committed but not yet announced still ends
-  with ``success=True``.
+- A step is opened by :meth:`begin` and :meth:`opened` (its ``NodeStart`` went out) and
+  closed once: by :meth:`finish` then :meth:`ended`, or by :meth:`close_spans` when the
+  run stops midway. ``finish`` settles state, step and next node *before* any event is
+  sent: a cancel while sending leaves a consistent checkpoint, and a committed span still
+  ends with ``success=True``.
 - Only the root level's steps go into the execution log (a subgraph is one entry there).
 - A checkpoint is always of the whole run: the root's state and next node, the levels
   below as frames, the barrier waited at, the finished branches of a fan-out in progress.
@@ -333,14 +330,9 @@ class RunState:
     def unsaved_terminal(
         self, error: GraphError, exc: GraphError
     ) -> tuple[GraphError, ev.ObservedError | None]:
-        """The failure/cancel checkpoint of ``error`` could not be saved (``exc``): the
-        terminal error, and the warning to send before it.
-
-        The first error stays the terminal one (a ``Cancelled`` is never hidden), and
-        the lost checkpoint is said, as an ``ObservedError`` warning and a note on the
-        error. Only a lost lease wins: this process no longer owns the run, and the
-        worker must know that.
-        """
+        """The failure/cancel checkpoint of ``error`` was not saved (``exc``): the terminal
+        error (the first; only a lost lease wins, so a worker learns it no longer owns the
+        run) and the warning to send before it (also a note on the error)."""
         cancelled = isinstance(error, Cancelled)
         if isinstance(exc, LeaseLost) and not cancelled:
             return exc, None
