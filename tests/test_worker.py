@@ -307,7 +307,7 @@ def review_graph(name: str = "review") -> Any:
     )
 
 
-async def serve(store: QueueStore, graphs: dict[str, Any], **options: Any) -> Worker:
+async def serve(store: QueueStore, graphs: Any, **options: Any) -> Worker:
     worker = Worker(store, graphs, poll_interval=0.05, lease=5, **options)
     with trio.fail_after(30):
         await worker.serve(until_idle=True)
@@ -634,3 +634,39 @@ async def test_a_worker_that_lost_its_lease_in_a_fan_out_stops_cleanly_on_sigter
     assert "Traceback" not in log and "failed unexpectedly" not in log, log
     assert paused_stats["lease_lost"] == 1 and paused_stats["completed"] == 0, log
     assert (await other.stop())["completed"] == 1
+
+
+async def test_a_worker_serving_two_versions_finishes_runs_parked_under_the_old(
+    store: QueueStore,
+) -> None:
+    """Served as [old, new] under one name: a run parked under the old version resumes on
+    it (no GraphChanged), and a new run starts on the new one."""
+    new = (
+        GraphBuilder("review")
+        .task("draft", lambda s: {"drafts": 1})
+        .barrier("review")
+        .task("publish", lambda s: {"published": True})
+        .task("announce", lambda s: {"announced": True})
+        .edge("draft", "review")
+        .edge("review", "publish")
+        .edge("publish", "announce")
+        .start("draft")
+        .end("announce")
+        .build()
+    )
+    old = review_graph()
+    parked = await store.submit("review", {})
+    await serve(store, {"review": old})
+    await store.decide(parked, BarrierId("review", 1), Approve())
+    fresh = await store.submit("review", {})
+    both = await serve(store, [old, new])
+    assert both.versions == {"review": [old, new]} and both.graphs == {"review": new}
+    done = await store.job(parked)
+    assert done is not None and done.status == JobStatus.COMPLETED
+    finished = await store.latest(parked)
+    assert finished is not None and "announced" not in finished.state
+    assert finished.graph_hash == old.hash()
+    started = await store.job(fresh)
+    assert started is not None and started.status == JobStatus.WAITING  # parked on the new one
+    waiting = await store.latest(fresh)
+    assert waiting is not None and waiting.graph_hash == new.hash()

@@ -31,7 +31,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import trio
 
@@ -49,7 +49,10 @@ log = logging.getLogger("trio_graph.worker")
 
 class Worker:
     """Serves the graphs in ``graphs``, keyed by the name jobs are submitted under (a plain
-    list of graphs is keyed by ``graph.name``).
+    list of graphs is keyed by ``graph.name``). A name may have several versions (a
+    sequence of graphs, or the same name twice in a list, oldest first): a stored run
+    continues on the version whose ``graph.hash()`` its checkpoint names, so runs parked
+    under an old version finish on it; new runs start on the newest.
 
     ``concurrency`` runs at most that many jobs at once; ``lease`` (seconds) is how long
     a claim lasts without renewal; ``poll_interval`` bounds how long an idle worker
@@ -63,7 +66,7 @@ class Worker:
     def __init__(
         self,
         store: QueueStore,
-        graphs: Mapping[str, Graph] | Iterable[Graph],
+        graphs: Mapping[str, Graph | Sequence[Graph]] | Iterable[Graph],
         *,
         concurrency: int = 1,
         lease: float = 30.0,
@@ -80,15 +83,10 @@ class Worker:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
         if not poll_interval > 0:
             raise ValueError(f"poll_interval must be positive seconds, got {poll_interval!r}")
-        if not isinstance(graphs, Mapping):
-            graphs = {g.name: g for g in graphs}
-        if not graphs:
-            raise ValueError("graphs must name at least one graph")
-        for name, graph in graphs.items():
-            if not isinstance(name, str) or not isinstance(graph, Graph):
-                raise ValueError(f"graphs must map names to built graphs, got {name!r}: {graph!r}")
+        self.versions = _versions(graphs)
         self.store = store
-        self.graphs = dict(graphs)
+        self.graphs = {name: versions[-1] for name, versions in self.versions.items()}
+        """The newest version of each graph, by name."""
         self.concurrency = concurrency
         self.lease = float(lease)
         self.poll_interval = float(poll_interval)
@@ -142,7 +140,7 @@ class Worker:
         """Serve one claim (:class:`~trio_graph._worker.claimed_job.ClaimedJob`), then free
         its slot; an unexpected error is logged, and the lease expires for a retry."""
         job = ClaimedJob(
-            self.store, claim, self.graphs[claim.graph_name], self._settings(), self.stats
+            self.store, claim, self.versions[claim.graph_name], self._settings(), self.stats
         )
         try:
             await job.serve()
@@ -165,6 +163,23 @@ class Worker:
             force=self.force,
             retry=self.retry,
         )
+
+
+def _versions(
+    graphs: Mapping[str, Graph | Sequence[Graph]] | Iterable[Graph],
+) -> dict[str, list[Graph]]:
+    """The versions of each served graph by name, oldest first (``ValueError`` if none,
+    or for anything that is not a built graph)."""
+    versions: dict[str, list[Graph]] = {}
+    items = graphs.items() if isinstance(graphs, Mapping) else ((g.name, g) for g in graphs)
+    for name, given in items:
+        for graph in list(given) if isinstance(given, list | tuple) else [given]:
+            if not isinstance(name, str) or not isinstance(graph, Graph):
+                raise ValueError(f"graphs must map names to built graphs, got {name!r}: {graph!r}")
+            versions.setdefault(name, []).append(graph)
+    if not versions or not all(versions.values()):
+        raise ValueError("graphs must name at least one graph")
+    return versions
 
 
 __all__ = ["Worker", "WorkerStats"]

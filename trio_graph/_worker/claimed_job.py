@@ -57,7 +57,8 @@ class ClaimedJob:
 
     store: QueueStore
     claim: Claim
-    graph: Graph
+    versions: list[Graph]
+    """The served versions of the job's graph, oldest first."""
     settings: JobSettings
     stats: WorkerStats
     fenced: FencedStore = attrs.field(init=False)
@@ -66,6 +67,14 @@ class ClaimedJob:
 
     def __attrs_post_init__(self) -> None:
         self.fenced = FencedStore(self.store, self.claim.job_id, self.claim.epoch)
+
+    def version_for(self, graph_hash: str) -> Graph:
+        """The served version a checkpoint was written by, else the newest (which a
+        resume refuses with ``GraphChanged`` unless forced)."""
+        for graph in reversed(self.versions):
+            if graph.hash() == graph_hash:
+                return graph
+        return self.versions[-1]
 
     async def serve(self) -> None:
         """Run the job under its lease; give the claim back if this leaves early."""
@@ -180,9 +189,10 @@ class ClaimedJob:
         )
         try:
             if latest is None:
-                ctx = executor.stream(self.graph, claim.state or {}, trace_id=claim.job_id)
+                ctx = executor.stream(self.versions[-1], claim.state or {}, trace_id=claim.job_id)
             else:
-                ctx = executor.resume(self.graph, latest.trace_id, force=s.force)
+                graph = self.version_for(latest.graph_hash)
+                ctx = executor.resume(graph, latest.trace_id, force=s.force)
             async with ctx as run:
                 parked = await self._follow(run, decisions)
         except GraphError as exc:  # could not start: graph changed, bad checkpoint...
