@@ -27,6 +27,7 @@ from ._model.results import Fallback as Fallback
 from ._model.results import Goto as Goto
 from ._model.retry import RetryPolicy as RetryPolicy
 from ._model.state import StateDelta as StateDelta
+from ._runtime.context import NodeContext as NodeContext
 from ._runtime.executor import Executor as Executor
 from ._runtime.run import Run as Run
 from .errors import BarrierError as BarrierError

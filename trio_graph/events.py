@@ -183,6 +183,18 @@ class CheckpointSaved:
 
 
 @attrs.frozen
+class NodeOutput:
+    """What a running node streamed with ``await ctx.emit(data)`` (DESIGN §14): between its
+    ``NodeStart`` and ``NodeEnd``; ``branch`` names the branch of a parallel node."""
+
+    trace_id: str
+    node: str
+    span_id: int
+    data: Any
+    branch: str | None = None
+
+
+@attrs.frozen
 class GraphComplete:
     trace_id: str
     result: RunResult
@@ -202,6 +214,7 @@ Event = (
     | NodeStart
     | StateChanged
     | NodeEnd
+    | NodeOutput
     | ObservedError
     | BarrierWaiting
     | BarrierResolved
@@ -217,6 +230,7 @@ EVENT_TYPES: tuple[type, ...] = (
     NodeStart,
     StateChanged,
     NodeEnd,
+    NodeOutput,
     ObservedError,
     BarrierWaiting,
     BarrierResolved,

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
-from ._model.decisions import describe_decision
+from ._model.decisions import brief_value, describe_decision
 
 if TYPE_CHECKING:
     from ._runtime.run import Run
@@ -137,6 +137,14 @@ class OtelSpans:
         if event.key not in keys:
             keys.append(event.key)
 
+    def _node_output(self, event: ev.NodeOutput, run_span: Any, now: int) -> None:
+        """A node's streamed output: an ``output`` event on its span (data as JSON)."""
+        span = self._nodes.get((event.trace_id, event.span_id), run_span)
+        attributes = {"trio_graph.data": brief_value(event.data, 1000)}
+        if event.branch is not None:
+            attributes["trio_graph.branch"] = event.branch
+        span.add_event("output", attributes, now)
+
     def _node_end(self, event: ev.NodeEnd, run_span: Any, now: int) -> None:
         trace_id = event.trace_id
         span = self._nodes.pop((trace_id, event.span_id), None)
@@ -232,6 +240,7 @@ _RECORDERS: dict[type, Callable[[OtelSpans, Any, Any, int], None]] = {
     ev.NodeStart: OtelSpans._node_start,
     ev.StateChanged: OtelSpans._state_changed,
     ev.NodeEnd: OtelSpans._node_end,
+    ev.NodeOutput: OtelSpans._node_output,
     ev.BranchCompleted: OtelSpans._branch_completed,
     ev.BarrierWaiting: OtelSpans._barrier_waiting,
     ev.BarrierResolved: OtelSpans._barrier_resolved,

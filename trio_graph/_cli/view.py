@@ -196,6 +196,12 @@ class Terminal:
         took = format_duration(event.duration)
         return [f"{self._progress(step)} {event.node:<{self.width}} {took:>9}  {changed}"]
 
+    def _node_output(self, event: ev.NodeOutput) -> list[str]:
+        """What a node streamed (``ctx.emit``): text as it is, anything else as JSON."""
+        data = event.data if isinstance(event.data, str) else brief_value(event.data, 200)
+        where = event.node if event.branch is None else f"{event.node}.{event.branch}"
+        return [f"{self._indent()}{where:<{self.width}} > {data}"]
+
     def _observed_error(self, event: ev.ObservedError) -> list[str]:
         err = event.error
         text = f"{self._indent()}! {event.node} {err.kind.lower()}: {err.message}"
@@ -266,6 +272,7 @@ _LINES: dict[type, Callable[[Terminal, Any], list[str]]] = {
     ev.NodeStart: Terminal._node_start,
     ev.StateChanged: Terminal._state_changed,
     ev.NodeEnd: Terminal._node_end,
+    ev.NodeOutput: Terminal._node_output,
     ev.ObservedError: Terminal._observed_error,
     ev.BarrierWaiting: Terminal._barrier_waiting,
     ev.BarrierResolved: Terminal._barrier_resolved,

@@ -33,6 +33,7 @@ from .graph import (
     TaskNode,
     is_async_callable,
     structural_hash,
+    takes_context,
 )
 from .retry import RetryPolicy
 
@@ -85,6 +86,11 @@ class GraphBuilder:
         is_async = is_async_callable(fn)
         if blocking and is_async:
             self._problems.append(f"{where}: blocking=True is for plain functions, not async ones")
+        context = takes_context(fn)
+        if blocking and context:
+            self._problems.append(
+                f"{where}: a blocking=True function cannot take a NodeContext (emit is async)"
+            )
         if fallback_on and not (
             isinstance(fallback_on, tuple)
             and all(isinstance(t, type) and issubclass(t, BaseException) for t in fallback_on)
@@ -102,6 +108,7 @@ class GraphBuilder:
                 retry=retry,
                 blocking=blocking,
                 fallback_on=tuple(fallback_on),
+                takes_context=context,
             )
         )
         return self
@@ -210,7 +217,15 @@ class GraphBuilder:
                 self._problems.append(f"{where}: branch {bname!r} is not callable ({fn!r:.60})")
             t = timeouts.pop(bname, None)
             self._check_timeout(f"{where} branch {bname!r}", t)
-            built.append(Branch(bname, fn, is_async=is_async_callable(fn), timeout=t))
+            built.append(
+                Branch(
+                    bname,
+                    fn,
+                    is_async=is_async_callable(fn),
+                    timeout=t,
+                    takes_context=takes_context(fn),
+                )
+            )
         for bname in timeouts:
             self._problems.append(f"{where}: timeout given for unknown branch {bname!r}")
         self._nodes.append(

@@ -35,6 +35,17 @@ def is_async_callable(fn: object) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+def takes_context(fn: object) -> bool:
+    """True when ``fn`` takes a second positional parameter, a ``NodeContext`` (checked
+    once, at build: a one-argument node is called as before, at no cost)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return len([p for p in params if p.kind in positional]) >= 2
+
+
 @attrs.frozen
 class NodeMeta:
     """Hints for the adaptive checkpoint policy: expected token cost and side effects."""
@@ -58,6 +69,8 @@ class TaskNode:
     fallback_on: tuple[type[BaseException], ...] = ()
     """Failures of these types take the fallback edge (as ``Fallback``) instead of ending
     the run; e.g. ``(NodeTimeout,)``."""
+    takes_context: bool = False
+    """``fn(state, ctx)``: called with a ``NodeContext`` (DESIGN §14)."""
     kind: ClassVar[str] = "task"
 
 
@@ -96,6 +109,8 @@ class Branch:
     fn: NodeFn = attrs.field(eq=False)
     is_async: bool = False
     timeout: float | None = None
+    takes_context: bool = False
+    """``fn(state, ctx)``: called with a ``NodeContext`` (DESIGN §14)."""
 
 
 @attrs.frozen

@@ -10,6 +10,7 @@ exception, so nothing can wrap it twice: a ``NodeTimeout`` raised *inside* the f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ import trio
 from .. import events as ev
 from .._model.graph import TaskNode
 from ..errors import NodeExecutionFailed, NodeTimeout
+from .context import NodeContext
 
 OnRetry = Callable[[ev.Observed], Awaitable[None]]
 
@@ -44,13 +46,17 @@ async def call(
     is_async: bool,
     view: Mapping[str, Any],
     limit: float | None,
-    *,
     blocking: bool = False,
+    *,
     branch: str | None = None,
+    ctx: NodeContext | None = None,
 ) -> Any:
     """Call a task or branch function once, under ``trio.fail_after`` when it has a limit;
-    a ``blocking`` plain function runs in a worker thread (abandoned if cancelled)."""
+    a ``blocking`` plain function runs in a worker thread (abandoned if cancelled); a
+    function that takes a ``NodeContext`` gets ``ctx``."""
     scope: trio.CancelScope | None = None
+    if ctx is not None:  # fn(view, ctx), as a function of the view like any other
+        fn = functools.partial(_with_context, fn, ctx)
     try:
         if limit is None and not blocking:
             return (await fn(view)) if is_async else fn(view)
@@ -73,7 +79,13 @@ async def call(
         raise failure(node, exc, branch=branch) from exc
 
 
-async def call_task(node: TaskNode, view: Mapping[str, Any], on_retry: OnRetry) -> Any:
+def _with_context(fn: Any, ctx: NodeContext, view: Mapping[str, Any]) -> Any:
+    return fn(view, ctx)
+
+
+async def call_task(
+    node: TaskNode, view: Mapping[str, Any], on_retry: OnRetry, ctx: NodeContext | None = None
+) -> Any:
     """Call a task under its retry policy (see :func:`call` for one attempt).
 
     Each failed attempt that earns another is announced through ``on_retry`` (an
@@ -84,9 +96,11 @@ async def call_task(node: TaskNode, view: Mapping[str, Any], on_retry: OnRetry) 
     earlier: list[BaseException] = []
     attempt = 1
     while True:
+        if ctx is not None:
+            ctx.attempt = attempt
         try:
             return await call(
-                name, node.fn, node.is_async, view, node.timeout, blocking=node.blocking
+                name, node.fn, node.is_async, view, node.timeout, blocking=node.blocking, ctx=ctx
             )
         except NodeExecutionFailed as err:
             exc = raised(err)

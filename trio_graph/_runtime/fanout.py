@@ -66,6 +66,7 @@ from .._model.results import Outcome
 from .._model.state import merge_branches
 from ..errors import BranchFailure, GraphError, NodeExecutionFailed, StateError
 from .calls import call, failure, raised
+from .context import NodeContext
 
 
 @attrs.frozen
@@ -86,6 +87,8 @@ class Fork:
     """Save a checkpoint carrying these records (``None``: records are not kept)."""
     durable: bool
     """A store keeps the run: branch values are checked when they return."""
+    context: Callable[[str], NodeContext] | None = None
+    """The ``NodeContext`` of a branch (by name) that takes one."""
 
 
 @attrs.define
@@ -127,8 +130,9 @@ class _Branches:
         fork, bname, name = self.fork, branch.name, self.node.name
         t0 = self.running[bname] = trio.current_time()
         try:
+            ctx = fork.context(bname) if branch.takes_context and fork.context else None
             result = await call(
-                name, branch.fn, branch.is_async, self.view, branch.timeout, branch=bname
+                name, branch.fn, branch.is_async, self.view, branch.timeout, branch=bname, ctx=ctx
             )
             updates = _updates(name, bname, result)
             if fork.durable:  # refused before it is recorded (docs/state.md)

@@ -16,6 +16,7 @@ become ``CheckpointError`` once, in :meth:`StepLoop.checkpoint`.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ from ..errors import (
     NodeExecutionFailed,
 )
 from .calls import call, call_task
+from .context import NodeContext
 from .fanout import Fork, run_parallel
 from .groups import only_cancelled
 from .outbox import ConsumerGone, Outbox
@@ -215,17 +217,17 @@ class StepLoop:
         node = step.node
         assert isinstance(node, TaskNode)
         view = step.level.view
+        ctx = NodeContext.of(self.state, step, self.emit) if node.takes_context else None
         try:
             if node.retry is None:
-                raw = await call(
-                    node.name, node.fn, node.is_async, view, node.timeout, blocking=node.blocking
-                )
+                fn, limit = node.fn, node.timeout
+                raw = await call(node.name, fn, node.is_async, view, limit, node.blocking, ctx=ctx)
             else:
 
                 async def on_retry(observed: ev.Observed) -> None:
                     await self.emit(ev.ObservedError(self.trace_id, step.path, observed))
 
-                raw = await call_task(node, view, on_retry)
+                raw = await call_task(node, view, on_retry, ctx)
         except NodeExecutionFailed as err:
             kinds = node.fallback_on
             if not kinds or not (isinstance(err, kinds) or isinstance(err.__cause__, kinds)):
@@ -297,6 +299,7 @@ class StepLoop:
             emit=self.emit,
             record=self._record if recording else None,
             durable=state.durable,
+            context=functools.partial(NodeContext.of, state, step, self.emit),
         )
         outcome = await run_parallel(node, fork)
         state.fanned_in()

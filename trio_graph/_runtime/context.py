@@ -1,0 +1,106 @@
+"""``NodeContext``: what a node that takes a second parameter gets (DESIGN §14).
+
+Runtime layer. ``async def write(state, ctx)``: the builder sees the second parameter
+once; the loop then builds one context per execution (none for one-argument nodes, so
+they cost nothing more). ``await ctx.emit(data)`` streams ``data`` to the run's consumer
+as a ``NodeOutput`` event between the node's ``NodeStart`` and ``NodeEnd``, through the
+run's own channel: a slow consumer slows the node, and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .. import events as ev
+from .._model.jsonvalue import json_problem
+from ..errors import StateError
+
+if TYPE_CHECKING:
+    from .._model.levels import Step
+    from .._model.run_state import RunState
+
+
+class NodeContext:
+    """Who and where the node is, and how it talks back."""
+
+    __slots__ = (
+        "_durable",
+        "_emit",
+        "attempt",
+        "branch",
+        "node",
+        "run_id",
+        "span_id",
+        "step",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        trace_id: str,
+        node: str,
+        span_id: int,
+        step: int,
+        emit: Callable[[ev.Event], Awaitable[None]],
+        durable: bool,
+        branch: str | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.trace_id = trace_id
+        self.node = node
+        """The node's name as events carry it (``"sub/node"`` inside a subgraph)."""
+        self.span_id = span_id
+        self.step = step
+        self.branch = branch
+        """The branch of a parallel node this is, else None."""
+        self.attempt = 1
+        """Which attempt this is, from 1 (more under a retry policy)."""
+        self._emit = emit
+        self._durable = durable
+
+    @classmethod
+    def of(
+        cls,
+        run: RunState,
+        step: Step,
+        emit: Callable[[ev.Event], Awaitable[None]],
+        branch: str | None = None,
+    ) -> NodeContext:
+        """The context of ``step`` of ``run`` (of one of its branches, for a fan-out)."""
+        return cls(
+            run_id=run.run_id,
+            trace_id=run.trace_id,
+            node=step.path,
+            span_id=step.span,
+            step=step.number,
+            emit=emit,
+            durable=run.durable,
+            branch=branch,
+        )
+
+    @property
+    def deadline(self) -> float:
+        """The effective Trio deadline of this call (``trio.current_time()`` units;
+        ``inf`` when nothing bounds it): the node's timeout, and any enclosing one."""
+        return trio.current_effective_deadline()
+
+    async def emit(self, data: Any) -> None:
+        """Stream ``data`` to the consumer now, as ``NodeOutput``; waits while the
+        consumer is behind. With a store, ``data`` must be JSON-compatible (else
+        ``StateError`` naming the node)."""
+        if self._durable:
+            problem = json_problem(data, "data")
+            if problem is not None:
+                raise StateError(
+                    f"node {self.node!r} emitted a value a store cannot keep: {problem}",
+                    node=self.node,
+                )
+        await self._emit(ev.NodeOutput(self.trace_id, self.node, self.span_id, data, self.branch))
+
+    def __repr__(self) -> str:
+        return f"<NodeContext {self.node} step {self.step} attempt {self.attempt}>"
