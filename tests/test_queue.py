@@ -349,9 +349,10 @@ async def test_five_concurrent_cli_decides_continue_the_run_once(
 
 
 async def test_executor_resume_on_a_queue_store_is_exclusive(store: Any) -> None:
-    """While one Executor.resume continues a stored run, a second resume and a decision
-    for it are refused with RunBusy; afterwards the run is out of the queue again and a
-    further resume of the same trace is refused as already continued."""
+    """While one Executor.resume continues a stored run, a second resume is refused with
+    RunBusy and a decision for it is recorded without waking anyone; afterwards the run
+    is out of the queue again and a further resume of the same trace is refused as
+    already continued."""
     release = trio.Event()
 
     async def slow(state: Any) -> dict[str, Any]:
@@ -382,8 +383,11 @@ async def test_executor_resume_on_a_queue_store_is_exclusive(store: Any) -> None
         with pytest.raises(RunBusy, match=r"is being continued by another process \(hold:"):
             async with executor.resume(graph, trace, decisions=approve):
                 pass
-        with pytest.raises(RunBusy, match=r"is being continued by another process"):
-            await store.decide(trace, BarrierId("review", 1), Approve())
+        # A decision for the live run is recorded (issue 15: its follower takes it; this
+        # one is for a barrier already passed, so the run goes on unchanged).
+        await store.decide(trace, BarrierId("review", 1), Approve())
+        held = await store.job(trace)
+        assert held is not None and held.status == JobStatus.RUNNING
         release.set()
         async for _ in run:
             pass

@@ -28,7 +28,7 @@ from .._model.run_state import RunState
 from .._model.state import check_state
 from .._model.steering import check_barrier_id
 from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
-from ..stores.continuation import continuing
+from ..stores.continuation import continuing, starting
 from ..stores.protocol import Store
 from .groups import lone_error
 from .loop import StepLoop
@@ -91,10 +91,11 @@ class Executor:
             durable=self.store is not None,
             log_limit=self.log_limit,
         )
-        async with self._started(
-            StepLoop(run_state, self.store, wall_clock=self.wall_clock)
-        ) as run:
-            yield run
+        # On a queue store the run is owned live from its start: its job is held.
+        async with starting(self.store, run_state.run_id, graph.name) as store:
+            loop = StepLoop(run_state, store, wall_clock=self.wall_clock)
+            async with self._started(loop) as run:
+                yield run
 
     @contextlib.asynccontextmanager
     async def resume(
