@@ -32,6 +32,11 @@ class ChangeWatch:
         (version,) = self._db.execute("PRAGMA data_version").fetchone()
         return int(version)
 
+    def prime(self) -> None:
+        """Take the baseline now if there is none (a commit from now on is noticed)."""
+        if self._version is None:
+            self._version = self._look()
+
     async def wait(self, seconds: float) -> bool:
         """Return once another connection has committed since the last call (or, the
         first time, since now), True; or after ``seconds``, False."""

@@ -121,6 +121,9 @@ class Dialect:
         """Tell the process executing job ``job_id`` that its steering changed (nothing,
         where a commit is noticed without it)."""
 
+    async def prime(self) -> None:
+        """Start noticing changes now (before a read whose changes a look must not miss)."""
+
     async def look(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for a change another process committed; True on one
         (shared by a store's followers through :attr:`feed`)."""

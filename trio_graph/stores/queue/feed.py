@@ -5,7 +5,9 @@ Runtime layer. A SQL queue store tells a live run that its steering may have cha
 :class:`~trio_graph.stores.sqlite_changes.ChangeWatch` on the file, PostgreSQL one
 ``LISTEN`` connection. A :class:`Feed` lets many followers wait on it at once: the first
 waiter *looks* (calls the store's ``look(seconds)``, which returns True on a change),
-the others wait on an event that the looker sets when it saw one. A follower's wait
+the others wait on an event that the looker sets when it saw one. A reader takes a
+:meth:`Feed.mark` before reading, so a change committed between its read and its wait
+is not missed. A follower's wait
 ends on a change or after its own ``seconds``, whichever is first; nobody re-reads rows
 unless something was committed.
 """
@@ -31,10 +33,15 @@ class Feed:
         self._turn = trio.Event()
         """Set when a look ends: on a change, or for another waiter to look on."""
 
-    async def wait(self, seconds: float) -> None:
-        """Return on the next change (from now), or after ``seconds``."""
+    def mark(self) -> int:
+        """The changes seen so far: a wait ``since`` it returns at once if one came after."""
+        return self._changes
+
+    async def wait(self, seconds: float, *, since: int | None = None) -> None:
+        """Return on the next change (after ``since``, a :meth:`mark`; else from now), or
+        after ``seconds``."""
         deadline = trio.current_time() + seconds
-        start = self._changes
+        start = self._changes if since is None else since
         with trio.move_on_after(seconds):
             while self._changes == start:
                 if self._looking:

@@ -87,6 +87,7 @@ class LiveRules:
     """The live half of a SQL queue store's rules (see the module notes)."""
 
     _dialect: Dialect
+    _steering_marks: dict[str, int]
 
     if TYPE_CHECKING:  # provided by the store
 
@@ -94,14 +95,24 @@ class LiveRules:
 
     async def steering(self, run_id: str) -> Steering:
         """The decisions kept for a run (by run id or a segment's trace id), oldest first,
-        read once."""
+        read once (the store's feed marked first: a later change wakes the next wait)."""
+        await self._dialect.prime()
+        marks = self._marks()
+        marks[run_id] = self._dialect.feed.mark()
         entries = await self._queue_tx(functools.partial(_entries, self._dialect, run_id), Tx.READ)
         return Steering(entries)
 
     async def wait_for_steering(self, run_id: str, seconds: float) -> None:
-        """Return when the run's steering may have changed (another process committed,
-        or a decision was notified), or after ``seconds``."""
-        await self._dialect.feed.wait(seconds)
+        """Return when the run's steering may have changed since it was last read
+        (another process committed, or a decision was notified), or after ``seconds``."""
+        since = self._marks().pop(run_id, None)
+        await self._dialect.feed.wait(seconds, since=since)
+
+    def _marks(self) -> dict[str, int]:
+        """Per run id, the feed's mark when its steering was last read."""
+        if not hasattr(self, "_steering_marks"):
+            self._steering_marks = {}
+        return self._steering_marks
 
     async def live_owner(self, run_id: str) -> str | None:
         """Who executes the run now: the owner of its job's live lease (a ``hold:``

@@ -78,6 +78,11 @@ class PostgresDialect(Dialect):
         """Return when work may have arrived (a NOTIFY) or after ``seconds``."""
         await trio.to_thread.run_sync(self._work.wait, seconds)
 
+    async def prime(self) -> None:
+        """LISTEN from now on (once: the connection stays), so no NOTIFY is missed."""
+        if not self._steering.listening:
+            await trio.to_thread.run_sync(self._steering.listen)
+
     async def look(self, seconds: float) -> bool:
         """A steering NOTIFY (a decision for a run of this database) within ``seconds``.
         The thread is abandoned on cancel (a run that ends does not wait for it)."""
@@ -98,16 +103,34 @@ class _Listener:
         self._lock = threading.Lock()
         self._conn: Conn | None = None
 
+    @property
+    def listening(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def listen(self) -> None:
+        """Open the connection and LISTEN, if not yet (errors: the next wait retries)."""
+        self._opened()
+        with self._lock:
+            try:
+                self._connect()
+            except psycopg.Error as exc:
+                log.warning("LISTEN failed (%s); polling instead", exc)
+                self._close()
+
+    def _connect(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            conn = psycopg.connect(self._dsn, autocommit=True)
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            self._conn = conn
+        return self._conn
+
     def wait(self, timeout: float) -> bool:
         """True when a notification arrived within ``timeout`` seconds."""
         self._opened()
         with self._lock:
             try:
-                if self._conn is None or self._conn.closed:
-                    conn = psycopg.connect(self._dsn, autocommit=True)
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                    self._conn = conn
-                return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+                conn = self._connect()
+                return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
             except psycopg.Error as exc:
                 log.warning("LISTEN failed (%s); polling instead", exc)
                 self._close()

@@ -84,6 +84,11 @@ class SQLiteDialect(Dialect):
             return False
         return await self._watch.wait(seconds)
 
+    async def prime(self) -> None:
+        if self._watch is not None:
+            self._watch.prime()
+        await trio.lowlevel.checkpoint()
+
     def close(self) -> None:
         """Close the watch's connection (it reopens if used again)."""
         if self._watch is not None:
