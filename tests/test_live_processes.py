@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -142,3 +144,69 @@ def test_a_decision_from_another_process_reaches_the_live_run(
     assert history.returncode == 0, history.stderr
     (row,) = [line for line in history.stdout.splitlines() if line.startswith(run_id)]
     assert "completed" in row
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trio_graph", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+    )
+
+
+def test_decide_for_a_run_nobody_executes_records_it_for_the_printed_resume(
+    tmp_path: Path,
+) -> None:
+    """`decide` without --resume on a run left waiting runs nothing: it records the
+    decision and prints a `resume` command; that command finishes the run with it."""
+    left = _cli("demo", "--leave-waiting", "--db", "d.db", cwd=tmp_path)
+    assert left.returncode == 0, left.stderr
+    (run_id,) = set(re.findall(r"run (\w{32}) is left waiting at review#1", left.stdout))
+    assert f"decide {run_id} 'review#1' approve --resume --db d.db" in left.stdout
+    decided = _cli("decide", run_id, "review", "approve", "--db", "d.db", cwd=tmp_path)
+    assert decided.returncode == 0, decided.stderr
+    assert decided.stdout.startswith(f"decision for review#1 of run {run_id} recorded (approve)")
+    assert f"nobody is executing run {run_id}" in decided.stdout
+    assert "->" not in decided.stdout  # ran nothing
+    (again,) = re.findall(r"`([^`]+)`", decided.stdout)
+    assert again.endswith(f"resume {run_id} --db d.db")
+    done = subprocess.run(
+        shlex.split(again), cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "-> review#1: approve" in done.stdout
+    assert re.search(r"^completed in ", done.stdout, re.M), done.stdout
+
+
+def test_decide_resume_on_a_live_run_records_and_leaves_it_to_the_runner(
+    tmp_path: Path,
+) -> None:
+    """`decide --resume` on a run another process executes does not resume it here: it
+    records the decision, says the live run takes it and that it did not resume; the
+    runner finishes with it."""
+    db = str(tmp_path / "research.db")
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, "sqlite", db, "-"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, run_id = _line(runner, 60).split()
+        decided = _cli("decide", run_id, "ok", "approve", "--resume", "--db", db, cwd=tmp_path)
+        assert decided.returncode == 0, decided.stderr
+        assert "recorded (approve); the live run takes it (hold:" in decided.stdout
+        assert "not resumed here" in decided.stdout and "->" not in decided.stdout
+        out, err = runner.communicate(timeout=BOUND)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["state"]["published"] is True

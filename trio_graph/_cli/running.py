@@ -30,9 +30,9 @@ from .._model.decisions import (
     describe_decision,
 )
 from .._runtime.executor import Executor
-from ..errors import RunBusy
+from ..errors import BarrierError, RunBusy
 from ..stores.protocol import RunInfo, Store
-from ..stores.queue import HOLD_PREFIX, QueueStore
+from ..stores.queue import HOLD_PREFIX, JobStatus, QueueStore
 from ..stores.queue.live import LiveRules
 from .follow import barrier_handling, follow_run
 from .graphs import graph_for, load_graph
@@ -117,7 +117,7 @@ async def cmd_decide(args: Any) -> int:
         owner = await store.live_owner(run_id) if isinstance(store, LiveRules) else None
         job = await store.job(run_id)
         checkpoint = await store.latest(run_id)
-        if owner is None and job is None:
+        if owner is None and (job is None or job.status in _ENDED):
             _check_waiting(run_id, checkpoint, info.status)
         pending = job.pending_barrier if job is not None else None
         if pending is None and checkpoint is not None:
@@ -125,12 +125,25 @@ async def cmd_decide(args: Any) -> int:
         bid = barrier_id(args.barrier, pending)
         if owner is None and args.resume:
             if job is not None:  # a queue job: its kept decision for bid is this one now
-                await store.decide(run_id, bid, decision)
+                await _record(store, run_id, bid, decision)
             return await _decide_here(store, args, info, decision, recorded=job is not None)
-        await store.decide(run_id, bid, decision)
+        await _record(store, run_id, bid, decision)
         said = f"decision for {bid} of run {run_id} recorded ({describe_decision(decision)})"
         print(f"{said}; {_who_takes_it(args, info, owner, job is not None)}", flush=True)
         return EXIT_OK
+
+
+_ENDED = (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+async def _record(store: QueueStore, run_id: str, bid: BarrierId, decision: Decision) -> None:
+    """``store.decide``; a run that ended meanwhile is named as not waiting any more."""
+    try:
+        await store.decide(run_id, bid, decision)
+    except BarrierError:
+        latest = await store.latest(run_id)
+        _check_waiting(run_id, latest, "unknown")
+        raise
 
 
 def _who_takes_it(args: Any, info: RunInfo, owner: str | None, queued: bool) -> str:
@@ -179,7 +192,7 @@ async def _decide_here(
     except RunBusy:  # a process took the run meanwhile: it takes the decision instead
         if not isinstance(store, QueueStore):
             raise
-        await store.decide(run_id, bid, decision)
+        await _record(store, run_id, bid, decision)
         print(f"decision for {bid} of run {run_id} recorded; the live run takes it", flush=True)
         return EXIT_OK
 

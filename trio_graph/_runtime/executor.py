@@ -247,7 +247,7 @@ async def _followed(loop: StepLoop, store: Steered, send: trio.MemorySendChannel
     """The run's loop, and beside it what is sent to the run through the store
     (:func:`~trio_graph._runtime.steering.follow_store`), until the run ends."""
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(follow_store, loop, store, loop.state.run_id)
+        await nursery.start(follow_store, loop, store, loop.state.run_id)
         await loop.main(send)
         nursery.cancel_scope.cancel()
 
