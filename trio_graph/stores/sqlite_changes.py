@@ -13,8 +13,9 @@ import sqlite3
 
 import trio
 
-INTERVAL = 0.1
-"""Seconds between two looks at the file's data version."""
+INTERVAL = 0.125
+"""Seconds between two looks at the file's data version (a binary fraction, so that the
+times a virtual clock jumps to stay exact sums)."""
 
 
 class ChangeWatch:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,8 @@ from .dialect import Conn, Dialect
 
 log = logging.getLogger("trio_graph.postgres")
 
+_SLICE = 0.05
+"""Seconds a steering LISTEN waits before looking whether its waiter has gone."""
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -85,8 +88,15 @@ class PostgresDialect(Dialect):
 
     async def look(self, seconds: float) -> bool:
         """A steering NOTIFY (a decision for a run of this database) within ``seconds``.
-        The thread is abandoned on cancel (a run that ends does not wait for it)."""
-        return await trio.to_thread.run_sync(self._steering.wait, seconds, abandon_on_cancel=True)
+        On cancel (the run ended) the thread is abandoned and told to stop: it lets go of
+        the connection within a slice."""
+        stop = threading.Event()
+        try:
+            return await trio.to_thread.run_sync(
+                self._steering.wait, seconds, stop, abandon_on_cancel=True
+            )
+        finally:
+            stop.set()
 
     def close(self) -> None:
         """Close the LISTEN connections (from a worker thread)."""
@@ -124,13 +134,22 @@ class _Listener:
             self._conn = conn
         return self._conn
 
-    def wait(self, timeout: float) -> bool:
-        """True when a notification arrived within ``timeout`` seconds."""
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """True when a notification arrived within ``timeout`` seconds (in slices of
+        ``_SLICE``, between which ``stop`` ends the wait)."""
         self._opened()
+        end = time.monotonic() + timeout
         with self._lock:
             try:
                 conn = self._connect()
-                return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+                while stop is None or not stop.is_set():
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return False
+                    slice_ = left if stop is None else min(left, _SLICE)
+                    if any(True for _ in conn.notifies(timeout=slice_, stop_after=1)):
+                        return True
+                return False
             except psycopg.Error as exc:
                 log.warning("LISTEN failed (%s); polling instead", exc)
                 self._close()
