@@ -33,9 +33,12 @@ from ..stores.protocol import Store
 from .groups import lone_error
 from .loop import StepLoop
 from .run import Run
-from .steering import Steered, follow_store
+from .steering import POLL, Steered, follow_store
 
 log = logging.getLogger("trio_graph")
+
+FIRST_READ = 1.0
+"""Seconds a run on a steered store waits for the first read of its steering at most."""
 
 
 class Executor:
@@ -247,7 +250,13 @@ async def _followed(loop: StepLoop, store: Steered, send: trio.MemorySendChannel
     """The run's loop, and beside it what is sent to the run through the store
     (:func:`~trio_graph._runtime.steering.follow_store`), until the run ends."""
     async with trio.open_nursery() as nursery:
-        await nursery.start(follow_store, loop, store, loop.state.run_id)
+        ready = trio.Event()
+        nursery.start_soon(follow_store, loop, store, loop.state.run_id, POLL, ready)
+        # The first read first (a decision kept while nobody executed the run answers it
+        # before its first step), for at most FIRST_READ; shielded, so that a cancel
+        # meanwhile reaches the loop, which records it (and the run ends done).
+        with trio.CancelScope(shield=True), trio.move_on_after(FIRST_READ):
+            await ready.wait()
         await loop.main(send)
         nursery.cancel_scope.cancel()
 
