@@ -260,9 +260,9 @@ class QueueRules(LiveRules):
         """Keep ``decision`` for one barrier occurrence of a run (by job or trace id).
 
         Level-triggered like ``run.decide``: kept until that occurrence is reached. A run
-        parked at that barrier becomes runnable; for a parked run, a decision that is not
-        for its barrier is refused (``BarrierError``, see :func:`check_answers`). A stored
-        run not started from the queue but waiting at a barrier is adopted into the queue.
+        parked there becomes runnable; a run executing live (held) takes it from the store
+        (NOTIFY, a commit); one not for a parked run's barrier is refused (``BarrierError``,
+        :func:`check_answers`). A stored run waiting outside the queue is adopted.
         """
         bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
         if not isinstance(bid, BarrierId):
