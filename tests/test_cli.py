@@ -128,7 +128,9 @@ def test_waiting_run_is_decided_and_resumed_to_completion(tmp_path: Path) -> Non
     runs = cli("runs", cwd=tmp_path, db=db).stdout
     assert f"{trace}  demo   waiting" in runs
 
-    rejected = cli("decide", trace, "review", "reject", "needs", "examples", cwd=tmp_path, db=db)
+    rejected = cli(
+        "decide", trace, "review", "reject", "needs", "examples", "--resume", cwd=tmp_path, db=db
+    )
     assert rejected.returncode == 0, rejected.stderr
     assert f"resumes run {trace} at review, after step 8" in rejected.stdout
     assert "-> review#1: reject (needs examples)" in rejected.stdout
@@ -136,7 +138,7 @@ def test_waiting_run_is_decided_and_resumed_to_completion(tmp_path: Path) -> Non
     assert second != trace  # a new segment of the same run, which keeps its id:
     assert f"run {trace} is left waiting at review#2" in rejected.stdout  # looped back
 
-    approved = cli("decide", second[:10], "review#2", "approve", cwd=tmp_path, db=db)
+    approved = cli("decide", second[:10], "review#2", "approve", "--resume", cwd=tmp_path, db=db)
     assert approved.returncode == 0, approved.stderr
     assert "-> review#2: approve" in approved.stdout
     assert '(revised: needs examples)"' in approved.stdout
@@ -205,8 +207,9 @@ def test_decide_with_a_user_graph_module(tmp_path: Path, flows: tuple[Path, str]
     """`--graph module:attr` loads a graph from the current folder to resume a user's run."""
     db, trace = flows
     proc = cli(
-        "decide", trace, "gate", "modify", "n", "41", "--graph", "flows:graph", cwd=tmp_path, db=db
-    )
+        "decide", trace, "gate", "modify", "n", "41", "--graph", "flows:graph", "--resume",
+        cwd=tmp_path, db=db,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "-> gate#1: modify n = 41" in proc.stdout
     assert "        n = 42" in proc.stdout.splitlines()

@@ -99,7 +99,9 @@ def test_run_leaves_a_barrier_waiting_and_its_hint_runs_as_printed(
 ) -> None:
     """`run module:attr` with no terminal stops at the barrier; the printed decide finishes it."""
     run, decide = left_waiting(tmp_path, flows)
-    assert decide.endswith(f"decide {run} 'gate#1' approve --db {flows} --graph flows:graph")
+    assert decide.endswith(
+        f"decide {run} 'gate#1' approve --resume --db {flows} --graph flows:graph"
+    )
     done = shell(shlex.split(decide), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "-> gate#1: approve" in done.stdout

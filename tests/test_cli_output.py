@@ -120,7 +120,9 @@ def test_decide_into_a_closed_pipe_runs_on(tmp_path: Path) -> None:
     """`decide ... | head`: the resumed run is not cancelled, it runs on to its next barrier."""
     left = cli("demo", "--leave-waiting", "--db", "d.db", cwd=tmp_path)
     trace = TRACE.findall(left.stdout)[0]
-    proc = closed_reader("decide", trace, "review", "reject", "more", "--db", "d.db", cwd=tmp_path)
+    proc = closed_reader(
+        "decide", trace, "review", "reject", "more", "--resume", "--db", "d.db", cwd=tmp_path
+    )
     assert proc.returncode == 141, proc.stderr
     assert "error" not in proc.stderr
     new = TRACE.findall(proc.stderr)[0]  # the note the person needs goes to stderr instead
@@ -191,8 +193,8 @@ async def main():
 trio.run(main)
 """
     trace = shell([sys.executable, "-c", script], cwd=tmp_path).stdout.strip()
-    proc = cli("decide", trace, "gate", "reject", "--graph", "loop:graph", "--db", "l.db",
-               cwd=tmp_path, path=no_script_path)  # fmt: skip
+    proc = cli("decide", trace, "gate", "reject", "--graph", "loop:graph", "--resume",
+               "--db", "l.db", cwd=tmp_path, path=no_script_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     (hint,) = hints(proc.stdout)
     assert hint.endswith(" --db l.db --graph loop:graph")

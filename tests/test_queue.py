@@ -298,10 +298,11 @@ def _store_flags(backend: Any) -> list[str]:
 async def test_five_concurrent_cli_decides_continue_the_run_once(
     backend: Any, store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Five ``decide`` processes at once on a run waiting at a barrier (all five past
-    their checks before any continues): exactly one continues it, its next node runs
-    once; the other four are refused in one line, exit 2, saying another process
-    continues (or has continued) the run."""
+    """Five ``decide --resume`` processes at once on a run waiting at a barrier (all five
+    past their checks before any continues): exactly one continues it, its next node
+    runs once; each of the other four either records its decision for the live run or
+    is refused in one line, exit 2, saying another process continues (or has
+    continued) the run."""
     (tmp_path / "continued_graph.py").write_text(_CONTINUED_GRAPH)
     monkeypatch.syspath_prepend(str(tmp_path))
     import continued_graph  # the children load the same module
@@ -318,7 +319,8 @@ async def test_five_concurrent_cli_decides_continue_the_run_once(
         "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
     }
     command = [sys.executable, "-m", "trio_graph", "decide", run.trace_id, "review#1"]
-    command += ["approve", "--graph", "continued_graph:graph", *_store_flags(backend)]
+    command += ["approve", "--resume", "--graph", "continued_graph:graph"]
+    command += _store_flags(backend)
     done: list[subprocess.CompletedProcess[bytes]] = []
 
     async def one() -> None:
@@ -332,9 +334,16 @@ async def test_five_concurrent_cli_decides_continue_the_run_once(
         async with trio.open_nursery() as nursery:
             for _ in range(5):
                 nursery.start_soon(one)
-    assert sorted(p.returncode for p in done) == [0, 2, 2, 2, 2], [p.stderr for p in done]
+    # Issue 15: a loser that finds the run executing live records its decision and says
+    # the live run takes it (exit 0, nothing run); the others are refused (exit 2).
+    resumed = [p for p in done if b"resumes run" in p.stdout]
+    assert len(resumed) == 1 and resumed[0].returncode == 0, [p.stderr for p in done]
     assert len(marks.read_text().splitlines()) == 1
+    for recorder in (p for p in done if p is not resumed[0] and not p.returncode):
+        assert b"recorded" in recorder.stdout and b"the live run takes it" in recorder.stdout
+        assert b"->" not in recorder.stdout
     for loser in (p for p in done if p.returncode):
+        assert loser.returncode == 2
         line = loser.stderr.decode().strip()
         assert "\n" not in line
         # Issue 15: the winner continues the same run, so a later loser finds the run
@@ -349,9 +358,10 @@ async def test_five_concurrent_cli_decides_continue_the_run_once(
 
 
 async def test_executor_resume_on_a_queue_store_is_exclusive(store: Any) -> None:
-    """While one Executor.resume continues a stored run, a second resume and a decision
-    for it are refused with RunBusy; afterwards the run is out of the queue again and a
-    further resume of the same trace is refused as already continued."""
+    """While one Executor.resume continues a stored run, a second resume is refused with
+    RunBusy and a decision for it is recorded without waking anyone; afterwards the run
+    is out of the queue again and a further resume of the same trace is refused as
+    already continued."""
     release = trio.Event()
 
     async def slow(state: Any) -> dict[str, Any]:
@@ -382,8 +392,11 @@ async def test_executor_resume_on_a_queue_store_is_exclusive(store: Any) -> None
         with pytest.raises(RunBusy, match=r"is being continued by another process \(hold:"):
             async with executor.resume(graph, trace, decisions=approve):
                 pass
-        with pytest.raises(RunBusy, match=r"is being continued by another process"):
-            await store.decide(trace, BarrierId("review", 1), Approve())
+        # A decision for the live run is recorded (issue 15: its follower takes it; this
+        # one is for a barrier already passed, so the run goes on unchanged).
+        await store.decide(trace, BarrierId("review", 1), Approve())
+        held = await store.job(trace)
+        assert held is not None and held.status == JobStatus.RUNNING
         release.set()
         async for _ in run:
             pass

@@ -41,8 +41,11 @@ EXPECTED: dict[Op, tuple[dict[Standing, Any], Refusal]] = {
     Op.SUBMIT: ({S.ABSENT: {J.QUEUED}}, R.SUBMITTED),
     Op.ADOPT: ({S.ABSENT: {J.WAITING, J.QUEUED}}, R.SKIPPED),
     Op.DECIDE: (
-        {s: {J.QUEUED, J.RUNNING, J.WAITING} for s in (S.QUEUED, S.LEASED, S.LAPSED, S.WAITING)}
-        | {S.HELD: R.BUSY, S.ABSENT: R.NO_RUN},
+        {
+            s: {J.QUEUED, J.RUNNING, J.WAITING}
+            for s in (S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING)
+        }
+        | {S.ABSENT: R.NO_RUN},
         R.FINISHED,
     ),
     Op.WAKE: ({S.WAITING: {J.QUEUED}}, R.SKIPPED),

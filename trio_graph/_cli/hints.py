@@ -51,7 +51,9 @@ def hint(args: Any, *words: str, run_options: bool = False, quote: str = "`") ->
 
 def left_waiting(trace_id: str, bid: BarrierId, args: Any) -> str:
     """The note for a run left waiting at ``bid``: where it is saved, how to answer it."""
-    answer = hint(args, "decide", trace_id, str(bid), "approve", run_options=True, quote="")
+    answer = hint(
+        args, "decide", trace_id, str(bid), "approve", "--resume", run_options=True, quote=""
+    )
     return (
         f"run {trace_id} is left waiting at {bid} (saved in {where(args)}); answer it with:\n"
         f"  {answer}"

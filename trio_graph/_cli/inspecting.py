@@ -88,7 +88,8 @@ def answer_hint(args: Any, last: Checkpoint | None, job: Job | None) -> str:
         return ""
     if job is None and graph_for(None, last) is None:
         return ""  # a user's graph: decide needs its --graph, which we cannot know
-    decide = hint(args, "decide", last.trace_id, str(last.pending_barrier), "approve")
+    here = [] if job is not None else ["--resume"]  # a worker resumes a job; else, here
+    decide = hint(args, "decide", last.trace_id, str(last.pending_barrier), "approve", *here)
     return f"; answer it with {decide}"
 
 

@@ -137,8 +137,13 @@ COMMANDS = (
             arg(
                 "--graph",
                 metavar="MODULE:ATTR",
-                help="the run's graph, to resume it here with the decision (optional for the "
-                "bundled demo; without it a PostgreSQL store records the decision for a worker)",
+                help="the run's graph, to resume it here with --resume (optional for the "
+                "bundled demo)",
+            ),
+            arg(
+                "--resume",
+                action="store_true",
+                help="resume the run here with the decision, unless a live process runs it",
             ),
             FORCE,
             *RUN_OPTIONS,

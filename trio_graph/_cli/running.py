@@ -4,12 +4,13 @@
 view and the barrier prompt of ``demo``; with no terminal, a barrier leaves the run
 waiting in the store and prints how to answer it.
 
-``decide`` answers a stored run waiting at a barrier. On a store with a run queue
-(PostgreSQL) and no ``--graph``, the decision is recorded with ``store.decide`` and a
-worker serving the graph resumes the run. Otherwise the run is resumed in this
-process with the decision (``executor.resume(graph, trace, decisions=...)``) and runs
-on until it completes or waits again; that needs the graph: ``--graph module:attr``,
-or nothing for the bundled demo (recognised by its graph hash).
+``decide`` records a decision for a stored run (``store.decide``): a process executing
+the run live (its job held with a live lease) takes it from the store within about a
+second, a worker resumes a queued job. With ``--resume``, and only when no live process
+owns the run, the run is resumed in this process with the decision
+(``executor.resume(graph, run_id, decisions=...)``) and runs on until it completes or
+waits again; that needs the graph: ``--graph module:attr``, or nothing for the bundled
+demo (recognised by its graph hash).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from .._model.decisions import (
     describe_decision,
 )
 from .._runtime.executor import Executor
-from ..stores.queue import QueueStore
+from ..errors import BarrierError, RunBusy
+from ..stores.protocol import RunInfo, Store
+from ..stores.queue import HOLD_PREFIX, JobStatus, QueueStore
+from ..stores.queue.live import LiveRules
 from .follow import barrier_handling, follow_run
 from .graphs import graph_for, load_graph
 from .hints import hint, where
@@ -102,40 +106,95 @@ def decision_from(action: str, params: Sequence[str]) -> Decision:
 
 
 async def cmd_decide(args: Any) -> int:
-    """Answer a waiting run: resume it here with the decision, or hand it to the store."""
+    """Record a decision for a run; resume it here only with ``--resume`` and when no
+    live process executes it (that process takes the decision from the store)."""
     decision = decision_from(args.action, args.args)
     async with open_store(args) as store:
         info, _ = await resolve_trace(store, args.trace, args)
-        trace = info.run_id
-        job = await store.job(trace) if isinstance(store, QueueStore) else None
-        if job is not None:
-            # A submitted run, served by workers: record the decision, a worker resumes it.
-            assert isinstance(store, QueueStore)
-            bid = barrier_id(args.barrier, job.pending_barrier)
-            await store.decide(trace, bid, decision)
-            print(
-                f"decision for {bid} of run {trace} recorded ({describe_decision(decision)}); "
-                f"a worker serving graph {info.graph_name!r} will resume it",
-                flush=True,
-            )
-            return EXIT_OK
-        checkpoint = await store.latest(trace)
-        if checkpoint is None or checkpoint.status != RunStatus.WAITING:
-            status = checkpoint.status if checkpoint is not None else info.status
-            raise UsageError(f"run {trace} is not waiting at a barrier (status {status})")
-        bid = barrier_id(args.barrier, checkpoint.pending_barrier)
-        graph = graph_for(args.graph, checkpoint)
-        if graph is None:
-            raise UsageError(
-                f"decide needs --graph MODULE:ATTR for graph {info.graph_name!r} "
-                "(the graph the run was started with)"
-            )
-        executor = Executor(store=store, max_steps=args.max_steps)
-        barriers = barrier_handling(args, no_terminal="leave")
-        async with executor.resume(
-            graph, trace, force=args.force, decisions={bid: decision}
-        ) as run:
+        run_id = info.run_id
+        if not isinstance(store, QueueStore):  # a store that keeps no decisions
+            return await _decide_here(store, args, info, decision, recorded=False)
+        owner = await store.live_owner(run_id) if isinstance(store, LiveRules) else None
+        job = await store.job(run_id)
+        checkpoint = await store.latest(run_id)
+        if owner is None and (job is None or job.status in _ENDED):
+            _check_waiting(run_id, checkpoint, info.status)
+        pending = job.pending_barrier if job is not None else None
+        if pending is None and checkpoint is not None:
+            pending = checkpoint.pending_barrier
+        bid = barrier_id(args.barrier, pending)
+        if owner is None and args.resume:
+            if job is not None:  # a queue job: its kept decision for bid is this one now
+                await _record(store, run_id, bid, decision)
+            return await _decide_here(store, args, info, decision, recorded=job is not None)
+        await _record(store, run_id, bid, decision)
+        said = f"decision for {bid} of run {run_id} recorded ({describe_decision(decision)})"
+        print(f"{said}; {_who_takes_it(args, info, owner, job is not None)}", flush=True)
+        return EXIT_OK
+
+
+_ENDED = (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+async def _record(store: QueueStore, run_id: str, bid: BarrierId, decision: Decision) -> None:
+    """``store.decide``; a run that ended meanwhile is named as not waiting any more."""
+    try:
+        await store.decide(run_id, bid, decision)
+    except BarrierError:
+        latest = await store.latest(run_id)
+        _check_waiting(run_id, latest, "unknown")
+        raise
+
+
+def _who_takes_it(args: Any, info: RunInfo, owner: str | None, queued: bool) -> str:
+    """Who acts on a recorded decision: the live run, a worker, or the user (a hint)."""
+    if owner is not None:
+        ignored = " (not resumed here: --resume is for a run nobody executes)"
+        who = "the live run takes it" if owner.startswith(HOLD_PREFIX) else "its worker takes it"
+        return f"{who} ({owner}){ignored if args.resume else ''}"
+    if queued:
+        return f"a worker serving graph {info.graph_name!r} will resume it"
+    again = hint(args, "resume", info.run_id, run_options=True)
+    return (
+        f"nobody is executing run {info.run_id}: a worker serving graph "
+        f"{info.graph_name!r} resumes it, or resume it here with {again}"
+    )
+
+
+def _check_waiting(run_id: str, checkpoint: Checkpoint | None, status: object) -> None:
+    if checkpoint is None or checkpoint.status != RunStatus.WAITING:
+        shown = checkpoint.status if checkpoint is not None else status
+        raise UsageError(f"run {run_id} is not waiting at a barrier (status {shown})")
+
+
+async def _decide_here(
+    store: Store, args: Any, info: RunInfo, decision: Decision, *, recorded: bool
+) -> int:
+    """Resume the run in this process with the decision, until it ends or waits again."""
+    run_id = info.run_id
+    checkpoint = await store.latest(run_id)
+    _check_waiting(run_id, checkpoint, info.status)
+    assert checkpoint is not None
+    bid = barrier_id(args.barrier, checkpoint.pending_barrier)
+    graph = graph_for(args.graph, checkpoint)
+    if graph is None:
+        kept = "; the decision is recorded" if recorded else ""
+        raise UsageError(
+            f"decide needs --graph MODULE:ATTR for graph {info.graph_name!r} "
+            f"(the graph the run was started with){kept}"
+        )
+    executor = Executor(store=store, max_steps=args.max_steps)
+    barriers = barrier_handling(args, no_terminal="leave")
+    try:
+        resumed = executor.resume(graph, run_id, force=args.force, decisions={bid: decision})
+        async with resumed as run:
             return await follow_run(run, graph, args, barriers=barriers, answered={bid})
+    except RunBusy:  # a process took the run meanwhile: it takes the decision instead
+        if not isinstance(store, QueueStore):
+            raise
+        await _record(store, run_id, bid, decision)
+        print(f"decision for {bid} of run {run_id} recorded; the live run takes it", flush=True)
+        return EXIT_OK
 
 
 async def cmd_resume(args: Any) -> int:

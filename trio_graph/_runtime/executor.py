@@ -28,14 +28,17 @@ from .._model.run_state import RunState
 from .._model.state import check_state
 from .._model.steering import check_barrier_id
 from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
-from ..stores.continuation import continuing
+from ..stores.continuation import continuing, starting
 from ..stores.protocol import Store
 from .groups import lone_error
 from .loop import StepLoop
 from .run import Run
-from .steering import Steered, follow_store
+from .steering import POLL, Steered, follow_store
 
 log = logging.getLogger("trio_graph")
+
+FIRST_READ = 1.0
+"""Seconds a run on a steered store waits for the first read of its steering at most."""
 
 
 class Executor:
@@ -91,10 +94,11 @@ class Executor:
             durable=self.store is not None,
             log_limit=self.log_limit,
         )
-        async with self._started(
-            StepLoop(run_state, self.store, wall_clock=self.wall_clock)
-        ) as run:
-            yield run
+        # On a queue store the run is owned live from its start: its job is held.
+        async with starting(self.store, run_state.run_id, graph.name) as store:
+            loop = StepLoop(run_state, store, wall_clock=self.wall_clock)
+            async with self._started(loop) as run:
+                yield run
 
     @contextlib.asynccontextmanager
     async def resume(
@@ -246,7 +250,13 @@ async def _followed(loop: StepLoop, store: Steered, send: trio.MemorySendChannel
     """The run's loop, and beside it what is sent to the run through the store
     (:func:`~trio_graph._runtime.steering.follow_store`), until the run ends."""
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(follow_store, loop, store, loop.state.run_id)
+        ready = trio.Event()
+        nursery.start_soon(follow_store, loop, store, loop.state.run_id, POLL, ready)
+        # The first read first (a decision kept while nobody executed the run answers it
+        # before its first step), for at most FIRST_READ; shielded, so that a cancel
+        # meanwhile reaches the loop, which records it (and the run ends done).
+        with trio.CancelScope(shield=True), trio.move_on_after(FIRST_READ):
+            await ready.wait()
         await loop.main(send)
         nursery.cancel_scope.cancel()
 

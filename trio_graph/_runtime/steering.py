@@ -53,28 +53,41 @@ class Steered(Protocol):
         ...
 
 
-async def follow_store(loop: StepLoop, store: Steered, run_id: str, poll: float = POLL) -> None:
+async def follow_store(
+    loop: StepLoop,
+    store: Steered,
+    run_id: str,
+    poll: float = POLL,
+    ready: trio.Event | None = None,
+) -> None:
     """Hand the run in ``loop`` what is sent to ``run_id`` through ``store``, until the
-    run ends (the caller cancels this task then)."""
+    run ends (the caller cancels this task then). ``ready`` is set once the first read
+    was handed over (or failed), so that the caller can start the run after it: a
+    decision recorded while nobody executed the run is in it before its first step, and
+    a resume at that barrier finds it answered."""
     seen: set[str] = set()
     backoff = poll
+    ready = trio.Event() if ready is None else ready
     while not loop.finished:
         try:
             steering = await store.steering(run_id)
         except GraphError as exc:  # an outage: the run goes on; try again later
             log.warning("reading the steering of run %s failed: %s", run_id, exc)
+            ready.set()
             await trio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
             continue
         backoff = poll
         if steering.cancelled:
             loop.cancel(cancelled=True)
+            ready.set()
             return
         for entry in steering.decisions:
             key = serde.to_json(entry)
             if key not in seen:
                 seen.add(key)
                 _hand(loop, run_id, entry)
+        ready.set()
         await store.wait_for_steering(run_id, poll)
 
 

@@ -4,11 +4,13 @@ Runtime layer. Continuing a run (running its next step) must happen in one proce
 time, whoever does it: a worker holds the job's claim; ``Executor.resume`` (and so the
 CLI's ``decide`` and ``resume``) takes the same kind of claim through
 :meth:`~trio_graph.stores.queue.QueueStore.hold` before the run's next step, renews it
-while the run goes on, and lets go at the end. Its writes go through a
+while the run goes on (its heartbeat), and lets go at the end; ``Executor.stream``
+holds a run it starts the same way from its start (:func:`starting`), so every run
+executing on a queue store is owned live. Its writes go through a
 :class:`~trio_graph.stores.queue.FencedStore`, so a process paused past its lease whose
 run was taken over writes nothing. A second process is refused with
-:class:`~trio_graph.errors.RunBusy` (and so is a decision sent meanwhile, which would
-otherwise be recorded for a run already on its way).
+:class:`~trio_graph.errors.RunBusy`; a decision sent meanwhile is recorded, and the
+process executing the run takes it from the store (DESIGN §8).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import trio
 from ..errors import CheckpointError
 from .protocol import Store
 from .queue import HOLD_PREFIX, FencedStore, Hold, QueueStore
+from .queue.live import LiveRules
 
 log = logging.getLogger("trio_graph.continuation")
 
@@ -50,6 +53,31 @@ async def continuing(store: Store, trace_id: str, *, lease: float = LEASE) -> As
     if held is None:
         yield store
         return
+    async with _holding(store, held, lease) as fenced:
+        yield fenced
+
+
+@contextlib.asynccontextmanager
+async def starting(
+    store: Store | None, run_id: str, graph_name: str, *, lease: float = LEASE
+) -> AsyncIterator[Store | None]:
+    """Own a run this process starts (``Executor.stream``) while the body runs: on a
+    queue store its job row is created held, renewed, and goes at the end, so a decision
+    sent meanwhile is recorded for this process's follower and no worker claims the run.
+    Yields the store to write through (fenced on a queue store)."""
+    # The SQL stores themselves (not a wrapper that delegates to one: its own ``save``
+    # would be bypassed by the fenced view's ``save_fenced``).
+    if not (isinstance(store, LiveRules) and isinstance(store, QueueStore)):
+        yield store
+        return
+    held = await store.hold_new(run_id, graph_name, owner_name(), lease)
+    async with _holding(store, held, lease) as fenced:
+        yield fenced
+
+
+@contextlib.asynccontextmanager
+async def _holding(store: QueueStore, held: Hold, lease: float) -> AsyncIterator[Store]:
+    """While the body runs, renew ``held`` (the heartbeat); let go at the end."""
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_renew, store, held, lease)
@@ -67,7 +95,7 @@ async def continuing(store: Store, trace_id: str, *, lease: float = LEASE) -> As
             try:
                 await store.unhold(held)
             except CheckpointError as exc:  # the lease expires on its own
-                log.warning("letting go of run %s failed: %s", trace_id, exc)
+                log.warning("letting go of run %s failed: %s", held.job_id, exc)
 
 
 async def _renew(store: QueueStore, held: Hold, lease: float) -> None:

@@ -96,6 +96,8 @@ class SQLiteStore(QueueRules):
     thread.
     """
 
+    _dialect: SQLiteDialect
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -115,7 +117,7 @@ class SQLiteStore(QueueRules):
             raise ValueError(f"inline_max must be an int >= 0, got {inline_max!r}")
         serde.warm()
         self._db = Connections(self.path, readers=readers, busy_timeout=busy_timeout)
-        self._dialect = SQLiteDialect()
+        self._dialect = SQLiteDialect(self.path)
         self._queue_ready = False  # the queue's tables exist (created on first use)
         self._inline_max = inline_max
         self._wal_pages = 0  # WAL pages written since our last checkpoint (an estimate)
@@ -138,6 +140,7 @@ class SQLiteStore(QueueRules):
 
     async def aclose(self) -> None:
         """Close the connections (waiting for a write in progress); later calls raise."""
+        self._dialect.close()
         await self._db.aclose()
 
     # -- the queue's transactions ----------------------------------------------------------

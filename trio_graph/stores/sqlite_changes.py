@@ -13,8 +13,9 @@ import sqlite3
 
 import trio
 
-INTERVAL = 0.1
-"""Seconds between two looks at the file's data version."""
+INTERVAL = 0.125
+"""Seconds between two looks at the file's data version (a binary fraction, so that the
+times a virtual clock jumps to stay exact sums)."""
 
 
 class ChangeWatch:
@@ -32,9 +33,14 @@ class ChangeWatch:
         (version,) = self._db.execute("PRAGMA data_version").fetchone()
         return int(version)
 
-    async def wait(self, seconds: float) -> None:
+    def prime(self) -> None:
+        """Take the baseline now if there is none (a commit from now on is noticed)."""
+        if self._version is None:
+            self._version = self._look()
+
+    async def wait(self, seconds: float) -> bool:
         """Return once another connection has committed since the last call (or, the
-        first time, since now), or after ``seconds``."""
+        first time, since now), True; or after ``seconds``, False."""
         deadline = trio.current_time() + seconds
         if self._version is None:
             self._version = self._look()
@@ -42,10 +48,10 @@ class ChangeWatch:
             version = self._look()
             if version != self._version:
                 self._version = version
-                return
+                return True
             left = deadline - trio.current_time()
             if left <= 0:
-                return
+                return False
             await trio.sleep(min(self._interval, left))
 
     def close(self) -> None:

@@ -20,6 +20,8 @@ import enum
 import json
 from typing import Any
 
+from .feed import Feed
+
 Conn = Any
 """A DB-API connection (``sqlite3.Connection`` or ``psycopg.Connection``)."""
 Cursor = Any
@@ -67,6 +69,8 @@ class Dialect:
     """SQL: forget every trace of job ``:job``."""
 
     def __init__(self) -> None:
+        self.feed = Feed(self.look)
+        """The one wait for changes every run following this store shares."""
         self._rendered: dict[str, str] = {}
         self._words = {
             "jobs": self.jobs,
@@ -112,6 +116,18 @@ class Dialect:
 
     def notify(self, conn: Conn) -> None:
         """Tell idle workers that work arrived (nothing, where there are no notifications)."""
+
+    def notify_steering(self, conn: Conn, job_id: str) -> None:
+        """Tell the process executing job ``job_id`` that its steering changed (nothing,
+        where a commit is noticed without it)."""
+
+    async def prime(self) -> None:
+        """Start noticing changes now (before a read whose changes a look must not miss)."""
+
+    async def look(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a change another process committed; True on one
+        (shared by a store's followers through :attr:`feed`)."""
+        raise NotImplementedError
 
     async def wait_for_work(self, seconds: float) -> None:
         """Return when work may have arrived, or after ``seconds``."""

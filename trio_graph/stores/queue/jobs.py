@@ -126,7 +126,8 @@ class Op(enum.StrEnum):
     ADOPT = "adopt"
     """A decision for a stored run outside the queue waiting at a barrier queues it."""
     DECIDE = "decide"
-    """Record a decision (the job's status does not change)."""
+    """Record a decision (the job's status does not change; a held job's live run takes
+    it from the store, DESIGN §8)."""
     WAKE = "wake"
     """The decision for a parked job's barrier arrived."""
     CLAIM = "claim"
@@ -192,11 +193,11 @@ TRANSITIONS: Mapping[Op, Move] = {
     Op.SUBMIT: Move(frozenset({S.ABSENT}), frozenset({J.QUEUED}), False, Refusal.SUBMITTED),
     Op.ADOPT: Move(frozenset({S.ABSENT}), frozenset({J.WAITING, J.QUEUED}), False, Refusal.SKIPPED),
     Op.DECIDE: Move(
-        frozenset({S.QUEUED, S.LEASED, S.LAPSED, S.WAITING}),
+        frozenset({S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING}),
         frozenset({J.QUEUED, J.RUNNING, J.WAITING}),
         False,
         Refusal.FINISHED,
-        {S.HELD: Refusal.BUSY, S.ABSENT: Refusal.NO_RUN},
+        {S.ABSENT: Refusal.NO_RUN},
     ),
     Op.WAKE: Move(frozenset({S.WAITING}), frozenset({J.QUEUED}), False, Refusal.SKIPPED),
     Op.CLAIM: Move(frozenset({S.QUEUED, S.LAPSED}), frozenset({J.RUNNING}), False, Refusal.SKIPPED),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,11 +29,14 @@ from .dialect import Conn, Dialect
 
 log = logging.getLogger("trio_graph.postgres")
 
+_SLICE = 0.05
+"""Seconds a steering LISTEN waits before looking whether its waiter has gone."""
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 class PostgresDialect(Dialect):
-    """The queue's words on PostgreSQL, and its LISTEN connection for idle workers."""
+    """The queue's words on PostgreSQL, and its LISTEN connections: one for idle workers
+    (``channel``), one for the live runs of this process (``channel`` + ``_steering``)."""
 
     name = "postgres"
     jobs = "trio_graph_jobs"
@@ -53,9 +57,10 @@ class PostgresDialect(Dialect):
 
     def __init__(self, dsn: str, channel: str, opened: Callable[[], None]) -> None:
         super().__init__()
-        self._dsn, self.channel, self._opened = dsn, channel, opened
-        self._listen_lock = threading.Lock()
-        self._listener: Conn | None = None
+        self.channel = channel
+        self.steering_channel = f"{channel}_steering"
+        self._work = _Listener(dsn, channel, opened)
+        self._steering = _Listener(dsn, self.steering_channel, opened)
 
     def native(self, query: str) -> str:
         return _PARAM.sub(r"%(\1)s", query)
@@ -69,31 +74,93 @@ class PostgresDialect(Dialect):
     def notify(self, conn: Conn) -> None:
         conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
 
+    def notify_steering(self, conn: Conn, job_id: str) -> None:
+        conn.execute("SELECT pg_notify(%s, %s)", (self.steering_channel, job_id))
+
     async def wait_for_work(self, seconds: float) -> None:
         """Return when work may have arrived (a NOTIFY) or after ``seconds``."""
-        await trio.to_thread.run_sync(self._wait_sync, seconds)
+        await trio.to_thread.run_sync(self._work.wait, seconds)
 
-    def _wait_sync(self, timeout: float) -> None:
-        self._opened()
-        with self._listen_lock:
-            try:
-                if self._listener is None or self._listener.closed:
-                    conn = psycopg.connect(self._dsn, autocommit=True)
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    self._listener = conn
-                for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                    pass
-            except psycopg.Error as exc:
-                log.warning("LISTEN failed (%s); polling instead", exc)
-                self._close_listener()
-                threading.Event().wait(timeout)
+    async def prime(self) -> None:
+        """LISTEN from now on (once: the connection stays), so no NOTIFY is missed."""
+        if not self._steering.listening:
+            await trio.to_thread.run_sync(self._steering.listen)
+
+    async def look(self, seconds: float) -> bool:
+        """A steering NOTIFY (a decision for a run of this database) within ``seconds``.
+        On cancel (the run ended) the thread is abandoned and told to stop: it lets go of
+        the connection within a slice."""
+        stop = threading.Event()
+        try:
+            return await trio.to_thread.run_sync(
+                self._steering.wait, seconds, stop, abandon_on_cancel=True
+            )
+        finally:
+            stop.set()
 
     def close(self) -> None:
-        """Close the LISTEN connection (from a worker thread)."""
-        with self._listen_lock:
-            self._close_listener()
+        """Close the LISTEN connections (from a worker thread)."""
+        self._work.close()
+        self._steering.close()
 
-    def _close_listener(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+
+class _Listener:
+    """One LISTEN connection on ``channel``, opened on first use, used by one thread at a
+    time; an error closes it (reopened next time) and the wait polls instead."""
+
+    def __init__(self, dsn: str, channel: str, opened: Callable[[], None]) -> None:
+        self._dsn, self._channel, self._opened = dsn, channel, opened
+        self._lock = threading.Lock()
+        self._conn: Conn | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def listen(self) -> None:
+        """Open the connection and LISTEN, if not yet (errors: the next wait retries)."""
+        self._opened()
+        with self._lock:
+            try:
+                self._connect()
+            except psycopg.Error as exc:
+                log.warning("LISTEN failed (%s); polling instead", exc)
+                self._close()
+
+    def _connect(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            conn = psycopg.connect(self._dsn, autocommit=True)
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            self._conn = conn
+        return self._conn
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """True when a notification arrived within ``timeout`` seconds (in slices of
+        ``_SLICE``, between which ``stop`` ends the wait)."""
+        self._opened()
+        end = time.monotonic() + timeout
+        with self._lock:
+            try:
+                conn = self._connect()
+                while stop is None or not stop.is_set():
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return False
+                    slice_ = left if stop is None else min(left, _SLICE)
+                    if any(True for _ in conn.notifies(timeout=slice_, stop_after=1)):
+                        return True
+                return False
+            except psycopg.Error as exc:
+                log.warning("LISTEN failed (%s); polling instead", exc)
+                self._close()
+                threading.Event().wait(timeout)
+                return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -39,8 +39,8 @@ from .jobs import (
     check,
     check_target,
     settles,
-    standing,
 )
+from .live import LiveRules, live_standing
 
 T = TypeVar("T")
 _DECISION: Any = Decision
@@ -69,7 +69,7 @@ def _read(d: Dialect, conn: Conn, job_id: str | None) -> tuple[Standing, Any, st
     if row is None:
         return Standing.ABSENT, None, None, 0
     status, pending, owner, live, epoch = row
-    return standing(status, live, owner), pending, owner, int(epoch)
+    return live_standing(status, live, owner), pending, owner, int(epoch)
 
 
 def _busy(trace_id: str, owner: str | None) -> RunBusy:
@@ -137,6 +137,7 @@ def _decide(
         check_answers(trace_id, parked, node, occurrence)
     doc = d.dumps(serde.decision_doc(entry.decision))
     d.execute(conn, q.DECIDE, job=job_id, node=node, occurrence=occurrence, decision=doc)
+    d.notify_steering(conn, str(job_id))  # a live run of the job takes it (DESIGN §8)
     if parked is not None and parked.node == node and occurrence in (EVERY, parked.occurrence):
         check(Op.WAKE, where)
         d.execute(conn, q.WAKE, job=job_id)
@@ -229,8 +230,9 @@ def fence_save(d: Dialect, conn: Conn, checkpoint: Checkpoint, job_id: str, epoc
     d.execute(conn, d.link, trace=checkpoint.trace_id, job=job_id)
 
 
-class QueueRules:
-    """The queue methods of a SQL queue store, on its dialect and transactions."""
+class QueueRules(LiveRules):
+    """The queue methods of a SQL queue store, on its dialect and transactions (and,
+    from :class:`~.live.LiveRules`, the steering and ownership of its live runs)."""
 
     _dialect: Dialect
     """The store's database words (set by the store)."""
@@ -258,9 +260,9 @@ class QueueRules:
         """Keep ``decision`` for one barrier occurrence of a run (by job or trace id).
 
         Level-triggered like ``run.decide``: kept until that occurrence is reached. A run
-        parked at that barrier becomes runnable; for a parked run, a decision that is not
-        for its barrier is refused (``BarrierError``, see :func:`check_answers`). A stored
-        run not started from the queue but waiting at a barrier is adopted into the queue.
+        parked there becomes runnable; a run executing live (held) takes it from the store
+        (NOTIFY, a commit); one not for a parked run's barrier is refused (``BarrierError``,
+        :func:`check_answers`). A stored run waiting outside the queue is adopted.
         """
         bid = BarrierId.parse(barrier_id) if isinstance(barrier_id, str) else barrier_id
         if not isinstance(bid, BarrierId):

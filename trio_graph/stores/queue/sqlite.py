@@ -6,7 +6,8 @@ writer per file at a time, so there is no ``SKIP LOCKED`` to need, nor row locks
 leases are on the machine's wall clock (``time.time()``, bound as ``:now``), which
 every process on it shares; the fence is checked inside the checkpoint's own write
 transaction (:func:`~.rules.fence_save`, called by the store's commit). Idle workers
-poll (there is no NOTIFY).
+poll (there is no NOTIFY); a live run notices a decision by a commit to the file
+(:class:`~trio_graph.stores.sqlite_changes.ChangeWatch`).
 
 Tables (created on first use, versioned as ``queue_schema_version`` in ``meta``):
 ``jobs``, ``job_traces`` (every trace of a job, so a later trace id finds its job) and
@@ -23,6 +24,7 @@ import trio
 
 from ... import serde
 from ...errors import CheckpointError
+from ..sqlite_changes import ChangeWatch
 from .dialect import Dialect
 
 QUEUE_SCHEMA_VERSION = 1
@@ -69,6 +71,28 @@ class SQLiteDialect(Dialect):
         UNION ALL SELECT job_id FROM job_traces WHERE trace_id = :trace LIMIT 1"""
     link = "INSERT INTO job_traces (trace_id, job_id) VALUES (:trace, :job) ON CONFLICT DO NOTHING"
     unlink = "DELETE FROM job_traces WHERE job_id = :job"
+
+    def __init__(self, path: str | None = None) -> None:
+        super().__init__()
+        self._watch = None if path is None else ChangeWatch(path)
+
+    async def look(self, seconds: float) -> bool:
+        """A commit to the file by another connection (``PRAGMA data_version``), within
+        ``seconds``; one watch per store, shared by its followers."""
+        if self._watch is None:
+            await trio.sleep(seconds)
+            return False
+        return await self._watch.wait(seconds)
+
+    async def prime(self) -> None:
+        if self._watch is not None:
+            self._watch.prime()
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        """Close the watch's connection (it reopens if used again)."""
+        if self._watch is not None:
+            self._watch.close()
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
         params["now"] = time.time()

@@ -49,6 +49,8 @@ RUN = """SELECT graph_name, status, checkpoint_id, run_id FROM {runs}
     WHERE trace_id = :trace{lock}"""
 STANDING = """SELECT status, pending_barrier, owner, lease_until >= {now}, epoch
     FROM {jobs} WHERE job_id = :job{lock}"""
+OWNER = "SELECT status, owner, lease_until >= {now} FROM {jobs} WHERE job_id = :job"
+"""Who holds the job's lease now, and whether it is live (no lock: a look)."""
 DECIDE = """INSERT INTO {decisions} (job_id, node, occurrence, decision)
     VALUES (:job, :node, :occurrence, :decision{jsonb})
     ON CONFLICT (job_id, node, occurrence) DO UPDATE SET decision = excluded.decision"""
