@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 
 import trio
 
+from .._runtime.groups import lone_error
 from ..errors import CheckpointError
 from .protocol import Store
 from .queue import HOLD_PREFIX, FencedStore, Hold, QueueStore
@@ -86,9 +87,9 @@ async def _holding(store: QueueStore, held: Hold, lease: float) -> AsyncIterator
             finally:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:  # the body's own error, not a group of one
-        errors = [e for e in group.exceptions if not isinstance(e, trio.Cancelled)]
-        if len(errors) == 1:
-            raise errors[0] from errors[0].__cause__
+        error = lone_error(group)
+        if error is not None:
+            raise error from error.__cause__
         raise
     finally:
         with trio.CancelScope(shield=True):
