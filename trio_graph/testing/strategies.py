@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 from hypothesis import strategies as st
 
 from .._model.decisions import Approve, DefaultAction, Modify, Reject, Reroute
-from .._model.graph import EdgeKind, Strategy
+from .._model.graph import EdgeKind
 from .script import DecisionScript, Send, SendTarget
 from .spec import (
     BarrierSpec,
@@ -65,7 +65,7 @@ only (no barrier waits for a person, no parallel node)."""
 _EDGE_KINDS: tuple[EdgeKind, ...] = ("normal", "normal", "normal", "conditional", "fallback")
 _TIMEOUTS = (None, 1.0, 2.5)
 _DEFAULTS: tuple[DefaultAction, ...] = ("reject", "approve", "skip")
-_STRATEGIES: tuple[Strategy, ...] = ("fail_fast", "collect_all")
+_STRATEGIES: tuple[Literal["fail_fast", "collect_all"], ...] = ("fail_fast", "collect_all")
 
 
 @st.composite
