@@ -285,3 +285,32 @@ def test_builder_refuses_bad_map_options() -> None:
     text = str(info.value)
     for part in ("fn is not callable", "over is not callable", "limit", "strategy", "timeout"):
         assert part in text
+
+
+def test_mermaid_draws_a_map_node_as_name_star() -> None:
+    """A map node is drawn ``[["name[*]"]]`` (one branch per item, known at run time)."""
+    text = map_graph(lambda item, s: None).to_mermaid()
+    assert '    n_m[["m[*]"]]' in text
+    assert "    n_m --> n_end" in text
+
+
+async def test_live_view_shows_map_progress(autojump_clock: trio.testing.MockClock) -> None:
+    """The live view announces the items of a map (``m[*]: 50 items``), keeps a status line
+    ``m[*]: 7/50 done...`` while they run, and one line per item with its outcome."""
+    import io
+
+    from trio_graph._cli.view import Terminal
+
+    items = [{"v": i, "delay": 1 + i} for i in range(50)]
+    graph = map_graph(sleep_then_echo)
+    out = io.StringIO()
+    view = Terminal(out, max_steps=10, graph=graph, live=True, clock=trio.current_time)
+    statuses = []
+    async with Executor().stream(graph, {"items": items}) as run:
+        async for event in run:
+            view.show(event)
+            statuses.append(view.status())
+    text = out.getvalue()
+    assert "m[*]: 50 items" in text
+    assert "m[*]: 7/50 done... 7.0 s (run 7.0 s)" in [s.strip() for s in statuses]
+    assert "m.m[6] ok in 7.00 s (7/50 done)" in text
