@@ -76,16 +76,14 @@ class Tally:
     left: int
     won: int = 0
     lost: int = 0
+    racing: bool = attrs.field(init=False)
+    """first_completed or quorum: successes past the ``need`` are discarded."""
+    settled: bool = attrs.field(init=False, default=False)
+    """The fork has what it waits for (the rest are cancelled or discarded)."""
 
-    @property
-    def racing(self) -> bool:
-        """first_completed or quorum: successes past the ``need`` are discarded."""
-        return self.strategy in ("first_completed", "quorum")
-
-    @property
-    def settled(self) -> bool:
-        """The fork has what it waits for (the rest are cancelled or discarded)."""
-        return self.racing and self.won >= self.need
+    def __attrs_post_init__(self) -> None:
+        self.racing = self.strategy in ("first_completed", "quorum")
+        self.settled = self.racing and self.won >= self.need
 
     def keep(self) -> bool:
         """A branch succeeded: True when its updates count (False: discarded, the fork
@@ -94,6 +92,7 @@ class Tally:
         if self.settled:
             return False
         self.won += 1
+        self.settled = self.racing and self.won >= self.need
         return True
 
     def failed(self) -> bool:

@@ -127,19 +127,20 @@ class _Branches:
             self.unsent.append(event)
             raise
 
-    async def run(self, branch: Branch, limiter: trio.CapacityLimiter | None) -> None:
-        if limiter is None:
-            await self._run(branch)
-            return
+    async def limited(self, branch: Branch, limiter: trio.CapacityLimiter) -> None:
         async with limiter:  # held until its event is sent and its record saved
-            await self._run(branch)
+            await self.run(branch)
 
-    async def _run(self, branch: Branch) -> None:
+    async def run(self, branch: Branch) -> None:
         fork, bname, name = self.fork, branch.name, self.node.name
         t0 = self.running[bname] = trio.current_time()
         try:
             ctx = fork.context(bname) if branch.takes_context and fork.context else None
-            result = await self._call(branch, ctx)
+            if branch.retry is None:  # one attempt (the common case: no extra frame)
+                fn, limit, view = branch.fn, branch.timeout, self.view
+                result = await call(name, fn, branch.is_async, view, limit, branch=bname, ctx=ctx)
+            else:
+                result = await self._attempts(branch, ctx)
             updates = _updates(name, bname, result)
             if fork.durable:  # refused before it is recorded (docs/state.md)
                 where = f"branch {bname!r} of node {fork.path!r} wrote"
@@ -162,17 +163,18 @@ class _Branches:
         took = trio.current_time() - t0
         outcome: ev.BranchOutcome = "succeeded" if kept else "discarded" if ok else "failed"
         event = ev.BranchCompleted(fork.trace_id, fork.path, bname, ok, took, outcome=outcome)
-        await self.send(event)
+        try:
+            await fork.emit(event)
+        except trio.Cancelled:
+            self.unsent.append(event)
+            raise
         if kept and fork.record is not None:
             await self._record(bname, updates)
 
-    async def _call(self, branch: Branch, ctx: NodeContext | None) -> Any:
-        """One branch's result: one attempt, or attempts under its retry policy (each
-        retry announced as an ``ObservedError`` naming the branch)."""
+    async def _attempts(self, branch: Branch, ctx: NodeContext | None) -> Any:
+        """A branch's result under its retry policy (each retry announced as an
+        ``ObservedError`` naming the branch)."""
         name, bname = self.node.name, branch.name
-        if branch.retry is None:
-            fn, limit = branch.fn, branch.timeout
-            return await call(name, fn, branch.is_async, self.view, limit, branch=bname, ctx=ctx)
         task = TaskNode(
             name, branch.fn, is_async=branch.is_async, timeout=branch.timeout, retry=branch.retry
         )
@@ -220,7 +222,10 @@ async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
         branches.scope = nursery.cancel_scope
         for branch in node.branches:
             if branch.name not in done and not branches.tally.settled:
-                nursery.start_soon(branches.run, branch, limiter)
+                if limiter is None:
+                    nursery.start_soon(branches.run, branch)
+                else:
+                    nursery.start_soon(branches.limited, branch, limiter)
     await _report(node, fork, branches, t_fork)
     if branches.unsaved:
         recorded = {r.branch for r in branches.records}
@@ -256,7 +261,7 @@ def _updates(node: str, branch: str, result: object) -> Mapping[str, Any]:
     branch's failure, wrapped like any it raises)."""
     if result is None:
         return {}
-    if isinstance(result, Mapping):
+    if type(result) is dict or isinstance(result, Mapping):
         for key in result:
             if not isinstance(key, str):
                 problem = StateError(
