@@ -319,3 +319,38 @@ def test_any_completion_order_gives_the_same_merge(
         assert trio.current_time() == max(winners)
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_a_resumed_quorum_counts_the_successes_recorded() -> None:
+    """quorum=2, cancelled once one success was recorded: the resume runs the other
+    branches but needs only one more success; it merges the recorded one and the new one
+    in declaration order and cancels the rest at once."""
+    from trio_graph.stores import MemoryStore
+
+    gates = {f"b{i}": trio.Event() for i in range(4)}
+    calls: list[str] = []
+
+    def gated(name: str) -> Fn:
+        async def branch(state: Mapping[str, Any]) -> Any:
+            calls.append(name)
+            await gates[name].wait()
+            return {"out": name}
+
+        return branch
+
+    graph = race_graph({name: gated(name) for name in gates}, quorum=2)
+    executor = Executor(store=MemoryStore())
+    gates["b2"].set()
+    async with executor.stream(graph, {}) as run:
+        async for event in run:
+            if isinstance(event, ev.CheckpointSaved) and event.node == "par":
+                run.cancel()  # b2's record is in
+    latest = await executor.store.latest(run.run_id)  # type: ignore[union-attr]
+    assert latest is not None and [b.branch for b in latest.branches] == ["b2"]
+    calls.clear()
+    gates["b3"].set()
+    async with executor.resume(graph, run.run_id) as resumed:
+        events = [e async for e in resumed]
+    assert resumed.result.state["out"] == ["b2", "b3"]
+    assert sorted(calls) == ["b0", "b1", "b3"]
+    assert outcomes(events) == {"b0": "cancelled", "b1": "cancelled", "b3": "succeeded"}
