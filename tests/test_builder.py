@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from trio_graph import GraphBuilder, GraphError, InvalidGraph
 from trio_graph._model.analysis import CycleInfo
-from trio_graph._model.builder import _index
-from trio_graph._model.graph import Edge, Graph, TaskNode, structural_hash
+from trio_graph._model.graph import Edge, Graph, TaskNode, index_edges, structural_hash
 from trio_graph.testing import TASKS_AND_CONDITIONS, GraphSpec, build_graph, graphs
 
 
@@ -259,7 +258,7 @@ def test_no_exit_cycle_is_reported() -> None:
         start="s",
         end="end",
         reducers={},
-        out=_index(fns, edges),
+        out=index_edges(fns, edges),
         hash=structural_hash(fns, edges, "s", "end", {}),
     )
     assert raw.analyze_cycles() == [CycleInfo(("a", "b"), has_max_visits=True, has_exit=False)]

@@ -37,6 +37,7 @@ from trio_graph.testing import (
     DecisionScript,
     EdgeSpec,
     GraphSpec,
+    MapSpec,
     ParallelSpec,
     Scenario,
     Send,
@@ -117,6 +118,39 @@ def test_branches_finishing_together_agree(scenario: Scenario) -> None:
     assert_same(expected, actual, branch_order="any")
 
 
+@settings(max_examples=600, deadline=None)
+@given(scenarios(node_kinds=("task", "map", "map"), max_branches=4, failures=3))
+def test_map_heavy_graphs_agree(scenario: Scenario) -> None:
+    """Graphs with many map nodes (0 to 4 items, every strategy, now and then an ``over``
+    giving a tuple or too few items for the quorum) agree."""
+    check(scenario)
+
+
+@settings(max_examples=600, deadline=None)
+@given(scenarios(node_kinds=("task", "parallel", "map"), max_branches=4, failures=3))
+def test_racing_fan_outs_agree(scenario: Scenario) -> None:
+    """Parallel and map nodes, first_completed and quorum included: who wins, who is
+    cancelled, what merges, agree."""
+    check(scenario)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios(node_kinds=("task", "parallel", "map"), max_branches=4, ties=True))
+def test_fan_outs_finishing_together_agree(scenario: Scenario) -> None:
+    """Parallel and map branches finishing at the same instant, every strategy: the same
+    outcome (BranchCompleted in any order), except what only the scheduler decides."""
+    spec, state, script = scenario.spec, scenario.state, scenario.script
+    try:
+        expected = interpret(build_graph(spec), state, script, max_steps=spec.max_steps)
+    except Unsupported:
+        reject()
+    actual = run_graph(
+        build_graph(spec), state, script, max_steps=spec.max_steps, buffer=scenario.buffer
+    )
+    check_event_contract(actual.raw)
+    assert_same(expected, actual, branch_order="any")
+
+
 # -- pinned semantics: the reference says what DESIGN says ------------------------------
 
 
@@ -145,7 +179,10 @@ def test_parallel_merge_follows_declaration_order() -> None:
     """Branches finishing last-declared-first still merge in declaration order."""
     p = ParallelSpec("p", (branch("x", {"log": "x"}, 2.0), branch("y", {"log": "y"}, 1.0)))
     trace = both(spec_of([p, task("end", None)], chain("p", "end"), reducers=(("log", "append"),)))
-    assert records(trace, "BranchCompleted") == [("p", "y", True), ("p", "x", True)]
+    assert records(trace, "BranchCompleted") == [
+        ("p", "y", True, "succeeded"),
+        ("p", "x", True, "succeeded"),
+    ]
     assert trace.state == {"log": ["x", "y"]}
 
 
@@ -169,9 +206,9 @@ def test_fail_fast_cancels_the_branches_still_running() -> None:
     )
     trace = both(spec_of([p, task("end", None)], chain("p", "end")))
     assert records(trace, "BranchCompleted") == [
-        ("p", "fast", True),
-        ("p", "bad", False),
-        ("p", "slow", False),
+        ("p", "fast", True, "succeeded"),
+        ("p", "bad", False, "failed"),
+        ("p", "slow", False, "cancelled"),
     ]
     assert trace.error == error_info(
         "NodeExecutionFailed", node="p", error_type="BehaviourError", branch="bad"
@@ -192,6 +229,47 @@ def test_collect_all_reports_every_failure_in_declaration_order() -> None:
         error_type="ExceptionGroup",
         failures=(("late", "BehaviourError"), ("early", "StateError")),
     )
+
+
+def test_map_items_merge_in_item_order() -> None:
+    """A map's items finishing last-first merge in item order, named ``m[i]``."""
+    items = (branch("_", {"log": "i0"}, 2.0), branch("_", {"log": "i1"}, 1.0))
+    m = MapSpec("m", items)
+    trace = both(spec_of([m, task("end", None)], chain("m", "end"), reducers=(("log", "append"),)))
+    assert records(trace, "BranchCompleted") == [
+        ("m", "m[1]", True, "succeeded"),
+        ("m", "m[0]", True, "succeeded"),
+    ]
+    assert trace.state == {"log": ["i0", "i1"]}
+
+
+def test_first_completed_keeps_the_fastest_success() -> None:
+    """first_completed: the earliest success wins (an earlier failure does not end the
+    race); the branches still running are cancelled, their updates never merged."""
+    p = ParallelSpec(
+        "p",
+        (
+            branch("slow", {"a": 1}, 3.0),
+            branch("bad", None, 1.0, raises="boom"),
+            branch("fast", {"b": 1}, 2.0),
+        ),
+        strategy="first_completed",
+    )
+    trace = both(spec_of([p, task("end", None)], chain("p", "end")))
+    assert records(trace, "BranchCompleted") == [
+        ("p", "bad", False, "failed"),
+        ("p", "fast", True, "succeeded"),
+        ("p", "slow", False, "cancelled"),
+    ]
+    assert trace.state == {"b": 1}
+
+
+def test_a_map_over_a_tuple_fails_naming_the_node() -> None:
+    """``over`` returning a tuple: NodeExecutionFailed (TypeError) before the fork."""
+    m = MapSpec("m", (branch("_", None, 0.0),), over_kind="tuple")
+    trace = both(spec_of([m, task("end", None)], chain("m", "end")))
+    assert trace.error == error_info("NodeExecutionFailed", node="m", error_type="TypeError")
+    assert not records(trace, "ParallelStarted")
 
 
 def test_exact_decision_beats_wildcard() -> None:

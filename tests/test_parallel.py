@@ -384,7 +384,8 @@ async def test_events_of_a_successful_fanout_in_order(
 async def test_events_of_a_failed_fanout_close_every_branch_then_the_node(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """fail_fast: one BranchCompleted per branch (cancelled ones success=False),
+    """fail_fast: one BranchCompleted per branch (cancelled ones success=False and
+    outcome "cancelled"),
     ParallelCompleted, NodeEnd(success=False), then the terminal GraphError."""
     graph = par_graph(
         {
@@ -402,8 +403,8 @@ async def test_events_of_a_failed_fanout_close_every_branch_then_the_node(
         ev.ParallelStarted(trace, "par", span, 4),
         ev.BranchCompleted(trace, "par", "done", True, 1.0),
         ev.BranchCompleted(trace, "par", "bad", False, 2.0),
-        ev.BranchCompleted(trace, "par", "slow", False, 2.0),
-        ev.BranchCompleted(trace, "par", "slower", False, 2.0),
+        ev.BranchCompleted(trace, "par", "slow", False, 2.0, outcome="cancelled"),
+        ev.BranchCompleted(trace, "par", "slower", False, 2.0, outcome="cancelled"),
         ev.ParallelCompleted(trace, "par", 2.0),
         ev.NodeEnd(trace, "par", span, False, 2.0),
         ev.GraphError(trace, run.error, {}),

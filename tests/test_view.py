@@ -460,3 +460,25 @@ async def test_the_prompt_counts_down_from_a_stored_deadline() -> None:
     )
     assert out.getvalue().startswith("review#2 waits: reject (no answer: the barrier's default)")
     assert "by default in 12 s\n" in out.getvalue()
+
+
+def test_branch_lines_name_their_outcome() -> None:
+    """A branch line says ok, FAILED, cancelled (a loser or a failing sibling's victim) or
+    "ok, discarded" (it succeeded after a race had its winners)."""
+    out = io.StringIO()
+    view = Terminal(out, max_steps=5, live=False)
+    view.show(ev.ParallelStarted("t", "race", 1, 4))
+    for branch, success, outcome_ in [
+        ("a", True, "succeeded"),
+        ("b", False, "failed"),
+        ("c", False, "cancelled"),
+        ("d", True, "discarded"),
+    ]:
+        view.show(ev.BranchCompleted("t", "race", branch, success, 1.0, outcome=outcome_))
+    lines = out.getvalue().splitlines()
+    assert [line.split(" in ")[0].strip() for line in lines[1:]] == [
+        "race.a ok",
+        "race.b FAILED",
+        "race.c cancelled",
+        "race.d ok, discarded",
+    ]

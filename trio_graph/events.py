@@ -158,13 +158,28 @@ class ParallelStarted:
     branch_count: int
 
 
+BranchOutcome = Literal["succeeded", "failed", "cancelled", "discarded"]
+
+
+def _outcome(event: BranchCompleted) -> BranchOutcome:
+    return "succeeded" if event.success else "failed"
+
+
 @attrs.frozen
 class BranchCompleted:
+    """A branch of a fan-out ended. ``outcome``: ``"succeeded"`` (its updates merge),
+    ``"failed"``, ``"cancelled"`` (stopped by a failing sibling or by the winners of a
+    first_completed/quorum fork; ``success=False``) or ``"discarded"`` (it succeeded
+    after the fork had its winners: ``success=True``, its updates dropped)."""
+
     trace_id: str
     node: str
     branch: str
     success: bool
     duration: float
+    outcome: BranchOutcome = attrs.field(
+        default=attrs.Factory(_outcome, takes_self=True), kw_only=True
+    )
 
 
 @attrs.frozen

@@ -173,6 +173,7 @@ class OtelSpans:
                 "trio_graph.node": event.node,
                 "trio_graph.branch": event.branch,
                 "trio_graph.success": event.success,
+                "trio_graph.outcome": event.outcome,
             },
             start_time=now - int(event.duration * 1e9),
         )

@@ -37,6 +37,9 @@ def _type(value: object) -> str:
     return type(value).__name__
 
 
+_PLAIN_SEQUENCES = (list, tuple)
+
+
 def _append(old: Any, new: Any) -> Any:
     if not isinstance(old, list):
         raise TypeError(f"append needs a list to append to, found {_type(old)}")
@@ -44,6 +47,8 @@ def _append(old: Any, new: Any) -> Any:
 
 
 def _extend(old: Any, new: Any) -> Any:
+    if type(old) is list and type(new) in _PLAIN_SEQUENCES:  # fast path, no ABCs
+        return [*old, *new]
     if not isinstance(old, list):
         raise TypeError(f"extend needs a list to extend, found {_type(old)}")
     if isinstance(new, str | bytes | Mapping) or not isinstance(new, Iterable):

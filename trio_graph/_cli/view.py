@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .. import events as ev
 from .._model.decisions import brief_value, describe_decision
-from .._model.graph import Graph
+from .._model.graph import Graph, MapNode
 from ..errors import Cancelled, GraphError
 from .prompt import HELP as HELP
 from .prompt import LineReader as LineReader
@@ -76,6 +76,7 @@ class Terminal:
         self.live = self.out.isatty() if live is None else live
         self.checkpoints = checkpoints
         self.clock = clock
+        self.graph = graph
         names = list(graph.nodes) if graph is not None else []
         self.width = max([len(n) for n in names] + [10])
         self._steps: dict[int, int] = {}
@@ -131,6 +132,8 @@ class Terminal:
         if isinstance(event, ev.ParallelStarted | ev.BranchCompleted):
             done, total = self._branches.get(event.node, (0, 0))
             since = self._running[1] if self._running is not None else self.clock()
+            if self._is_map(event.node):
+                return f"{self._indent()}{event.node}[*]: {done}/{total} done...", since
             return f"{self._indent()}{event.node}: {done}/{total} branches done...", since
         if isinstance(event, _KEEP_STATUS):
             return self._running
@@ -223,15 +226,22 @@ class Terminal:
             how += " (timed out: the barrier's default)"
         return [f"{self._indent()}-> {event.barrier_id}: {how}"]
 
+    def _is_map(self, node: str) -> bool:
+        """A map node's fan-out (known from the graph, when the view has it)."""
+        return self.graph is not None and isinstance(self.graph.find(node), MapNode)
+
     def _parallel_started(self, event: ev.ParallelStarted) -> list[str]:
         self._branches[event.node] = (0, event.branch_count)
+        if self._is_map(event.node):
+            count = event.branch_count
+            return [f"{self._indent()}{event.node}[*]: {count} item{'' if count == 1 else 's'}"]
         return [f"{self._indent()}{event.node}: {event.branch_count} branches in parallel"]
 
     def _branch_completed(self, event: ev.BranchCompleted) -> list[str]:
         done, total = self._branches.get(event.node, (0, 0))
         done += 1
         self._branches[event.node] = (done, total)
-        result = "ok" if event.success else "FAILED"
+        result = _BRANCH_WORDS.get(event.outcome, "ok" if event.success else "FAILED")
         took = format_duration(event.duration)
         where = f"{event.node}.{event.branch}"
         return [f"{self._indent()}  {where} {result} in {took} ({done}/{total} done)"]
@@ -266,6 +276,14 @@ class Terminal:
     def _graph_error(self, event: ev.GraphError) -> list[str]:
         return [f"{_outcome_word(event.error)}: {event.error}"]
 
+
+_BRANCH_WORDS = {
+    "succeeded": "ok",
+    "failed": "FAILED",
+    "cancelled": "cancelled",
+    "discarded": "ok, discarded",
+}
+"""A branch's outcome, as its line says it."""
 
 _LINES: dict[type, Callable[[Terminal, Any], list[str]]] = {
     ev.GraphStart: Terminal._graph_start,

@@ -6,7 +6,8 @@ Model layer: no trio import. Cycles are legal; this tells the user which ones on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -56,3 +57,15 @@ def analyze_cycles(names: Sequence[str], edges: Sequence[Edge], end: str) -> lis
         exits = any(frm in members and to not in members for frm, to, _ in edges)
         result.append(CycleInfo(cyc, hint, exits or end in members))
     return result
+
+
+def reachable(start: str, adj: Mapping[str, Iterable[str]]) -> set[str]:
+    """The nodes reachable from ``start`` along ``adj`` (``start`` included)."""
+    seen = {start}
+    todo = deque([start])
+    while todo:
+        for nxt in adj.get(todo.popleft(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen

@@ -8,12 +8,12 @@ unreachable from start, nodes from which the end cannot be reached...).
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidGraph
 from ..reducers import Reducer, as_reducer
+from .analysis import reachable
 from .decisions import DefaultAction
 from .graph import (
     BarrierNode,
@@ -23,22 +23,24 @@ from .graph import (
     Edge,
     EdgeKind,
     Graph,
+    MapNode,
     Node,
     NodeFn,
     NodeMeta,
-    OutEdges,
     ParallelNode,
     Strategy,
     SubgraphNode,
     TaskNode,
+    index_edges,
     is_async_callable,
     structural_hash,
     takes_context,
 )
+from .mapping import items_key
 from .retry import RetryPolicy
+from .strategies import check_strategy
 
 _DEFAULTS = ("reject", "approve", "skip")
-_STRATEGIES = ("fail_fast", "collect_all")
 
 
 def _meta(token_cost: float, side_effects: bool) -> NodeMeta:
@@ -198,23 +200,24 @@ class GraphBuilder:
         limit: int | None = None,
         label: str | None = None,
         timeouts: Mapping[str, float] | None = None,
+        quorum: int | None = None,
     ) -> GraphBuilder:
-        """A fan-out: each branch runs concurrently on the pre-fork state."""
+        """A fan-out: each branch runs concurrently on the pre-fork state; ``strategy``
+        or ``quorum=k`` says how many must succeed (``_model/strategies.py``)."""
         where = f"parallel node {name!r}"
         if not isinstance(branches, Mapping) or not branches:
             self._problems.append(f"{where}: branches must be a non-empty mapping name -> fn")
             branches = {}
-        if strategy not in _STRATEGIES:
-            self._problems.append(
-                f"{where}: strategy must be one of {_STRATEGIES}, got {strategy!r}"
-            )
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            self._problems.append(f"{where}: limit must be a positive int, got {limit!r}")
+        size = len(branches)
+        strategy, quorum = check_strategy(where, strategy, quorum, self._problems, size)
+        self._check_limit(where, limit)
         timeouts = dict(timeouts or {})
         built = []
         for bname, fn in branches.items():
             if not callable(fn):
                 self._problems.append(f"{where}: branch {bname!r} is not callable ({fn!r:.60})")
+            if bname == items_key(name):
+                self._problems.append(f"{where}: branch name {bname!r} is reserved (map items)")
             t = timeouts.pop(bname, None)
             self._check_timeout(f"{where} branch {bname!r}", t)
             built.append(
@@ -228,9 +231,39 @@ class GraphBuilder:
             )
         for bname in timeouts:
             self._problems.append(f"{where}: timeout given for unknown branch {bname!r}")
-        self._nodes.append(
-            ParallelNode(name, tuple(built), strategy=strategy, limit=limit, label=label)
-        )
+        node = ParallelNode(name, tuple(built), strategy, limit, label, quorum=quorum)
+        self._nodes.append(node)
+        return self
+
+    def map(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        over: NodeFn,
+        limit: int | None = None,
+        strategy: Strategy = "fail_fast",
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        label: str | None = None,
+        quorum: int | None = None,
+    ) -> GraphBuilder:
+        """A fan-out over the list ``over(state)`` gives at run time: ``fn(item, state)``
+        (or ``fn(item, state, ctx)``) per item, as branch ``"name[i]"``, merged in item
+        order; ``timeout``/``retry`` are per item; the rest as :meth:`parallel`."""
+        where = f"map node {name!r}"
+        for label_, f in (("fn", fn), ("over", over)):
+            if not callable(f):
+                self._problems.append(f"{where}: {label_} is not callable ({f!r:.60})")
+        strategy, quorum = check_strategy(where, strategy, quorum, self._problems)
+        self._check_limit(where, limit)
+        self._check_timeout(where, timeout)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            self._problems.append(f"{where}: retry must be a RetryPolicy, got {retry!r:.60}")
+        context = takes_context(fn, before=2)
+        is_async = is_async_callable(fn)
+        args = (strategy, limit, timeout, retry, label, quorum)
+        self._nodes.append(MapNode(name, fn, over, is_async, context, *args))
         return self
 
     # -- edges -------------------------------------------------------------
@@ -288,6 +321,10 @@ class GraphBuilder:
         self._end = node
         return self
 
+    def _check_limit(self, where: str, limit: int | None) -> None:
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            self._problems.append(f"{where}: limit must be a positive int, got {limit!r}")
+
     def _check_timeout(self, where: str, timeout: float | None) -> None:
         if timeout is not None and (
             not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0
@@ -320,12 +357,12 @@ class GraphBuilder:
             elif value not in nodes:
                 problems.append(f"{label} node {value!r} is not a node")
         edges = tuple(e for e in self._edges if e.frm in nodes and e.to in nodes)
-        out = _index(nodes, edges)
+        out = index_edges(nodes, edges)
         for name in nodes:
             if name != self._end and not out[name].targets:
                 problems.append(f"node {name!r} has no outgoing edge and is not the end node")
         if self._start in nodes:
-            reached = _reach(self._start, {n: o.targets for n, o in out.items()})
+            reached = reachable(self._start, {n: o.targets for n, o in out.items()})
             for name in nodes:
                 if name not in reached:
                     problems.append(f"node {name!r} is unreachable from start {self._start!r}")
@@ -333,7 +370,7 @@ class GraphBuilder:
             rev: dict[str, set[str]] = {n: set() for n in nodes}
             for e in edges:
                 rev[e.to].add(e.frm)
-            reaching = _reach(self._end, rev)
+            reaching = reachable(self._end, rev)
             for name in nodes:
                 if name not in reaching:
                     problems.append(f"node {name!r} cannot reach the end node {self._end!r}")
@@ -350,31 +387,3 @@ class GraphBuilder:
             out=out,
             hash=structural_hash(nodes, edges, self._start, self._end, self._reducers),
         )
-
-
-def _index(nodes: Mapping[str, Node], edges: Iterable[Edge]) -> dict[str, OutEdges]:
-    by: dict[str, dict[str, list[Edge]]] = {
-        n: {"conditional": [], "normal": [], "fallback": []} for n in nodes
-    }
-    for e in edges:
-        by[e.frm][e.kind].append(e)
-    return {
-        n: OutEdges(
-            conditional=tuple(k["conditional"]),
-            normal=tuple(k["normal"]),
-            fallback=tuple(k["fallback"]),
-            targets=frozenset(e.to for lst in k.values() for e in lst),
-        )
-        for n, k in by.items()
-    }
-
-
-def _reach(start: str, adj: Mapping[str, Iterable[str]]) -> set[str]:
-    seen = {start}
-    todo = deque([start])
-    while todo:
-        for nxt in adj.get(todo.popleft(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen

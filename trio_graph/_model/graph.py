@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -22,7 +22,7 @@ from .mermaid import to_mermaid
 from .retry import RetryPolicy
 
 EdgeKind = Literal["conditional", "normal", "fallback"]
-Strategy = Literal["fail_fast", "collect_all"]
+Strategy = Literal["fail_fast", "collect_all", "first_completed", "quorum"]
 NodeFn = Callable[[Mapping[str, Any]], Any]
 Condition = Callable[[Mapping[str, Any]], Any]
 
@@ -35,15 +35,16 @@ def is_async_callable(fn: object) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
-def takes_context(fn: object) -> bool:
-    """True when ``fn`` takes a second positional parameter, a ``NodeContext`` (checked
-    once, at build: a one-argument node is called as before, at no cost)."""
+def takes_context(fn: object, before: int = 1) -> bool:
+    """True when ``fn`` takes a positional parameter after its ``before`` ones (the
+    state; a map node's item and state), a ``NodeContext`` (checked once, at build: a
+    node without one is called as before, at no cost)."""
     try:
         params = list(inspect.signature(fn).parameters.values())  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return False
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return len([p for p in params if p.kind in positional]) >= 2
+    return len([p for p in params if p.kind in positional]) > before
 
 
 @attrs.frozen
@@ -111,6 +112,8 @@ class Branch:
     timeout: float | None = None
     takes_context: bool = False
     """``fn(state, ctx)``: called with a ``NodeContext`` (DESIGN §14)."""
+    retry: RetryPolicy | None = None
+    """Retries of a failed attempt (the items of a map node)."""
 
 
 @attrs.frozen
@@ -123,7 +126,30 @@ class ParallelNode:
     limit: int | None = None
     label: str | None = None
     meta: NodeMeta = NodeMeta()
+    quorum: int | None = None
+    """``strategy="quorum"``: the fork ends once this many branches succeeded."""
     kind: ClassVar[str] = "parallel"
+
+
+@attrs.frozen
+class MapNode:
+    """A fan-out over a run-time list (DESIGN §15): one branch per item of
+    ``over(state)``, ``fn(item, state)`` (or ``fn(item, state, ctx)``), named
+    ``"name[i]"``, merged in item order (see ``_model/mapping.py``)."""
+
+    name: str
+    fn: Callable[..., Any] = attrs.field(eq=False)
+    over: NodeFn = attrs.field(eq=False)
+    is_async: bool = False
+    takes_context: bool = False
+    strategy: Strategy = "fail_fast"
+    limit: int | None = None
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+    label: str | None = None
+    quorum: int | None = None
+    meta: NodeMeta = NodeMeta()
+    kind: ClassVar[str] = "map"
 
 
 @attrs.frozen
@@ -148,7 +174,7 @@ class SubgraphNode:
     kind: ClassVar[str] = "subgraph"
 
 
-Node = TaskNode | ConditionNode | BarrierNode | ParallelNode | SubgraphNode
+Node = TaskNode | ConditionNode | BarrierNode | ParallelNode | MapNode | SubgraphNode
 
 
 @attrs.frozen
@@ -246,3 +272,21 @@ def structural_hash(
     }
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def index_edges(nodes: Mapping[str, Node], edges: Iterable[Edge]) -> dict[str, OutEdges]:
+    """Each node's outgoing edges by class, in registration order."""
+    by: dict[str, dict[str, list[Edge]]] = {
+        n: {"conditional": [], "normal": [], "fallback": []} for n in nodes
+    }
+    for e in edges:
+        by[e.frm][e.kind].append(e)
+    return {
+        n: OutEdges(
+            conditional=tuple(k["conditional"]),
+            normal=tuple(k["normal"]),
+            fallback=tuple(k["fallback"]),
+            targets=frozenset(e.to for lst in k.values() for e in lst),
+        )
+        for n, k in by.items()
+    }

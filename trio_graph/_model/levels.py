@@ -20,8 +20,12 @@ from .checkpoint import BranchResult, Frame, RunStatus
 from .decisions import BarrierId
 from .graph import Graph, Node, ParallelNode, SubgraphNode
 from .jsonvalue import check_update, check_value, json_problem
+from .mapping import fanout_records
 from .results import Outcome, normalise
 from .state import check_state, reduce_updates
+
+Fanout = tuple[ParallelNode, dict[str, Mapping[str, Any]]]
+"""A fork in progress (a map node's over its items) and its finished branches."""
 
 
 @attrs.frozen
@@ -85,7 +89,7 @@ class Level:
     waiting: BarrierId | None = None
     wait: Wait = Wait()
     """How the barrier ``waiting`` waits (its payload and deadline)."""
-    fanout: tuple[ParallelNode, dict[str, Mapping[str, Any]]] | None = None
+    fanout: Fanout | None = None
     """The fan-out in progress and its finished branches."""
     resumable: bool = True
     """False once a step's deltas are applied and it has nowhere to go."""
@@ -124,10 +128,7 @@ class Level:
             status = RunStatus.CANCELLED if final else status
         branches = None
         if self.fanout is not None:
-            node, done = self.fanout
-            branches = [
-                BranchResult(b.name, dict(done[b.name])) for b in node.branches if b.name in done
-            ]
+            branches = fanout_records(*self.fanout)
         return Interruption(status, self.waiting, branches)
 
     @property

@@ -31,6 +31,7 @@ _SHAPES = {
     "condition": ("{", "}"),
     "barrier": ("{{", "}}"),
     "parallel": ("[[", "]]"),
+    "map": ("[[", "]]"),
 }
 
 
@@ -53,8 +54,9 @@ def _label(text: str) -> str:
 
 
 def to_mermaid(graph: Shape) -> str:
-    """``flowchart TD`` text: task [], condition {}, barrier {{}}, parallel [[ ]], subgraphs
-    as blocks. Normal edges are solid, conditional edges labelled ``if``, fallback dotted."""
+    """``flowchart TD`` text: task [], condition {}, barrier {{}}, parallel [[ ]], map
+    ``[["name[*]"]]``, subgraphs as blocks. Normal edges are solid, conditional edges
+    labelled ``if``, fallback dotted."""
     lines = ["flowchart TD"]
     _body(graph, "", lines, "    ")
     lines.append(f"    start((start)) --> {_ident(graph.start)}")
@@ -74,6 +76,8 @@ def _body(graph: Shape, prefix: str, lines: list[str], indent: str) -> None:
         text = node.name
         if node.kind == "parallel":
             text += " ∥ " + ", ".join(b.name for b in node.branches)
+        elif node.kind == "map":
+            text += "[*]"  # one branch per item, known at run time
         lines.append(f"{indent}{_ident(path)}{left}{_label(text)}{right}")
     for e in graph.edges:
         a, b = _ident(prefix + e.frm), _ident(prefix + e.to)

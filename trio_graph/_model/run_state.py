@@ -66,8 +66,9 @@ from .checkpoint import (
     new_id,
 )
 from .decisions import BarrierId, Decision, DecisionRegistry, decision_updates, timeout_decision
-from .graph import BarrierNode, Graph, ParallelNode, SubgraphNode
-from .levels import Level, Step, Wait, barrier_wait, subgraph_level, subgraph_outcome
+from .graph import BarrierNode, Graph, MapNode, ParallelNode, SubgraphNode
+from .levels import Fanout, Level, Step, Wait, barrier_wait, subgraph_level, subgraph_outcome
+from .mapping import forking
 from .results import NEXT, Outcome
 from .routing import check_target, route, route_fallback
 from .steering import check_steering
@@ -304,12 +305,11 @@ class RunState:
         check_steering(self.graph, node, decision, durable=self.durable)
 
     # -- fan-out -------------------------------------------------------------------
-    def fan_out(self, node: ParallelNode) -> dict[str, Mapping[str, Any]]:
-        """A fan-out starts: its finished branches so far (those of a resumed run)."""
-        done = dict(self.resumed_branches)
-        self.resumed_branches = {}
-        self.levels[-1].fanout = (node, done)
-        return done
+    def fan_out(self, node: ParallelNode | MapNode) -> Fanout:
+        """A fan-out starts: the fork (a map's, over its items) and its finished branches."""
+        level, resumed, self.resumed_branches = self.levels[-1], self.resumed_branches, {}
+        level.fanout = forking(node, level.view, resumed, durable=self.durable)
+        return level.fanout
 
     def fanned_in(self) -> None:
         """Every branch of the fan-out in progress succeeded."""

@@ -60,12 +60,14 @@ import trio
 
 from .. import events as ev
 from .._model.checkpoint import BranchResult
-from .._model.graph import Branch, ParallelNode
+from .._model.graph import Branch, ParallelNode, TaskNode
 from .._model.jsonvalue import check_update
+from .._model.mapping import fanout_records, items_key
 from .._model.results import Outcome
 from .._model.state import merge_branches
+from .._model.strategies import Tally, needed
 from ..errors import BranchFailure, GraphError, NodeExecutionFailed, StateError
-from .calls import call, failure, raised
+from .calls import call, call_task, failure, raised
 from .context import NodeContext
 
 
@@ -108,9 +110,15 @@ class _Branches:
     unsaved: list[GraphError] = attrs.field(factory=list)  # a record that could not be saved
     lock: trio.Lock = attrs.field(factory=trio.Lock)
     order: dict[str, int] = attrs.field(init=False)  # branch -> its place in the declaration
+    tally: Tally = attrs.field(init=False)  # what the strategy still waits for
+    discarded: set[str] = attrs.field(factory=set)  # succeeded once the fork had its winners
 
     def __attrs_post_init__(self) -> None:
-        self.order = {b.name: i for i, b in enumerate(self.node.branches)}
+        node, done = self.node, self.fork.done
+        self.order = {b.name: i for i, b in enumerate(node.branches)}
+        need = needed(node.strategy, node.quorum, len(node.branches))
+        won = sum(1 for b in node.branches if b.name in done)
+        self.tally = Tally(node.strategy, need, len(node.branches) - won, won)
 
     async def send(self, event: ev.Event) -> None:
         try:
@@ -119,45 +127,75 @@ class _Branches:
             self.unsent.append(event)
             raise
 
-    async def run(self, branch: Branch, limiter: trio.CapacityLimiter | None) -> None:
-        if limiter is None:
-            await self._run(branch)
-            return
+    async def limited(self, branch: Branch, limiter: trio.CapacityLimiter) -> None:
         async with limiter:  # held until its event is sent and its record saved
-            await self._run(branch)
+            await self.run(branch)
 
-    async def _run(self, branch: Branch) -> None:
+    async def run(self, branch: Branch) -> None:
         fork, bname, name = self.fork, branch.name, self.node.name
         t0 = self.running[bname] = trio.current_time()
         try:
             ctx = fork.context(bname) if branch.takes_context and fork.context else None
-            result = await call(
-                name, branch.fn, branch.is_async, self.view, branch.timeout, branch=bname, ctx=ctx
-            )
+            if branch.retry is None:  # one attempt (the common case: no extra frame)
+                fn, limit, view = branch.fn, branch.timeout, self.view
+                result = await call(name, fn, branch.is_async, view, limit, branch=bname, ctx=ctx)
+            else:
+                result = await self._attempts(branch, ctx)
             updates = _updates(name, bname, result)
             if fork.durable:  # refused before it is recorded (docs/state.md)
                 where = f"branch {bname!r} of node {fork.path!r} wrote"
                 check_update(updates.items(), None, fork.reducers, where)
         except Exception as exc:
             self.failures[bname] = exc
-            if self.node.strategy == "fail_fast":
+            if self.tally.failed():
                 self._cancel()  # before anything that could wait
-            ok = False
+            ok = kept = False
         else:
-            fork.done[bname] = updates
             ok = True
+            kept = self.tally.keep()
+            if kept:
+                fork.done[bname] = updates
+                if self.tally.settled:
+                    self._cancel()  # the winners are in: the rest stop at once
+            else:
+                self.discarded.add(bname)
         del self.running[bname]
         took = trio.current_time() - t0
-        await self.send(ev.BranchCompleted(fork.trace_id, fork.path, bname, ok, took))
-        if ok and fork.record is not None:
+        outcome: ev.BranchOutcome = "succeeded" if kept else "discarded" if ok else "failed"
+        event = ev.BranchCompleted(fork.trace_id, fork.path, bname, ok, took, outcome=outcome)
+        try:
+            await fork.emit(event)
+        except trio.Cancelled:
+            self.unsent.append(event)
+            raise
+        if kept and fork.record is not None:
             await self._record(bname, updates)
+
+    async def _attempts(self, branch: Branch, ctx: NodeContext | None) -> Any:
+        """A branch's result under its retry policy (each retry announced as an
+        ``ObservedError`` naming the branch)."""
+        name, bname = self.node.name, branch.name
+        task = TaskNode(
+            name, branch.fn, is_async=branch.is_async, timeout=branch.timeout, retry=branch.retry
+        )
+        fork = self.fork
+
+        async def on_retry(observed: ev.Observed) -> None:
+            observed = attrs.evolve(observed, message=f"branch {bname!r}: {observed.message}")
+            await self.send(ev.ObservedError(fork.trace_id, fork.path, observed))
+
+        try:
+            return await call_task(task, self.view, on_retry, ctx)
+        except NodeExecutionFailed as err:
+            err.branch = bname  # one attempt's failure names it (calls.call)
+            raise
 
     async def _record(self, bname: str, updates: Mapping[str, Any]) -> None:
         assert self.fork.record is not None
         order = self.order
         async with self.lock:
             entry = BranchResult(bname, dict(updates))
-            bisect.insort(self.records, entry, key=lambda r: order[r.branch])
+            bisect.insort(self.records, entry, key=lambda r: order.get(r.branch, -1))
             try:
                 await self.fork.record(f"branch {bname!r} record", list(self.records))
             except GraphError as exc:
@@ -176,20 +214,25 @@ async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
     await fork.emit(ev.ParallelStarted(fork.trace_id, fork.path, fork.span, len(node.branches)))
     done = fork.done
     branches = _Branches(node, fork, types.MappingProxyType(dict(fork.state)))  # the one copy
-    branches.records = [BranchResult(b, dict(u)) for b, u in _ordered(node, done)]
+    branches.records = fanout_records(node, done)  # a map's item list first
+    if fork.record is not None and items_key(node.name) in done:  # saved as the fork starts
+        await fork.record("map items", list(branches.records))
     limiter = trio.CapacityLimiter(node.limit) if node.limit else None
     async with trio.open_nursery() as nursery:
         branches.scope = nursery.cancel_scope
         for branch in node.branches:
-            if branch.name not in done:
-                nursery.start_soon(branches.run, branch, limiter)
+            if branch.name not in done and not branches.tally.settled:
+                if limiter is None:
+                    nursery.start_soon(branches.run, branch)
+                else:
+                    nursery.start_soon(branches.limited, branch, limiter)
     await _report(node, fork, branches, t_fork)
     if branches.unsaved:
         recorded = {r.branch for r in branches.records}
         for bname in [b for b in done if b not in recorded]:
             del done[bname]  # not recorded: a checkpoint of the failure must not carry it
         raise branches.unsaved[0]
-    if branches.failures:
+    if branches.tally.fails():
         raise _failure(node, branches.failures)
     deltas = merge_branches(node.name, fork.reducers, _ordered(node, done))
     return Outcome([(d.key, d.value) for d in deltas])
@@ -201,11 +244,15 @@ async def _report(node: ParallelNode, fork: Fork, branches: _Branches, t_fork: f
     now = trio.current_time()
     for event in branches.unsent:
         await fork.emit(event)
-    for branch in node.branches:  # cancelled by a failing sibling, running or queued
+    ended = branches.failures.keys() | branches.discarded
+    for branch in node.branches:  # cancelled by a failing sibling or the winners
         bname = branch.name
-        if bname not in fork.done and bname not in branches.failures:
+        if bname not in fork.done and bname not in ended:
             took = now - branches.running.get(bname, now)
-            await fork.emit(ev.BranchCompleted(fork.trace_id, fork.path, bname, False, took))
+            cancelled = ev.BranchCompleted(
+                fork.trace_id, fork.path, bname, False, took, outcome="cancelled"
+            )
+            await fork.emit(cancelled)
     await fork.emit(ev.ParallelCompleted(fork.trace_id, fork.path, now - t_fork))
 
 
@@ -214,7 +261,7 @@ def _updates(node: str, branch: str, result: object) -> Mapping[str, Any]:
     branch's failure, wrapped like any it raises)."""
     if result is None:
         return {}
-    if isinstance(result, Mapping):
+    if type(result) is dict or isinstance(result, Mapping):
         for key in result:
             if not isinstance(key, str):
                 problem = StateError(
@@ -238,7 +285,7 @@ def _ordered(
 
 def _failure(node: ParallelNode, failures: dict[str, Exception]) -> GraphError | Exception:
     """The error of a fork with failed branches: the first declared one's for fail_fast
-    (already naming node and branch), all of them for collect_all."""
+    (already naming node and branch), all of them for the other strategies."""
     order = [b.name for b in node.branches if b.name in failures]
     if node.strategy == "fail_fast":
         return failures[order[0]]

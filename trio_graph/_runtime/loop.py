@@ -2,16 +2,14 @@
 
 Runtime layer. A :class:`StepLoop` is started by ``executor.stream()`` as a child task
 (:meth:`StepLoop.main`) with the send side of the run's event channel. It does the I/O
-and nothing else: every rule of what the run does next is the pure
-:class:`~trio_graph._model.run_state.RunState`'s, driven here the way httpcore drives
-h11. One step, as DESIGN §5 reads (:meth:`StepLoop.step`): honour a pending cancel and
-checkpoint request; ``begin`` (budget, node lookup, span); ``NodeStart``; run the node
-by its kind (:data:`RUNNERS`); ``finish`` (commit, route); its events; the checkpoint
-the policy wants. A subgraph node runs its steps inline, one level down.
-
-Events go out through an :class:`~trio_graph._runtime.outbox.Outbox`.
-Exceptions become the terminal event once, in :meth:`StepLoop.main`; store failures
-become ``CheckpointError`` once, in :meth:`StepLoop.checkpoint`.
+only: every rule of what the run does next is the pure ``RunState``'s (as httpcore
+drives h11). One step, as DESIGN §5 reads (:meth:`StepLoop.step`): honour a pending
+cancel and checkpoint request; ``begin`` (budget, node lookup, span); ``NodeStart``; run
+the node by its kind (:data:`RUNNERS`); ``finish`` (commit, route); its events; the
+checkpoint the policy wants. A subgraph node runs its steps inline, one level down.
+Events go out through an :class:`~trio_graph._runtime.outbox.Outbox`. Exceptions become
+the terminal event once, in :meth:`StepLoop.main`; store failures become
+``CheckpointError`` once, in :meth:`StepLoop.checkpoint`.
 """
 
 from __future__ import annotations
@@ -27,7 +25,14 @@ import trio
 from .. import events as ev
 from .._model.checkpoint import BranchResult, RunStatus
 from .._model.decisions import BarrierId, Decision
-from .._model.graph import BarrierNode, ConditionNode, ParallelNode, SubgraphNode, TaskNode
+from .._model.graph import (
+    BarrierNode,
+    ConditionNode,
+    MapNode,
+    ParallelNode,
+    SubgraphNode,
+    TaskNode,
+)
 from .._model.levels import Step
 from .._model.results import NEXT, Outcome, normalise
 from .._model.run_state import RunState
@@ -286,22 +291,23 @@ class StepLoop:
         return self.state.time_out(node, bid), True
 
     async def _parallel(self, step: Step) -> Outcome:
-        node, state, level = step.node, self.state, step.level
-        assert isinstance(node, ParallelNode)
+        node, state, level = step.node, self.state, step.level  # or a map node's fork
+        assert isinstance(node, ParallelNode | MapNode)
         recording = self.store is not None and state.policy.branch_writes
+        forked, done = state.fan_out(node)
         fork = Fork(
             trace_id=self.trace_id,
             path=step.path,
             span=step.span,
             state=level.state,
-            done=state.fan_out(node),
+            done=done,
             reducers=level.graph.reducers,
             emit=self.emit,
             record=self._record if recording else None,
             durable=state.durable,
             context=functools.partial(NodeContext.of, state, step, self.emit),
         )
-        outcome = await run_parallel(node, fork)
+        outcome = await run_parallel(forked, fork)
         state.fanned_in()
         return outcome
 
@@ -388,6 +394,7 @@ RUNNERS: dict[type, Runner] = {
     ConditionNode: StepLoop._condition,
     BarrierNode: StepLoop._barrier,
     ParallelNode: StepLoop._parallel,
+    MapNode: StepLoop._parallel,
     SubgraphNode: StepLoop._subgraph,
 }
 """How each node kind runs: its updates and where it goes, as an :class:`Outcome`."""

@@ -44,6 +44,7 @@ from .spec import Cond as Cond
 from .spec import ConditionSpec as ConditionSpec
 from .spec import EdgeSpec as EdgeSpec
 from .spec import GraphSpec as GraphSpec
+from .spec import MapSpec as MapSpec
 from .spec import ParallelSpec as ParallelSpec
 from .spec import TaskSpec as TaskSpec
 from .spec import build_graph as build_graph

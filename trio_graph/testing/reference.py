@@ -8,16 +8,16 @@ the :class:`~trio_graph.testing.spec.Trace` the Trio executor must produce: the 
 It shares no logic with the executor: it reads the graph's nodes and its ``edges``
 (in registration order), not the executor's routing index, applies the built-in
 reducers with its own definitions, and knows nothing of Trio. Time exists only to
-order parallel branches: a branch finishes ``fn.delay`` seconds after its fork (0 when
-it has no ``delay``), and branches finishing at the same instant all finish (a
-``fail_fast`` failure among branches that finish together after waiting is left to the
-scheduler: ``Unsupported``).
+order the branches of parallel and map nodes (:mod:`.reference_forks`): a branch
+finishes ``fn.delay`` seconds after its fork (0 when it has no ``delay``), and branches
+finishing at the same instant all finish (what the scheduler decides among them is
+``Unsupported``).
 
 Node functions are called directly; a function with a ``reference`` attribute is
 called through it instead (how the generated async nodes skip their sleep). An async
 function without one must not really await anything. Not modelled (``Unsupported``):
-node timeouts, retries, blocking nodes, ``fallback_on``, subgraphs, a parallel
-``limit`` smaller than the branch count, checkpoints, and cancellation other than
+node timeouts, retries, blocking nodes, ``fallback_on``, subgraphs, a parallel or
+map ``limit`` smaller than the branch count, checkpoints, and cancellation other than
 the person's (at a barrier they leave undecided).
 
 Each rule below says where DESIGN states it; where DESIGN is silent the rule follows
@@ -28,20 +28,19 @@ the project's decision (a ``Goto`` from the end node is obeyed).
 from __future__ import annotations
 
 import copy
-import itertools
 import types
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._model.decisions import Approve, BarrierId, Modify, Reject, Reroute
-from .._model.graph import BarrierNode, ConditionNode, Edge, Graph, ParallelNode, TaskNode
+from .._model.graph import BarrierNode, ConditionNode, Edge, Graph, MapNode, ParallelNode, TaskNode
+from .reference_forks import mapped, parallel
 from .reference_rules import (
     NodeFailed,
     Outcome,
     RunFailed,
     call_function,
-    read_branch_result,
     read_result,
     reducer_parts,
     route_edges,
@@ -225,7 +224,9 @@ class _Interpreter:
         if isinstance(node, BarrierNode):
             return self.barrier(node)
         if isinstance(node, ParallelNode):
-            return self.parallel(node)
+            return parallel(node, self.state, self.graph.reducers, self.emit)
+        if isinstance(node, MapNode):
+            return mapped(node, self.state, self.graph.reducers, self.emit)
         raise Unsupported(f"node {node.name!r} of kind {node.kind!r}")
 
     # -- barriers (DESIGN §6) -------------------------------------------------------------------
@@ -282,83 +283,3 @@ class _Interpreter:
             return "BarrierError"
         self.exact[call.barrier_id] = decision
         return None
-
-    # -- parallel nodes (DESIGN §4 "Parallel merge", §7) ---------------------------------------
-    def parallel(self, node: ParallelNode) -> Outcome:
-        branches = node.branches
-        if node.limit is not None and node.limit < len(branches):
-            raise Unsupported(f"parallel node {node.name!r}: limit")
-        if any(b.timeout is not None for b in branches):
-            raise Unsupported(f"parallel node {node.name!r}: branch timeouts")
-        self.emit("ParallelStarted", node.name, len(branches))
-        view = types.MappingProxyType(copy.copy(self.state))  # every branch: the pre-fork state
-        # Every branch starts; what each one returns (or raises) when it finishes:
-        results: dict[str, tuple[bool, Any]] = {}
-        for branch in branches:
-            try:
-                raw = call_function(branch.fn, branch.is_async, view)
-                results[branch.name] = (True, read_branch_result(node.name, raw))
-            except Unsupported:
-                raise
-            except NodeFailed:
-                results[branch.name] = (False, "StateError")
-            except Exception as exc:
-                results[branch.name] = (False, type(exc).__name__)
-        # They finish in order of time; all of those finishing at one instant finish.
-        done: dict[str, dict[str, Any]] = {}
-        failed: dict[str, str] = {}
-
-        def finish(branch: Any) -> float:
-            return float(getattr(branch.fn, "delay", 0.0))
-
-        for instant, same_time in itertools.groupby(sorted(branches, key=finish), key=finish):
-            group = list(same_time)
-            if node.strategy == "fail_fast" and instant > 0 and len(group) > 1:
-                if not all(results[b.name][0] for b in group):
-                    # Which of them wake before the failing one cancels the others is up
-                    # to the scheduler (branches that never wait all finish: instant 0).
-                    raise Unsupported(
-                        f"{node.name!r}: fail_fast failure among simultaneous branches"
-                    )
-            for branch in group:
-                ok, value = results[branch.name]
-                (done if ok else failed)[branch.name] = value
-                self.emit("BranchCompleted", node.name, branch.name, ok)
-            if failed and node.strategy == "fail_fast":
-                break  # the first failure cancels the siblings still running
-        for branch in branches:
-            if branch.name not in done and branch.name not in failed:
-                self.emit("BranchCompleted", node.name, branch.name, False)  # cancelled
-        self.emit("ParallelCompleted", node.name)
-        order = [b.name for b in branches]
-        if failed:
-            names = [b for b in order if b in failed]
-            if node.strategy == "fail_fast":
-                first = names[0]
-                raise NodeFailed(
-                    error_info(
-                        "NodeExecutionFailed",
-                        node=node.name,
-                        error_type=failed[first],
-                        branch=first,
-                    )
-                )
-            raise NodeFailed(
-                error_info(
-                    "NodeExecutionFailed",
-                    node=node.name,
-                    error_type="ExceptionGroup",
-                    failures=tuple((b, failed[b]) for b in names),
-                )
-            )
-        # Merge in declaration order; a key written twice needs a reducer.
-        writers: dict[str, list[str]] = {}
-        items: list[tuple[str, Any]] = []
-        for name in order:
-            for key, value in done[name].items():
-                writers.setdefault(key, []).append(name)
-                items.append((key, value))
-        for key, names in writers.items():
-            if len(names) > 1 and key not in self.graph.reducers:
-                raise state_error(node.name, key, names)
-        return Outcome(tuple(items))

@@ -26,6 +26,8 @@ from .._model.builder import GraphBuilder
 from .._model.graph import Graph
 from ..reducers import Reducer
 
+StrategyName = Literal["fail_fast", "collect_all", "first_completed", "quorum"]
+
 # -- behaviours ---------------------------------------------------------------------------
 
 
@@ -113,6 +115,38 @@ class AsyncBehaviourFn(BehaviourFn):
         if pause > 0:
             await trio.sleep(pause)
         return behaviour.perform()
+
+
+class MapItemFn:
+    """A map node's ``fn(item, state)``: item ``i`` (an int) follows ``fns[i]`` (its own
+    behaviours, delay and call count); ``reference(item, state)`` skips the sleep and
+    ``delay_of(item)`` says when the item completes (for the reference interpreter)."""
+
+    def __init__(self, fns: Sequence[BehaviourFn]) -> None:
+        self.fns = tuple(fns)
+
+    def reference(self, item: int, state: Mapping[str, Any]) -> Any:
+        return self.fns[item].reference(state)
+
+    def delay_of(self, item: int) -> float:
+        return self.fns[item].delay
+
+    async def __call__(self, item: int, state: Mapping[str, Any]) -> Any:
+        fn = self.fns[item]
+        return (await fn(state)) if fn.is_async else fn(state)
+
+
+@attrs.frozen
+class Over:
+    """A map node's ``over``: the items ``0 .. count-1``, as a list (or, to test the
+    refusal, as a tuple)."""
+
+    count: int
+    kind: Literal["list", "tuple"] = "list"
+
+    def __call__(self, state: Mapping[str, Any]) -> Any:
+        items = list(range(self.count))
+        return items if self.kind == "list" else tuple(items)
 
 
 # -- conditions ---------------------------------------------------------------------------
@@ -225,11 +259,26 @@ class ParallelSpec:
 
     name: str
     branches: tuple[BranchSpec, ...]
-    strategy: Literal["fail_fast", "collect_all"] = "fail_fast"
+    strategy: StrategyName = "fail_fast"
     kind: Literal["parallel"] = "parallel"
+    quorum: int | None = None
 
 
-NodeSpec = TaskSpec | ConditionSpec | BarrierSpec | ParallelSpec
+@attrs.frozen
+class MapSpec:
+    """A map node over the items ``0 .. len(items)-1``; item ``i`` behaves as
+    ``items[i]`` (its name is unused: the branch is ``"name[i]"``); ``over_kind="tuple"``
+    makes ``over`` return a tuple, which the node refuses."""
+
+    name: str
+    items: tuple[BranchSpec, ...]
+    strategy: StrategyName = "fail_fast"
+    quorum: int | None = None
+    over_kind: Literal["list", "tuple"] = "list"
+    kind: Literal["map"] = "map"
+
+
+NodeSpec = TaskSpec | ConditionSpec | BarrierSpec | ParallelSpec | MapSpec
 
 
 @attrs.frozen
@@ -316,13 +365,15 @@ def declare(
                 approved_key=node.approved_key,
                 reason_key=node.reason_key,
             )
+        elif isinstance(node, MapSpec):
+            items = [_branch_fn(f"{node.name}[{i}]", br, calls) for i, br in enumerate(node.items)]
+            over = Over(len(items), node.over_kind)
+            b.map(
+                node.name, MapItemFn(items), over=over, strategy=node.strategy, quorum=node.quorum
+            )
         else:
-            fns: dict[str, BehaviourFn] = {}
-            for br in node.branches:
-                cls = AsyncBehaviourFn if br.is_async or br.delay > 0 else BehaviourFn
-                full = f"{node.name}.{br.name}"
-                fns[br.name] = cls(full, br.behaviours, delay=br.delay, counter=calls)
-            b.parallel(node.name, fns, strategy=node.strategy)
+            fns = {br.name: _branch_fn(f"{node.name}.{br.name}", br, calls) for br in node.branches}
+            b.parallel(node.name, fns, strategy=node.strategy, quorum=node.quorum)
     for e in spec.edges:
         if e.kind == "conditional":
             assert e.cond is not None
@@ -338,3 +389,8 @@ def declare(
     if end:
         b.end(spec.end)
     return b
+
+
+def _branch_fn(name: str, br: BranchSpec, calls: Counter[str] | None) -> BehaviourFn:
+    cls = AsyncBehaviourFn if br.is_async or br.delay > 0 else BehaviourFn
+    return cls(name, br.behaviours, delay=br.delay, counter=calls)

@@ -5,7 +5,8 @@ it, build it with :func:`~trio_graph.testing.spec.build_graph`. The bounds are
 keyword arguments; the defaults keep one example to a few milliseconds.
 
 - :func:`graphs`: valid graphs, cycles included, every edge class, task / condition /
-  barrier / parallel nodes, reducers (built-in and custom) on some keys;
+  barrier / parallel / map nodes (every fan-out strategy), reducers (built-in and
+  custom) on some keys;
 - :func:`node_behaviours`: what a task node or branch does on one call: updates,
   ``None``, ``Goto``, ``Fallback``, raising, sleeping, malformed results;
 - :func:`states`: initial states for a graph's keys;
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 from hypothesis import strategies as st
 
 from .._model.decisions import Approve, DefaultAction, Modify, Reject, Reroute
-from .._model.graph import EdgeKind, Strategy
+from .._model.graph import EdgeKind
 from .script import DecisionScript, Send, SendTarget
 from .spec import (
     BarrierSpec,
@@ -37,8 +38,10 @@ from .spec import (
     ConditionSpec,
     EdgeSpec,
     GraphSpec,
+    MapSpec,
     NodeSpec,
     ParallelSpec,
+    StrategyName,
     TaskSpec,
 )
 from .values import (
@@ -58,14 +61,14 @@ from .values import conditions as conditions
 from .values import node_behaviours as node_behaviours
 from .values import values_for as values_for
 
-_NODE_KINDS = ("task", "task", "task", "condition", "barrier", "parallel")
+_NODE_KINDS = ("task", "task", "task", "condition", "barrier", "parallel", "map")
 TASKS_AND_CONDITIONS: tuple[str, ...] = ("task", "task", "task", "condition")
 """``node_kinds`` for :func:`graphs` whose runs need nobody: task and condition nodes
 only (no barrier waits for a person, no parallel node)."""
 _EDGE_KINDS: tuple[EdgeKind, ...] = ("normal", "normal", "normal", "conditional", "fallback")
 _TIMEOUTS = (None, 1.0, 2.5)
 _DEFAULTS: tuple[DefaultAction, ...] = ("reject", "approve", "skip")
-_STRATEGIES: tuple[Strategy, ...] = ("fail_fast", "collect_all")
+_STRATEGIES: tuple[StrategyName, ...] = ("fail_fast", "collect_all", "first_completed", "quorum")
 
 
 @st.composite
@@ -124,6 +127,8 @@ def graphs(
         elif kind == "barrier":
             timeout, default = pick(draw, _TIMEOUTS), pick(draw, _DEFAULTS)
             nodes.append(BarrierSpec(name, timeout=timeout, default=default))
+        elif kind == "map":
+            nodes.append(_draw_map(draw, name, max_branches, ties, behaviours))
         else:
             nodes.append(_draw_parallel(draw, name, max_branches, ties, behaviours))
     return GraphSpec(
@@ -181,6 +186,28 @@ def _draw_edges(
     return edges
 
 
+def _draw_branches(
+    draw: st.DrawFn, k: int, ties: bool, behaviours: Callable[[bool], tuple[Behaviour, ...]]
+) -> tuple[BranchSpec, ...]:
+    if ties:  # branches finishing at the same instant: compare with branch_order="any"
+        delays = [draw(below(2)) for _ in range(k)]
+    else:  # distinct: a definite completion order
+        delays = draw(st.permutations(range(k)))
+    return tuple(
+        BranchSpec(f"b{i}", behaviours(True), float(d), draw(st.booleans()))
+        for i, d in enumerate(delays)
+    )
+
+
+def _draw_strategy(draw: st.DrawFn, k: int) -> tuple[StrategyName, int | None]:
+    """A strategy, and for ``quorum`` a k from 1 to ``k`` (``k + 1`` now and then: more
+    than a map has items)."""
+    strategy = pick(draw, _STRATEGIES)
+    if strategy != "quorum":
+        return strategy, None
+    return strategy, 1 + draw(below(k + 1 if draw(below(10)) == 0 else max(k, 1)))
+
+
 def _draw_parallel(
     draw: st.DrawFn,
     name: str,
@@ -189,15 +216,25 @@ def _draw_parallel(
     behaviours: Callable[[bool], tuple[Behaviour, ...]],
 ) -> ParallelSpec:
     k = 1 + draw(below(max_branches))
-    if ties:  # branches finishing at the same instant: compare with branch_order="any"
-        delays = [draw(below(2)) for _ in range(k)]
-    else:  # distinct: a definite completion order
-        delays = draw(st.permutations(range(k)))
-    branch_specs = tuple(
-        BranchSpec(f"b{i}", behaviours(True), float(d), draw(st.booleans()))
-        for i, d in enumerate(delays)
-    )
-    return ParallelSpec(name, branch_specs, strategy=pick(draw, _STRATEGIES))
+    branches = _draw_branches(draw, k, ties, behaviours)
+    strategy, quorum = _draw_strategy(draw, k)
+    return ParallelSpec(name, branches, strategy=strategy, quorum=min(quorum or 0, k) or None)
+
+
+def _draw_map(
+    draw: st.DrawFn,
+    name: str,
+    max_branches: int,
+    ties: bool,
+    behaviours: Callable[[bool], tuple[Behaviour, ...]],
+) -> MapSpec:
+    """A map node over 0 to ``max_branches`` items (now and then an ``over`` returning a
+    tuple, which the node refuses)."""
+    k = draw(below(max_branches + 1))
+    items = _draw_branches(draw, k, ties, behaviours)
+    strategy, quorum = _draw_strategy(draw, k)
+    over: Literal["list", "tuple"] = "tuple" if draw(below(20)) == 0 else "list"
+    return MapSpec(name, items, strategy=strategy, quorum=quorum, over_kind=over)
 
 
 def _draw_state(draw: st.DrawFn, keys: Sequence[KeyInfo]) -> dict[str, Any]:

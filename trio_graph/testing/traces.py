@@ -116,7 +116,7 @@ def record(event: ev.Event) -> Record:
     if isinstance(event, ev.ParallelStarted):
         return (name, event.node, event.branch_count)
     if isinstance(event, ev.BranchCompleted):
-        return (name, event.node, event.branch, event.success)
+        return (name, event.node, event.branch, event.success, event.outcome)
     if isinstance(event, ev.ParallelCompleted):
         return (name, event.node)
     if isinstance(event, ev.CheckpointSaved):
