@@ -11,7 +11,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 
@@ -20,6 +20,9 @@ from .analysis import CycleInfo, analyze_cycles
 from .decisions import DefaultAction
 from .mermaid import to_mermaid
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .schema import StateSchema
 
 EdgeKind = Literal["conditional", "normal", "fallback"]
 Strategy = Literal["fail_fast", "collect_all"]
@@ -185,6 +188,8 @@ class Graph:
     reducers: Mapping[str, Reducer]
     out: Mapping[str, OutEdges] = attrs.field(eq=False, repr=False)
     _hash: str = attrs.field(eq=False, repr=False, default="")
+    schema: StateSchema | None = attrs.field(default=None, eq=False, repr=False)
+    """The typed state (DESIGN §16), or None: a dict of JSON values."""
 
     def hash(self) -> str:
         """A stable structural fingerprint (sha256 hex), equal across processes and runs."""
@@ -226,8 +231,10 @@ def structural_hash(
     start: str,
     end: str,
     reducers: Mapping[str, Reducer],
+    fields: list[list[str]] | None = None,
 ) -> str:
-    """sha256 of a canonical JSON of the structure (no ``hash()``, no ``id()``)."""
+    """sha256 of a canonical JSON of the structure (no ``hash()``, no ``id()``);
+    ``fields``: a typed state's ``[name, type]`` pairs (untyped graphs hash as before)."""
 
     def node_repr(node: Node) -> list[Any]:
         extra: list[Any] = []
@@ -244,5 +251,7 @@ def structural_hash(
         "end": end,
         "reducers": sorted([k, r.name] for k, r in reducers.items()),
     }
+    if fields is not None:
+        doc["fields"] = fields
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
