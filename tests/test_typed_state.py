@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_graph import Approve, Executor, GraphBuilder, reducers
+from trio_graph import Approve, CheckpointPolicy, Executor, GraphBuilder, reducers
 from trio_graph.errors import InvalidGraph, NodeExecutionFailed, StateError
 from trio_graph.stores import MemoryStore, Store
 from trio_graph.stores.sqlite import SQLiteStore
@@ -336,3 +336,41 @@ async def test_any_value_round_trips_through_every_store_and_a_resume(value: Eve
             assert {k: type(v) for k, v in seen[-1].items()} == {
                 k: type(v) for k, v in fields.items()
             }
+
+
+async def test_a_forks_patch_is_checked_and_structured() -> None:
+    """A fork's patch of a typed run is checked like an update: a JSON-form value gets its
+    type, a wrong one is a StateError naming the key."""
+    store = MemoryStore()
+    graph = _graph(Everything, ("put", lambda s: {"many": [1]}), ("look", lambda s: None))
+    every_step = CheckpointPolicy(every_step=True)
+    result = await Executor(store=store, policy=every_step).run(graph, {})
+    [first, *_] = await store.list(result.run_id)
+    async with Executor(store=store).fork(graph, first.checkpoint_id, {"day": "2024-02-03"}) as run:
+        async for _ in run:
+            pass
+    assert run.result is not None and run.result.state["day"] == datetime.date(2024, 2, 3)
+    with pytest.raises(StateError, match=r"'many'"):
+        async with Executor(store=store).fork(graph, first.checkpoint_id, {"many": "x"}) as bad:
+            async for _ in bad:
+                pass
+
+
+@pytest.mark.slow
+def test_mypy_sees_the_fields_a_node_reads(tmp_path: Path) -> None:
+    """A node annotated with the schema class is type-checked: mypy accepts the example's
+    nodes and reports a misspelt field."""
+    mypy_api = pytest.importorskip("mypy.api")
+    example = Path(__file__).resolve().parent.parent / "examples" / "typed_research.py"
+    (tmp_path / "typed_research.py").write_text(example.read_text())
+    typo = tmp_path / "typo.py"
+    typo.write_text(
+        "from typed_research import Research\n\n\n"
+        "def node(state: Research) -> dict[str, str]:\n"
+        "    return {'summary': state.topik}\n"
+    )
+    options = ["--cache-dir", str(tmp_path / "cache"), "--follow-imports=silent"]
+    out, _, status = mypy_api.run([*options, str(tmp_path / "typed_research.py")])
+    assert status == 0, out
+    out, _, status = mypy_api.run([*options, str(typo)])
+    assert status == 1 and '"Research" has no attribute "topik"' in out, out

@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 
 EdgeKind = Literal["conditional", "normal", "fallback"]
 Strategy = Literal["fail_fast", "collect_all"]
-NodeFn = Callable[[Mapping[str, Any]], Any]
-Condition = Callable[[Mapping[str, Any]], Any]
+NodeFn = Callable[..., Any]
+"""A node of the state (a read-only mapping; a typed graph's nodes may annotate it with
+the state class, DESIGN §16); with a context, ``fn(state, ctx)``."""
+Condition = Callable[[Any], Any]
 
 
 def is_async_callable(fn: object) -> bool:

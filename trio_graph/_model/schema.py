@@ -25,6 +25,7 @@ everything that works on states keeps working and a step stays O(update). What c
 from __future__ import annotations
 
 import dataclasses
+import re
 import reprlib
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -156,7 +157,9 @@ def reducer_problem(field: Field, reducer: Reducer) -> str | None:
 
 
 def _name(tp: Any) -> str:
-    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    return re.sub(r"\b[\w.]+\.(\w+)", r"\1", str(tp))
 
 
 @attrs.frozen(eq=False)
@@ -193,7 +196,10 @@ class StateSchema:
         except Exception as exc:
             detail = _detail(exc)
             raise StateError(
-                f"{what} {_short.repr(value)} is not {_name(tp)}: {detail}", node=node, key=key
+                f"{what} {_short.repr(value)} is not {_name(tp)}"
+                + (f" ({detail})" if detail else ""),
+                node=node,
+                key=key,
             ) from None
 
     def _field(self, node: str, key: str) -> Field:
@@ -288,14 +294,18 @@ class StateSchema:
 
 
 def _detail(exc: BaseException) -> str:
-    if isinstance(exc, cattrs.BaseValidationError):
-        leaves = [e for e in exc.exceptions]
-        while leaves and isinstance(leaves[0], cattrs.BaseValidationError):
-            leaves = list(leaves[0].exceptions)
-        if leaves:
-            exc = leaves[0]
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:120]
+    """What the converter found, where in the value (``@ attribute text``): the leaf of
+    a validation error; nothing for Python's own complaints about the wrong shape."""
+    where = ""
+    while isinstance(exc, cattrs.BaseValidationError) and exc.exceptions:
+        leaf = exc.exceptions[0]
+        notes = [n for n in getattr(leaf, "__notes__", ()) if "@" in n]
+        where = notes[0].rpartition("@")[2].strip() if notes else where
+        exc = leaf
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if not (isinstance(exc, ValueError) or text.startswith("expected ")):
+        return ""
+    return f"{where}: {text[:120]}" if where else text[:120]
 
 
 class StateView(Mapping[str, Any]):
