@@ -12,7 +12,6 @@ a tuple, the dates are dates, the sources are ``Source`` values.
 Run: python examples/typed_research.py
 """
 
-
 import datetime
 import enum
 import tempfile
