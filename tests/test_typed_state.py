@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_graph import Approve, CheckpointPolicy, Executor, GraphBuilder, reducers
+from trio_graph import Approve, CheckpointPolicy, Executor, GraphBuilder, Modify, reducers
+from trio_graph import events as ev
 from trio_graph.errors import InvalidGraph, NodeExecutionFailed, StateError
 from trio_graph.stores import MemoryStore, Store
 from trio_graph.stores.sqlite import SQLiteStore
@@ -374,3 +375,26 @@ def test_mypy_sees_the_fields_a_node_reads(tmp_path: Path) -> None:
     assert status == 0, out
     out, _, status = mypy_api.run([*options, str(typo)])
     assert status == 1 and '"Research" has no attribute "topik"' in out, out
+
+
+async def test_a_modify_decision_is_checked_when_it_is_made() -> None:
+    """``Modify`` of a typed graph is refused at ``run.decide`` when its key is no field
+    or its value has the wrong type, and committed structured when it is right."""
+    graph = (
+        GraphBuilder("review", state=Research)
+        .barrier("check", approved_key="approved", reason_key="reason")
+        .task("after", lambda s: None)
+        .edge("check", "after")
+        .start("check")
+        .end("after")
+        .build()
+    )
+    async with Executor().stream(graph, {"topic": "t"}) as run:
+        async for event in run:
+            if isinstance(event, ev.BarrierWaiting):
+                with pytest.raises(StateError, match=r"unknown state key 'cnt'"):
+                    run.decide(event.barrier_id, Modify("cnt", 1))
+                with pytest.raises(StateError, match=r"value 'x' is not int"):
+                    run.decide(event.barrier_id, Modify("count", "x"))
+                run.decide(event.barrier_id, Modify("found", ("a",)))
+    assert run.result is not None and run.result.state["found"] == ["a"]
