@@ -26,6 +26,7 @@ EXPECTED = {
     "routing": "'!fire'         -> classify -> lookup -> urgent -> done",
     "state_reducers": "tags    = ['a', 'b', 'c']",
     "subgraphs": "nodes: write -> fr -> fr/draft -> fr/check -> publish",
+    "typed_research": "refused: item 3 is not Source",
     "testing_with_mockclock": "a 24 h barrier wait and a 90 s node, in no real time",
     "workers": "amount  4500: completed, paid 0",
 }

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
-from cattrs.preconf.json import make_converter
 from cattrs.strategies import configure_tagged_union
 
 from . import errors
@@ -26,6 +25,7 @@ from ._model.checkpoint import (
     Frame,
     RunStatus,
 )
+from ._model.converter import converter as converter
 from ._model.decisions import (
     DECISION_TYPES,
     Approve,
@@ -40,8 +40,6 @@ from ._model.decisions import (
 from ._model.jsonvalue import check_values, json_problem
 
 T = TypeVar("T")
-
-converter = make_converter()
 
 
 _ERRORS: dict[str, type[errors.GraphError]] = {cls.__name__: cls for cls in errors.ERROR_TYPES}

@@ -39,6 +39,7 @@ from .graph import (
 from .mapping import items_key
 from .retry import RetryPolicy
 from .strategies import check_strategy
+from .typed import typed_schema
 
 _DEFAULTS = ("reject", "approve", "skip")
 
@@ -48,10 +49,13 @@ def _meta(token_cost: float, side_effects: bool) -> NodeMeta:
 
 
 class GraphBuilder:
-    """Collects a graph's declaration; problems are reported together by :meth:`build`."""
+    """Collects a graph's declaration; problems are reported together by :meth:`build`.
+    ``state``: an attrs class, a dataclass or a ``TypedDict`` whose fields are the state's
+    keys (DESIGN §16); without it the state is a dict of JSON values."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, state: type | None = None) -> None:
         self.name = name
+        self._state = state
         self._nodes: list[Node] = []
         self._edges: list[Edge] = []
         self._reducers: dict[str, Reducer] = {}
@@ -374,16 +378,19 @@ class GraphBuilder:
             for name in nodes:
                 if name not in reaching:
                     problems.append(f"node {name!r} cannot reach the end node {self._end!r}")
+        schema, reducers = typed_schema(self._state, nodes, self._reducers, problems)
         if problems:
             raise InvalidGraph(self.name, problems)
         assert self._start is not None and self._end is not None
+        fields = None if schema is None else schema.hashed()
         return Graph(
             name=self.name,
             nodes=nodes,
             edges=edges,
             start=self._start,
             end=self._end,
-            reducers=dict(self._reducers),
+            reducers=reducers,
             out=out,
-            hash=structural_hash(nodes, edges, self._start, self._end, self._reducers),
+            hash=structural_hash(nodes, edges, self._start, self._end, reducers, fields),
+            schema=schema,
         )

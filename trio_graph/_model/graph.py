@@ -11,7 +11,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 
@@ -21,10 +21,15 @@ from .decisions import DefaultAction
 from .mermaid import to_mermaid
 from .retry import RetryPolicy
 
+if TYPE_CHECKING:
+    from .schema import StateSchema
+
 EdgeKind = Literal["conditional", "normal", "fallback"]
 Strategy = Literal["fail_fast", "collect_all", "first_completed", "quorum"]
-NodeFn = Callable[[Mapping[str, Any]], Any]
-Condition = Callable[[Mapping[str, Any]], Any]
+NodeFn = Callable[..., Any]
+"""A node of the state (a read-only mapping; a typed graph's nodes may annotate it with
+the state class, DESIGN §16); with a context, ``fn(state, ctx)``."""
+Condition = Callable[[Any], Any]
 
 
 def is_async_callable(fn: object) -> bool:
@@ -211,6 +216,8 @@ class Graph:
     reducers: Mapping[str, Reducer]
     out: Mapping[str, OutEdges] = attrs.field(eq=False, repr=False)
     _hash: str = attrs.field(eq=False, repr=False, default="")
+    schema: StateSchema | None = attrs.field(default=None, eq=False, repr=False)
+    """The typed state (DESIGN §16), or None: a dict of JSON values."""
 
     def hash(self) -> str:
         """A stable structural fingerprint (sha256 hex), equal across processes and runs."""
@@ -252,8 +259,10 @@ def structural_hash(
     start: str,
     end: str,
     reducers: Mapping[str, Reducer],
+    fields: list[list[str]] | None = None,
 ) -> str:
-    """sha256 of a canonical JSON of the structure (no ``hash()``, no ``id()``)."""
+    """sha256 of a canonical JSON of the structure (no ``hash()``, no ``id()``);
+    ``fields``: a typed state's ``[name, type]`` pairs (untyped graphs hash as before)."""
 
     def node_repr(node: Node) -> list[Any]:
         extra: list[Any] = []
@@ -270,6 +279,8 @@ def structural_hash(
         "end": end,
         "reducers": sorted([k, r.name] for k, r in reducers.items()),
     }
+    if fields is not None:
+        doc["fields"] = fields
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

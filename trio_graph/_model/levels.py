@@ -22,6 +22,7 @@ from .graph import Graph, Node, ParallelNode, SubgraphNode
 from .jsonvalue import check_update, check_value, json_problem
 from .mapping import fanout_records
 from .results import Outcome, normalise
+from .schema import StateView
 from .state import check_state, reduce_updates
 
 Fanout = tuple[ParallelNode, dict[str, Mapping[str, Any]]]
@@ -95,7 +96,8 @@ class Level:
     """False once a step's deltas are applied and it has nowhere to go."""
 
     def __attrs_post_init__(self) -> None:
-        self.view = types.MappingProxyType(self.state)
+        typed = self.graph.schema is not None
+        self.view = StateView(self.state) if typed else types.MappingProxyType(self.state)
 
     def commit(
         self, node: str, items: Sequence[tuple[str, Any]], *, durable: bool
@@ -103,9 +105,13 @@ class Level:
         """Fold ``node``'s updates through the reducers and commit them at once (all or
         nothing); ``durable``: refuse first what a store would not give back. Returns
         the merged values written."""
-        reducers = self.graph.reducers
+        reducers, schema = self.graph.reducers, self.graph.schema
+        if schema is not None:  # checked and structured first (docs/state.md)
+            items = schema.check_items(self.prefix + node, items, reducers)
         merged = reduce_updates(self.state, reducers, node, items)
-        if durable:  # (docs/state.md)
+        if schema is not None:
+            schema.check_merged(self.prefix + node, merged, reducers)
+        elif durable:  # (docs/state.md)
             check_update(items, merged, reducers, f"node {self.prefix + node!r} wrote")
         self.state.update(merged)
         if self.collected is not None:
@@ -176,6 +182,14 @@ def subgraph_level(parent: Level, node: SubgraphNode, *, durable: bool) -> Level
         parent.frames = []
         return level
     start = node.input(parent.view) if node.input is not None else parent.view
+    schema = node.graph.schema
+    if schema is not None:  # without input=, the parent's keys that are its fields
+        given = (
+            start
+            if node.input is not None
+            else {k: v for k, v in start.items() if k in schema.fields}
+        )
+        return Level(node.graph, schema.initial(given), node.graph.start, 0, max_steps, prefix, [])
     state = check_state(start)
     if durable and node.input is not None:  # new values: refuse as a node's
         where = f"the input of subgraph {prefix[:-1]!r} holds"

@@ -32,15 +32,18 @@ def check_barrier_id(barrier_id: object) -> BarrierId:
 def check_steering(graph: Graph, node: str, decision: Decision, *, durable: bool) -> None:
     """Refuse a decision for barrier ``node`` (a ``"sub/node"`` path) of ``graph`` that the
     run could never take: not a barrier, a malformed decision, a ``Modify`` value a store
-    would not give back (``durable``), a ``Reroute`` with no edge (``MissingEdge``)."""
+    would not give back (``durable``) or its typed state refuses (``StateError``), a
+    ``Reroute`` with no edge (``MissingEdge``)."""
     if not isinstance(graph.find(node), BarrierNode):
         raise BarrierError("decision for a node that is not a barrier", node=node)
     check_decision(decision, node)
-    if isinstance(decision, Modify) and durable:
+    level, local = graph, node
+    while "/" in local:
+        head, _, local = local.partition("/")
+        level = level.nodes[head].graph  # type: ignore[union-attr]
+    if isinstance(decision, Modify) and level.schema is not None:
+        level.schema.check_patch({decision.key: decision.value}, node=node)
+    elif isinstance(decision, Modify) and durable:
         check_value(decision.key, decision.value, f"Modify for barrier {node!r} writes")
     if isinstance(decision, Reroute):
-        level, local = graph, node
-        while "/" in local:
-            head, _, local = local.partition("/")
-            level = level.nodes[head].graph  # type: ignore[union-attr]
         check_target(node, level.out[local], decision.target)

@@ -25,8 +25,10 @@ from .._model.graph import Graph, SubgraphNode
 from .._model.jsonvalue import check_values
 from .._model.patch import patch_checkpoint
 from .._model.run_state import RunState
+from .._model.schema import InitialState
 from .._model.state import check_state
 from .._model.steering import check_barrier_id
+from .._model.typed import is_typed, restored
 from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
 from ..stores.continuation import continuing, starting
 from ..stores.protocol import Store
@@ -79,12 +81,15 @@ class Executor:
     # -- starting runs -----------------------------------------------------------
     @contextlib.asynccontextmanager
     async def stream(
-        self, graph: Graph, state: Mapping[str, Any], *, trace_id: str | None = None
+        self, graph: Graph, state: InitialState, *, trace_id: str | None = None
     ) -> AsyncIterator[Run]:
         """Start ``graph`` on ``state``; yield the :class:`Run` to iterate and steer."""
-        state = check_state(state)
-        if self.store is not None:  # refuse what the store would not give back
-            check_values(state, where="the initial state holds")
+        if graph.schema is not None:  # checked by the schema; the store keeps JSON types
+            state = graph.schema.initial(state)
+        else:
+            state = check_state(state)
+            if self.store is not None:  # refuse what the store would not give back
+                check_values(state, where="the initial state holds")
         run_state = RunState(
             graph,
             state,
@@ -150,7 +155,8 @@ class Executor:
         checkpoint = await store.load(checkpoint_id)
         if patch:  # into the run's state and the subgraph frames the keys belong to
             patch = check_state(patch)
-            check_values(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
+            if not is_typed(graph):  # a typed level checks its keys as it is restored
+                check_values(patch, where=f"the patch of checkpoint {checkpoint_id!r} holds")
             checkpoint = patch_checkpoint(graph, checkpoint, patch)
         checkpoint = attrs.evolve(checkpoint, deadline=None)  # a new run: a new deadline
         loop = self._loop_from(graph, checkpoint, force=force, fork=True, policy=policy)
@@ -160,7 +166,7 @@ class Executor:
     async def run(
         self,
         graph: Graph,
-        state: Mapping[str, Any],
+        state: InitialState,
         *,
         decisions: Mapping[BarrierId | str, Decision] | None = None,
     ) -> ev.RunResult:
@@ -236,7 +242,7 @@ class Executor:
             )
         run_state = RunState.resume(
             graph,
-            checkpoint,
+            restored(graph, checkpoint),  # typed states get their types back
             trace_id=uuid.uuid4().hex,
             max_steps=self.max_steps,
             policy=policy or checkpoint.policy or self.policy,

@@ -64,6 +64,7 @@ from .._model.graph import Branch, ParallelNode, TaskNode
 from .._model.jsonvalue import check_update
 from .._model.mapping import fanout_records, items_key
 from .._model.results import Outcome
+from .._model.schema import StateView
 from .._model.state import merge_branches
 from .._model.strategies import Tally, needed
 from ..errors import BranchFailure, GraphError, NodeExecutionFailed, StateError
@@ -91,6 +92,8 @@ class Fork:
     """A store keeps the run: branch values are checked when they return."""
     context: Callable[[str], NodeContext] | None = None
     """The ``NodeContext`` of a branch (by name) that takes one."""
+    typed: bool = False
+    """The level's state is typed: branches read a ``StateView`` (DESIGN §16)."""
 
 
 @attrs.define
@@ -213,7 +216,9 @@ async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
     t_fork = trio.current_time()
     await fork.emit(ev.ParallelStarted(fork.trace_id, fork.path, fork.span, len(node.branches)))
     done = fork.done
-    branches = _Branches(node, fork, types.MappingProxyType(dict(fork.state)))  # the one copy
+    copy = dict(fork.state)  # the one copy
+    view = StateView(copy) if fork.typed else types.MappingProxyType(copy)
+    branches = _Branches(node, fork, view)
     branches.records = fanout_records(node, done)  # a map's item list first
     if fork.record is not None and items_key(node.name) in done:  # saved as the fork starts
         await fork.record("map items", list(branches.records))

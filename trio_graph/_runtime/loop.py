@@ -37,6 +37,7 @@ from .._model.levels import Step
 from .._model.results import NEXT, Outcome, normalise
 from .._model.run_state import RunState
 from .._model.steering import check_barrier_id
+from .._model.typed import is_typed, to_store
 from ..errors import (
     BarrierError,
     Cancelled,
@@ -79,6 +80,7 @@ class StepLoop:
         self._wakeup: trio.Event | None = None  # set when a decision may answer the wait
         self._started = 0.0
         self._final = False  # cancelled through the store
+        self.typed = is_typed(state.graph)
 
     @property
     def trace_id(self) -> str:
@@ -304,8 +306,9 @@ class StepLoop:
             reducers=level.graph.reducers,
             emit=self.emit,
             record=self._record if recording else None,
-            durable=state.durable,
+            durable=state.durable and level.graph.schema is None,  # typed: checked at merge
             context=functools.partial(NodeContext.of, state, step, self.emit),
+            typed=level.graph.schema is not None,
         )
         outcome = await run_parallel(forked, fork)
         state.fanned_in()
@@ -369,7 +372,11 @@ class StepLoop:
             done=done, status=status, pending=pending, branches=branches, error=error
         )
         try:
-            await store.save(checkpoint, changes=changes)
+            if self.typed:  # the store keeps JSON types (DESIGN §16)
+                stored, hint = to_store(checkpoint, changes)
+                await store.save(stored, changes=hint)
+            else:
+                await store.save(checkpoint, changes=changes)
         except GraphError:
             state.unsaved(changes)
             raise
