@@ -180,6 +180,29 @@ class Cancelled(GraphError):
 
 
 @attrs.define(eq=False, str=False)
+class RunTimeout(Cancelled):
+    """The run passed its deadline (``Executor(deadline=...)`` or ``timeout=``): it is
+    stopped like a cancel, so with a store its checkpoint is resumable. ``node`` (or
+    ``barrier``) names where it was, ``deadline`` is the deadline (``trio.current_time()``
+    units), ``limit`` the seconds this segment of the run had from its start."""
+
+    run_id: str = ""
+    deadline: float = 0.0
+    limit: float = 0.0
+
+    def describe(self) -> str:
+        where = "between steps"
+        if self.barrier:
+            where = f"while waiting at barrier {self.barrier}"
+        elif self.node:
+            where = f"during node {self.node!r}"
+        return (
+            f"run {self.run_id!r} passed its deadline {self.deadline:g} "
+            f"(after {self.limit:g}s) {where}; resumable from its last checkpoint"
+        )
+
+
+@attrs.define(eq=False, str=False)
 class BarrierError(GraphError):
     """A decision could not be accepted or applied (not a barrier, already resolved,
     malformed decision); ``node`` names the node it was for."""
@@ -262,6 +285,7 @@ ERROR_TYPES: tuple[type[GraphError], ...] = (
     NodeTimeout,
     NodeExecutionFailed,
     StateError,
+    RunTimeout,
     Cancelled,
     BarrierError,
     CheckpointError,

@@ -16,7 +16,7 @@ import trio
 
 from .. import events as ev
 from .._model.jsonvalue import json_problem
-from ..errors import StateError
+from ..errors import Cancelled, RunTimeout, StateError
 
 if TYPE_CHECKING:
     from .._model.levels import Step
@@ -104,3 +104,16 @@ class NodeContext:
 
     def __repr__(self) -> str:
         return f"<NodeContext {self.node} step {self.step} attempt {self.attempt}>"
+
+
+def timed_out(where: Cancelled, run_id: str, deadline: float, started: float) -> RunTimeout:
+    """The ``RunTimeout`` of a run stopped by its deadline at ``where`` (the ``Cancelled``
+    naming its node or barrier); a subclass of ``Cancelled``, so it is checkpointed
+    like an interruption and can be resumed."""
+    return RunTimeout(
+        node=where.node,
+        barrier=where.barrier,
+        run_id=run_id,
+        deadline=deadline,
+        limit=max(deadline - started, 0.0),
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -45,7 +46,11 @@ class Executor:
     """Runs graphs. ``max_steps`` bounds every run (resumes included); ``store`` and
     ``policy`` enable checkpoints; ``buffer`` is the event channel's capacity;
     ``log_limit`` how many of the last entries a result's execution log keeps;
-    ``wall_clock`` gives epoch seconds for barrier deadlines (injectable for tests).
+    ``wall_clock`` gives epoch seconds for barrier deadlines (injectable for tests);
+    ``deadline`` is an absolute ``trio.current_time()`` deadline of every run it starts
+    (``timeout=`` of one run is relative to its start; the earlier of the two holds, and
+    node timeouts nest inside it). A run that passes it ends in ``RunTimeout``, stopped
+    like a cancel: with a store it can be resumed (under a new deadline).
 
     ``policy`` is the policy of the runs it starts. A run's policy is stored with its
     checkpoints (``Checkpoint.policy``), so a resume or a fork keeps the run's own
@@ -62,6 +67,7 @@ class Executor:
         buffer: int = 256,
         log_limit: int = 1000,
         wall_clock: Callable[[], float] = time.time,
+        deadline: float | None = None,
     ) -> None:
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
@@ -75,11 +81,17 @@ class Executor:
         self.buffer = buffer
         self.log_limit = log_limit
         self.wall_clock = wall_clock
+        self.deadline = _seconds("deadline", deadline, absolute=True)
 
     # -- starting runs -----------------------------------------------------------
     @contextlib.asynccontextmanager
     async def stream(
-        self, graph: Graph, state: Mapping[str, Any], *, trace_id: str | None = None
+        self,
+        graph: Graph,
+        state: Mapping[str, Any],
+        *,
+        trace_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> AsyncIterator[Run]:
         """Start ``graph`` on ``state``; yield the :class:`Run` to iterate and steer."""
         state = check_state(state)
@@ -97,7 +109,7 @@ class Executor:
         # On a queue store the run is owned live from its start: its job is held.
         async with starting(self.store, run_state.run_id, graph.name) as store:
             loop = StepLoop(run_state, store, wall_clock=self.wall_clock)
-            async with self._started(loop) as run:
+            async with self._started(loop, timeout) as run:
                 yield run
 
     @contextlib.asynccontextmanager
@@ -109,6 +121,7 @@ class Executor:
         force: bool = False,
         decisions: Mapping[BarrierId, Decision] | None = None,
         policy: CheckpointPolicy | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> AsyncIterator[Run]:
         """Continue a stored run at its latest checkpoint's next node, under the same run
         id and a new trace id (``run_id`` may also be any of its segments' trace ids).
@@ -131,7 +144,7 @@ class Executor:
             loop = self._loop_from(graph, checkpoint, force=force, store=store, policy=policy)
             for barrier_id, decision in (decisions or {}).items():
                 loop.decide(barrier_id, decision)
-            async with self._started(loop) as run:
+            async with self._started(loop, timeout) as run:
                 yield run
 
     @contextlib.asynccontextmanager
@@ -143,6 +156,7 @@ class Executor:
         *,
         force: bool = False,
         policy: CheckpointPolicy | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> AsyncIterator[Run]:
         """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers),
         under the checkpoint's stored policy unless ``policy`` is given."""
@@ -154,7 +168,7 @@ class Executor:
             checkpoint = patch_checkpoint(graph, checkpoint, patch)
         checkpoint = attrs.evolve(checkpoint, deadline=None)  # a new run: a new deadline
         loop = self._loop_from(graph, checkpoint, force=force, fork=True, policy=policy)
-        async with self._started(loop) as run:
+        async with self._started(loop, timeout) as run:
             yield run
 
     async def run(
@@ -163,6 +177,7 @@ class Executor:
         state: Mapping[str, Any],
         *,
         decisions: Mapping[BarrierId | str, Decision] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> ev.RunResult:
         """Run to completion and return the result, or raise the terminal error.
 
@@ -172,10 +187,11 @@ class Executor:
         wildcard, or a ``BarrierId`` for occurrence 1 when the barrier is on no cycle (it
         is reached at most once). Otherwise ``InvalidGraph``; use ``stream()`` to answer
         as the run goes. A key that names no barrier is a ``BarrierError`` naming it.
+        ``timeout`` (seconds from now) bounds the run: ``RunTimeout`` when it passes.
         """
         decisions = dict(decisions or {})
         check_run_decisions(graph, decisions)
-        async with self.stream(graph, state) as run:
+        async with self.stream(graph, state, timeout=timeout) as run:
             for key, decision in decisions.items():
                 if isinstance(key, BarrierId):
                     run.decide(key, decision)
@@ -185,8 +201,14 @@ class Executor:
 
     # -- internals ---------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _started(self, loop: StepLoop) -> AsyncIterator[Run]:
-        """Run ``loop`` in a nursery of its own while the caller holds the :class:`Run`."""
+    async def _started(self, loop: StepLoop, seconds: float | None) -> AsyncIterator[Run]:
+        """Run ``loop`` in a nursery of its own while the caller holds the :class:`Run`,
+        under the earlier of the executor's deadline and ``seconds`` from now."""
+        limit = _seconds("timeout", seconds)
+        loop.deadline = min(
+            math.inf if self.deadline is None else self.deadline,
+            math.inf if limit is None else trio.current_time() + limit,
+        )
         send, receive = trio.open_memory_channel[ev.Event](self.buffer)
         run = Run(loop, receive)
         try:
@@ -259,6 +281,17 @@ async def _followed(loop: StepLoop, store: Steered, send: trio.MemorySendChannel
             await ready.wait()
         await loop.main(send)
         nursery.cancel_scope.cancel()
+
+
+def _seconds(what: str, value: float | None, *, absolute: bool = False) -> float | None:
+    """A ``timeout`` (seconds >= 0) or ``deadline`` (any time) argument, checked."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ValueError(f"{what} must be a number of seconds or None, got {value!r}")
+    if not absolute and value < 0:
+        raise ValueError(f"{what} must be >= 0 seconds, got {value!r}")
+    return float(value)
 
 
 def check_run_decisions(graph: Graph, decisions: Mapping[BarrierId | str, Decision]) -> None:

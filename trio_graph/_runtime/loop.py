@@ -40,7 +40,7 @@ from ..errors import (
     NodeExecutionFailed,
 )
 from .calls import call, call_task
-from .context import NodeContext
+from .context import NodeContext, timed_out
 from .fanout import Fork, run_parallel
 from .groups import only_cancelled
 from .outbox import ConsumerGone, Outbox
@@ -57,6 +57,9 @@ async def _not_started(event: ev.Event) -> None:
 
 class StepLoop:
     """Runs one run's steps: drives its :class:`RunState`, sends its events, saves."""
+
+    deadline = math.inf
+    """The run's deadline (``trio.current_time()``, set by the executor): ``RunTimeout``."""
 
     def __init__(
         self, state: RunState, store: Store | None, *, wall_clock: Callable[[], float] = time.time
@@ -129,10 +132,13 @@ class StepLoop:
         self._started = trio.current_time()
         terminal: ev.Event | None = None
         try:
-            with self.cancel_scope:
+            with self.cancel_scope, trio.CancelScope(deadline=self.deadline) as limit:
                 terminal = await self._run()
-            if terminal is None:  # our own scope was cancelled: run.cancel()
-                terminal = await self._fail(self.state.inner.cancelled())
+            if terminal is None:  # our own scope was cancelled: run.cancel(), or the deadline
+                where = self.state.inner.cancelled()
+                if limit.cancelled_caught:
+                    where = timed_out(where, self.state.run_id, self.deadline, self._started)
+                terminal = await self._fail(where)
             await self.emit(terminal)
         except ConsumerGone:
             # The consumer stopped listening: stop as if cancelled (checkpoint included);
