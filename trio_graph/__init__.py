@@ -41,6 +41,7 @@ from .errors import MissingEdge as MissingEdge
 from .errors import NodeExecutionFailed as NodeExecutionFailed
 from .errors import NodeNotFound as NodeNotFound
 from .errors import NodeTimeout as NodeTimeout
+from .errors import ResourceError as ResourceError
 from .errors import RunTimeout as RunTimeout
 from .errors import StateError as StateError
 from .errors import StepsExceeded as StepsExceeded

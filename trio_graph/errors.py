@@ -203,6 +203,19 @@ class RunTimeout(Cancelled):
 
 
 @attrs.define(eq=False, str=False)
+class ResourceError(GraphError):
+    """``ctx.resource(name)`` failed: no such resource declared, the run is over, or its
+    factory failed (its exception the cause); names the node and the resource."""
+
+    message: str
+    node: str = ""
+    resource: str = ""
+
+    def describe(self) -> str:
+        return f"resource {self.resource!r} (node {self.node!r}): {self.message}"
+
+
+@attrs.define(eq=False, str=False)
 class BarrierError(GraphError):
     """A decision could not be accepted or applied (not a barrier, already resolved,
     malformed decision); ``node`` names the node it was for."""
@@ -287,6 +300,7 @@ ERROR_TYPES: tuple[type[GraphError], ...] = (
     StateError,
     RunTimeout,
     Cancelled,
+    ResourceError,
     BarrierError,
     CheckpointError,
     GraphChanged,

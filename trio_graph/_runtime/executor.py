@@ -33,7 +33,9 @@ from ..stores.continuation import continuing, starting
 from ..stores.protocol import Store
 from .groups import lone_error
 from .loop import StepLoop
+from .resources import Factory, Resources
 from .run import Run
+from .services import Services
 from .steering import POLL, Steered, follow_store
 
 log = logging.getLogger("trio_graph")
@@ -51,6 +53,8 @@ class Executor:
     (``timeout=`` of one run is relative to its start; the earlier of the two holds, and
     node timeouts nest inside it). A run that passes it ends in ``RunTimeout``, stopped
     like a cancel: with a store it can be resumed (under a new deadline).
+    ``resources`` maps names to factories of async context managers: each run opens its
+    own on its first ``ctx.resource(name)`` and closes them when it is over.
 
     ``policy`` is the policy of the runs it starts. A run's policy is stored with its
     checkpoints (``Checkpoint.policy``), so a resume or a fork keeps the run's own
@@ -68,6 +72,7 @@ class Executor:
         log_limit: int = 1000,
         wall_clock: Callable[[], float] = time.time,
         deadline: float | None = None,
+        resources: Mapping[str, Factory] | None = None,
     ) -> None:
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
@@ -82,6 +87,10 @@ class Executor:
         self.log_limit = log_limit
         self.wall_clock = wall_clock
         self.deadline = _seconds("deadline", deadline, absolute=True)
+        self.resources = dict(resources or {})
+        for name, factory in self.resources.items():
+            if not isinstance(name, str) or not callable(factory):
+                raise ValueError(f"resources maps names to factories, got {name!r}: {factory!r}")
 
     # -- starting runs -----------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -205,19 +214,23 @@ class Executor:
         """Run ``loop`` in a nursery of its own while the caller holds the :class:`Run`,
         under the earlier of the executor's deadline and ``seconds`` from now."""
         limit = _seconds("timeout", seconds)
-        loop.deadline = min(
+        deadline = min(
             math.inf if self.deadline is None else self.deadline,
             math.inf if limit is None else trio.current_time() + limit,
         )
+        resources = Resources(self.resources)
+        loop.services = Services(deadline, resources if self.resources else None)
         send, receive = trio.open_memory_channel[ev.Event](self.buffer)
         run = Run(loop, receive)
         try:
             async with trio.open_nursery() as nursery:
                 steered = self.store
+                main: tuple[Any, ...] = (loop.main, send)
                 if isinstance(steered, Steered):
-                    nursery.start_soon(_followed, loop, steered, send)
-                else:
-                    nursery.start_soon(loop.main, send)
+                    main = (_followed, loop, steered, send)
+                if self.resources:  # the run's resource keeper beside its loop
+                    main = (resources.serve, *main)
+                nursery.start_soon(*main)
                 try:
                     yield run
                 finally:

@@ -40,10 +40,11 @@ from ..errors import (
     NodeExecutionFailed,
 )
 from .calls import call, call_task
-from .context import NodeContext, timed_out
+from .context import NodeContext
 from .fanout import Fork, run_parallel
 from .groups import only_cancelled
 from .outbox import ConsumerGone, Outbox
+from .services import Services
 
 if TYPE_CHECKING:
     from ..stores.protocol import Store
@@ -58,8 +59,8 @@ async def _not_started(event: ev.Event) -> None:
 class StepLoop:
     """Runs one run's steps: drives its :class:`RunState`, sends its events, saves."""
 
-    deadline = math.inf
-    """The run's deadline (``trio.current_time()``, set by the executor): ``RunTimeout``."""
+    services = Services()
+    """What the executor gives the run (its deadline, resources, limiters; DESIGN §14)."""
 
     def __init__(
         self, state: RunState, store: Store | None, *, wall_clock: Callable[[], float] = time.time
@@ -132,12 +133,12 @@ class StepLoop:
         self._started = trio.current_time()
         terminal: ev.Event | None = None
         try:
-            with self.cancel_scope, trio.CancelScope(deadline=self.deadline) as limit:
+            with self.cancel_scope, trio.CancelScope(deadline=self.services.deadline) as limit:
                 terminal = await self._run()
             if terminal is None:  # our own scope was cancelled: run.cancel(), or the deadline
                 where = self.state.inner.cancelled()
                 if limit.cancelled_caught:
-                    where = timed_out(where, self.state.run_id, self.deadline, self._started)
+                    where = self.services.timed_out(where, self.state.run_id, self._started)
                 terminal = await self._fail(where)
             await self.emit(terminal)
         except ConsumerGone:
@@ -223,7 +224,7 @@ class StepLoop:
         node = step.node
         assert isinstance(node, TaskNode)
         view = step.level.view
-        ctx = NodeContext.of(self.state, step, self.emit) if node.takes_context else None
+        ctx = NodeContext.of(self, step) if node.takes_context else None
         try:
             if node.retry is None:
                 fn, limit = node.fn, node.timeout
@@ -305,7 +306,7 @@ class StepLoop:
             emit=self.emit,
             record=self._record if recording else None,
             durable=state.durable,
-            context=functools.partial(NodeContext.of, state, step, self.emit),
+            context=functools.partial(NodeContext.of, self, step),
         )
         outcome = await run_parallel(node, fork)
         state.fanned_in()
