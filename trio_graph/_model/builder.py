@@ -69,6 +69,7 @@ class GraphBuilder:
         fallback_on: tuple[type[BaseException], ...] = (),
         token_cost: float = 0.0,
         side_effects: bool = False,
+        limiter: str | None = None,
     ) -> GraphBuilder:
         """A task node: ``fn(state)`` returns updates, ``Goto``, ``Fallback`` or None.
 
@@ -77,9 +78,12 @@ class GraphBuilder:
         thread so it cannot stall the run (abandoned if the run is cancelled).
         ``fallback_on`` lists failure types (``NodeTimeout``, your exceptions) that take
         the node's fallback edge like a ``Fallback`` result instead of ending the run.
-        ``token_cost``/``side_effects`` feed the adaptive checkpoint policy.
+        ``token_cost``/``side_effects`` feed the adaptive checkpoint policy. ``limiter``
+        names a shared limiter of the executor (``Executor(limiters={name: n})``): the
+        node waits for a slot before it starts (not counted in its timeout).
         """
         where = f"node {name!r}"
+        self._check_limiter(where, limiter)
         if not callable(fn):
             self._problems.append(f"{where}: task function is not callable ({fn!r:.60})")
         self._check_timeout(where, timeout)
@@ -109,6 +113,7 @@ class GraphBuilder:
                 blocking=blocking,
                 fallback_on=tuple(fallback_on),
                 takes_context=context,
+                limiter=limiter,
             )
         )
         return self
@@ -198,9 +203,12 @@ class GraphBuilder:
         limit: int | None = None,
         label: str | None = None,
         timeouts: Mapping[str, float] | None = None,
+        limiter: str | None = None,
     ) -> GraphBuilder:
-        """A fan-out: each branch runs concurrently on the pre-fork state."""
+        """A fan-out: each branch runs concurrently on the pre-fork state (holding a slot
+        of the executor's shared ``limiter``, when named, as well as of ``limit``)."""
         where = f"parallel node {name!r}"
+        self._check_limiter(where, limiter)
         if not isinstance(branches, Mapping) or not branches:
             self._problems.append(f"{where}: branches must be a non-empty mapping name -> fn")
             branches = {}
@@ -229,7 +237,9 @@ class GraphBuilder:
         for bname in timeouts:
             self._problems.append(f"{where}: timeout given for unknown branch {bname!r}")
         self._nodes.append(
-            ParallelNode(name, tuple(built), strategy=strategy, limit=limit, label=label)
+            ParallelNode(
+                name, tuple(built), strategy=strategy, limit=limit, label=label, limiter=limiter
+            )
         )
         return self
 
@@ -293,6 +303,10 @@ class GraphBuilder:
             not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0
         ):
             self._problems.append(f"{where}: timeout must be a number >= 0, got {timeout!r}")
+
+    def _check_limiter(self, where: str, limiter: str | None) -> None:
+        if limiter is not None and (not isinstance(limiter, str) or not limiter):
+            self._problems.append(f"{where}: limiter must be a limiter's name, got {limiter!r}")
 
     def build(self) -> Graph:
         """Validate and return the :class:`Graph`; raise ``InvalidGraph`` listing every problem."""

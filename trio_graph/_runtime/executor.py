@@ -35,7 +35,7 @@ from .groups import lone_error
 from .loop import StepLoop
 from .resources import Factory, Resources
 from .run import Run
-from .services import Services
+from .services import Services, check_limiters, checked_factories, seconds, shared_limiters
 from .steering import POLL, Steered, follow_store
 
 log = logging.getLogger("trio_graph")
@@ -55,6 +55,8 @@ class Executor:
     like a cancel: with a store it can be resumed (under a new deadline).
     ``resources`` maps names to factories of async context managers: each run opens its
     own on its first ``ctx.resource(name)`` and closes them when it is over.
+    ``limiters`` maps names to slot counts: one ``trio.CapacityLimiter`` per name, shared
+    by every run and branch of this executor naming it (``task(..., limiter=name)``).
 
     ``policy`` is the policy of the runs it starts. A run's policy is stored with its
     checkpoints (``Checkpoint.policy``), so a resume or a fork keeps the run's own
@@ -73,6 +75,7 @@ class Executor:
         wall_clock: Callable[[], float] = time.time,
         deadline: float | None = None,
         resources: Mapping[str, Factory] | None = None,
+        limiters: Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
@@ -86,11 +89,9 @@ class Executor:
         self.buffer = buffer
         self.log_limit = log_limit
         self.wall_clock = wall_clock
-        self.deadline = _seconds("deadline", deadline, absolute=True)
-        self.resources = dict(resources or {})
-        for name, factory in self.resources.items():
-            if not isinstance(name, str) or not callable(factory):
-                raise ValueError(f"resources maps names to factories, got {name!r}: {factory!r}")
+        self.deadline = seconds("deadline", deadline, absolute=True)
+        self.resources = checked_factories(resources or {})
+        self.limiters = shared_limiters(limiters or {})
 
     # -- starting runs -----------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -103,6 +104,7 @@ class Executor:
         timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> AsyncIterator[Run]:
         """Start ``graph`` on ``state``; yield the :class:`Run` to iterate and steer."""
+        check_limiters(graph, self.limiters)
         state = check_state(state)
         if self.store is not None:  # refuse what the store would not give back
             check_values(state, where="the initial state holds")
@@ -140,6 +142,7 @@ class Executor:
         interrupted fan-out are not run again. ``decisions`` are applied as ``run.decide``;
         ``policy`` replaces the run's stored checkpoint policy.
         """
+        check_limiters(graph, self.limiters)
         store = self._need_store("resume")
         found = await store.latest(run_id)
         if found is None:
@@ -169,6 +172,7 @@ class Executor:
     ) -> AsyncIterator[Run]:
         """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers),
         under the checkpoint's stored policy unless ``policy`` is given."""
+        check_limiters(graph, self.limiters)
         store = self._need_store("fork")
         checkpoint = await store.load(checkpoint_id)
         if patch:  # into the run's state and the subgraph frames the keys belong to
@@ -210,16 +214,16 @@ class Executor:
 
     # -- internals ---------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _started(self, loop: StepLoop, seconds: float | None) -> AsyncIterator[Run]:
+    async def _started(self, loop: StepLoop, within: float | None) -> AsyncIterator[Run]:
         """Run ``loop`` in a nursery of its own while the caller holds the :class:`Run`,
-        under the earlier of the executor's deadline and ``seconds`` from now."""
-        limit = _seconds("timeout", seconds)
+        under the earlier of the executor's deadline and ``within`` seconds from now."""
+        limit = seconds("timeout", within)
         deadline = min(
             math.inf if self.deadline is None else self.deadline,
             math.inf if limit is None else trio.current_time() + limit,
         )
         resources = Resources(self.resources)
-        loop.services = Services(deadline, resources if self.resources else None)
+        loop.services = Services(deadline, resources if self.resources else None, self.limiters)
         send, receive = trio.open_memory_channel[ev.Event](self.buffer)
         run = Run(loop, receive)
         try:
@@ -294,17 +298,6 @@ async def _followed(loop: StepLoop, store: Steered, send: trio.MemorySendChannel
             await ready.wait()
         await loop.main(send)
         nursery.cancel_scope.cancel()
-
-
-def _seconds(what: str, value: float | None, *, absolute: bool = False) -> float | None:
-    """A ``timeout`` (seconds >= 0) or ``deadline`` (any time) argument, checked."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ValueError(f"{what} must be a number of seconds or None, got {value!r}")
-    if not absolute and value < 0:
-        raise ValueError(f"{what} must be >= 0 seconds, got {value!r}")
-    return float(value)
 
 
 def check_run_decisions(graph: Graph, decisions: Mapping[BarrierId | str, Decision]) -> None:

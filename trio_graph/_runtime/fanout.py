@@ -23,8 +23,9 @@ and every failure is reported together: ``err.failures`` in declaration order, a
 an ``ExceptionGroup`` as ``__cause__`` whose members carry a note naming their
 branch. Nothing is merged when any branch failed.
 
-**Limit.** ``limit=N`` is a ``trio.CapacityLimiter``. A branch's duration and its
-timeout count from when it gets its slot, not while it waits for one.
+**Limit.** ``limit=N`` is a ``trio.CapacityLimiter``; ``limiter="name"`` names one of
+the executor's, shared by all its runs (taken after the node's own). A branch's
+duration and its timeout count from when it gets its slots, not while it waits.
 
 **Events.** ``ParallelStarted``; one ``BranchCompleted`` per branch run by this
 fork, in completion order (``success=False`` for a failure and for a branch
@@ -89,6 +90,8 @@ class Fork:
     """A store keeps the run: branch values are checked when they return."""
     context: Callable[[str], NodeContext] | None = None
     """The ``NodeContext`` of a branch (by name) that takes one."""
+    limiter: trio.CapacityLimiter | None = None
+    """The executor's shared limiter the node names: each branch holds a slot of it."""
 
 
 @attrs.define
@@ -121,9 +124,18 @@ class _Branches:
 
     async def run(self, branch: Branch, limiter: trio.CapacityLimiter | None) -> None:
         if limiter is None:
-            await self._run(branch)
+            await self._shared(branch)
             return
         async with limiter:  # held until its event is sent and its record saved
+            await self._shared(branch)
+
+    async def _shared(self, branch: Branch) -> None:
+        """The branch, holding a slot of the executor's shared limiter too (taken after
+        the node's own ``limit``, so a queued branch holds no shared slot)."""
+        if self.fork.limiter is None:
+            await self._run(branch)
+            return
+        async with self.fork.limiter:
             await self._run(branch)
 
     async def _run(self, branch: Branch) -> None:

@@ -43,17 +43,13 @@ from .calls import call, call_task
 from .context import NodeContext
 from .fanout import Fork, run_parallel
 from .groups import only_cancelled
-from .outbox import ConsumerGone, Outbox
+from .outbox import ConsumerGone, Outbox, not_started
 from .services import Services
 
 if TYPE_CHECKING:
     from ..stores.protocol import Store
 
 _YIELD_EVERY = 16
-
-
-async def _not_started(event: ev.Event) -> None:
-    raise RuntimeError("the run has not started: no event can be sent")
 
 
 class StepLoop:
@@ -74,7 +70,7 @@ class StepLoop:
         self.result: ev.RunResult | None = None
         self.error: GraphError | None = None
         self.finished = False
-        self.emit: Callable[[ev.Event], Awaitable[None]] = _not_started  # Outbox.put, in main
+        self.emit: Callable[[ev.Event], Awaitable[None]] = not_started  # Outbox.put, in main
         self._wakeup: trio.Event | None = None  # set when a decision may answer the wait
         self._started = 0.0
         self._final = False  # cancelled through the store
@@ -136,9 +132,7 @@ class StepLoop:
             with self.cancel_scope, trio.CancelScope(deadline=self.services.deadline) as limit:
                 terminal = await self._run()
             if terminal is None:  # our own scope was cancelled: run.cancel(), or the deadline
-                where = self.state.inner.cancelled()
-                if limit.cancelled_caught:
-                    where = self.services.timed_out(where, self.state.run_id, self._started)
+                where = self.services.stopped(self.state, limit.cancelled_caught, self._started)
                 terminal = await self._fail(where)
             await self.emit(terminal)
         except ConsumerGone:
@@ -204,9 +198,14 @@ class StepLoop:
         step = state.begin()
         if step.number % _YIELD_EVERY == 0:
             await trio.lowlevel.checkpoint()
-        await self.emit(ev.NodeStart(state.trace_id, step.path, step.span, step.number))
-        state.opened(step, trio.current_time())
-        outcome = await RUNNERS[type(step.node)](self, step)
+        slot = self.services.slot(step.node)  # a shared limiter's (None: today's path)
+        waited = 0.0 if slot is None else await self.services.wait(slot)
+        try:
+            await self.emit(ev.NodeStart(state.trace_id, step.path, step.span, step.number, waited))
+            state.opened(step, trio.current_time())
+            outcome = await RUNNERS[type(step.node)](self, step)
+        finally:
+            self.services.release(slot)
         finished = state.finish(step, outcome, trio.current_time())
         for event in finished.events:
             await self.emit(event)
@@ -307,6 +306,7 @@ class StepLoop:
             record=self._record if recording else None,
             durable=state.durable,
             context=functools.partial(NodeContext.of, self, step),
+            limiter=self.services.shared(node.limiter),
         )
         outcome = await run_parallel(node, fork)
         state.fanned_in()
