@@ -216,6 +216,23 @@ class ResourceError(GraphError):
 
 
 @attrs.define(eq=False, str=False)
+class TrioRequired(GraphError, RuntimeError):
+    """A trio_graph entry point was awaited outside Trio (under asyncio, say): run it
+    under Trio, or from asyncio through Trio's guest mode with
+    ``trio_graph.asyncio_run`` (docs/nodes.md)."""
+
+    what: str
+    library: str = "unknown"
+
+    def describe(self) -> str:
+        return (
+            f"{self.what} must run under Trio, but it was awaited under {self.library}; "
+            "from an asyncio program use trio_graph.asyncio_run(...), which runs Trio in "
+            "guest mode on the asyncio loop (trio.lowlevel.start_guest_run)"
+        )
+
+
+@attrs.define(eq=False, str=False)
 class BarrierError(GraphError):
     """A decision could not be accepted or applied (not a barrier, already resolved,
     malformed decision); ``node`` names the node it was for."""
@@ -301,6 +318,7 @@ ERROR_TYPES: tuple[type[GraphError], ...] = (
     RunTimeout,
     Cancelled,
     ResourceError,
+    TrioRequired,
     BarrierError,
     CheckpointError,
     GraphChanged,

@@ -32,6 +32,7 @@ from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
 from ..stores.continuation import continuing, starting
 from ..stores.protocol import Store
 from .groups import lone_error
+from .guest import require_trio
 from .loop import StepLoop
 from .resources import Factory, Resources
 from .run import Run
@@ -104,6 +105,7 @@ class Executor:
         timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> AsyncIterator[Run]:
         """Start ``graph`` on ``state``; yield the :class:`Run` to iterate and steer."""
+        require_trio("Executor.stream()/run()")
         check_limiters(graph, self.limiters)
         state = check_state(state)
         if self.store is not None:  # refuse what the store would not give back
@@ -142,6 +144,7 @@ class Executor:
         interrupted fan-out are not run again. ``decisions`` are applied as ``run.decide``;
         ``policy`` replaces the run's stored checkpoint policy.
         """
+        require_trio("Executor.resume()")
         check_limiters(graph, self.limiters)
         store = self._need_store("resume")
         found = await store.latest(run_id)
@@ -172,6 +175,7 @@ class Executor:
     ) -> AsyncIterator[Run]:
         """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers),
         under the checkpoint's stored policy unless ``policy`` is given."""
+        require_trio("Executor.fork()")
         check_limiters(graph, self.limiters)
         store = self._need_store("fork")
         checkpoint = await store.load(checkpoint_id)
@@ -202,6 +206,7 @@ class Executor:
         as the run goes. A key that names no barrier is a ``BarrierError`` naming it.
         ``timeout`` (seconds from now) bounds the run: ``RunTimeout`` when it passes.
         """
+        require_trio("Executor.run()")
         decisions = dict(decisions or {})
         check_run_decisions(graph, decisions)
         async with self.stream(graph, state, timeout=timeout) as run:
