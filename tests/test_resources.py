@@ -229,3 +229,19 @@ async def test_a_resource_owning_a_nursery_is_entered_and_exited_by_one_task(
     )
     await Executor(resources={"mcp": session}).run(graph, {})
     assert 3 <= len(ticks) <= 5
+
+
+async def test_a_resource_that_fails_to_close_is_not_lost() -> None:
+    """A context manager raising while it closes makes run() raise that error (bare, not
+    in a group) although the run itself completed: nothing fails silently."""
+
+    @contextlib.asynccontextmanager
+    async def leaky() -> AsyncIterator[int]:
+        yield 1
+        raise ValueError("close failed")
+
+    async def node(state: Any, ctx: NodeContext) -> None:
+        await ctx.resource("r")
+
+    with pytest.raises(ValueError, match="close failed"):
+        await Executor(resources={"r": leaky}).run(one(node), {})
