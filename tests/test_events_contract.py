@@ -64,13 +64,27 @@ def check_contract(events: list[Any], trace_id: str) -> None:
             assert e.duration >= 0
             ends[e.span_id] += 1
             open_span = None
-        elif isinstance(e, ev.StateChanged):
+        elif isinstance(e, ev.StateChanged | ev.NodeOutput):
             assert open_span is not None and e.span_id == open_span.span_id, e
             assert e.node == open_span.node
     assert open_span is None, f"NodeStart {open_span} never ended"
     assert len(set(starts)) == len(starts), f"span ids repeat: {starts}"
     assert all(ends[s] == 1 for s in starts), (starts, ends)
     assert set(ends) == set(starts)
+
+
+def check_outputs(events: list[Any], spec: GraphSpec, emits: int) -> None:
+    """Each task node's span holds exactly ``emits`` NodeOutputs, in the order emitted."""
+    tasks = {n.name for n in spec.nodes if n.kind == "task"}
+    outputs: dict[int, list[Any]] = {}
+    for e in events:
+        if isinstance(e, ev.NodeStart) and e.node in tasks:
+            outputs[e.span_id] = []
+        elif isinstance(e, ev.NodeOutput):
+            outputs[e.span_id].append(e.data)
+    starts = {e.span_id: e.node for e in events if isinstance(e, ev.NodeStart)}
+    for span, data in outputs.items():
+        assert data == [f"{starts[span]}#{i}" for i in range(emits)], (span, data)
 
 
 async def collect(executor: Executor, graph: Any, state: dict[str, Any]) -> tuple[list[Any], Any]:
@@ -95,13 +109,15 @@ def outcome_of(terminal: Any) -> str:
     state=STATES,
     max_steps=st.sampled_from([25, 40, 13, 8, 5, 3, 2, 1]),
     buffer=st.sampled_from([256, 1, 2, 3, 5]),
+    emits=st.sampled_from([0, 0, 1, 3]),
 )
 def test_random_runs_keep_the_contract_and_match_the_reference(
-    spec: GraphSpec, state: dict[str, Any], max_steps: int, buffer: int
+    spec: GraphSpec, state: dict[str, Any], max_steps: int, buffer: int, emits: int
 ) -> None:
-    """Random graph + behaviours (+ event buffer size): the event stream keeps the lifecycle
-    contract, and node order, success flags, StateChanged, Degraded, outcome and state match
-    the reference."""
+    """Random graph + behaviours (+ event buffer size; task nodes emitting outputs or
+    not): the event stream keeps the lifecycle contract (each span's NodeOutputs inside
+    it, in order), and node order, success flags, StateChanged, Degraded, outcome and
+    state match the reference."""
     expected = summarize(interpret(build_graph(spec), state, max_steps=max_steps))
     event(f"outcome: {expected.outcome}")
     event(f"steps: {'>5' if len(expected.nodes) > 5 else '<=5'}")
@@ -109,8 +125,9 @@ def test_random_runs_keep_the_contract_and_match_the_reference(
 
     async def main() -> None:
         executor = Executor(max_steps=max_steps, buffer=buffer)
-        events, run = await collect(executor, build_graph(spec, calls=calls), state)
+        events, run = await collect(executor, build_graph(spec, calls=calls, emits=emits), state)
         check_contract(events, run.trace_id)
+        check_outputs(events, spec, emits)
         terminal = events[-1]
         ends = [(e.node, e.success) for e in events if isinstance(e, ev.NodeEnd)]
         assert ends == expected.nodes

@@ -27,6 +27,7 @@ EXPECTED = {
     "state_reducers": "tags    = ['a', 'b', 'c']",
     "subgraphs": "nodes: write -> fr -> fr/draft -> fr/check -> publish",
     "typed_research": "refused: item 3 is not Source",
+    "streaming": "2 runs done, 2 clients opened and 2 closed, at most 1 LLM call at once",
     "testing_with_mockclock": "a 24 h barrier wait and a 90 s node, in no real time",
     "workers": "amount  4500: completed, paid 0",
 }

@@ -29,6 +29,7 @@ from ._model.retry import RetryPolicy as RetryPolicy
 from ._model.state import StateDelta as StateDelta
 from ._runtime.context import NodeContext as NodeContext
 from ._runtime.executor import Executor as Executor
+from ._runtime.guest import asyncio_run as asyncio_run
 from ._runtime.run import Run as Run
 from .errors import BarrierError as BarrierError
 from .errors import Cancelled as Cancelled
@@ -41,8 +42,11 @@ from .errors import MissingEdge as MissingEdge
 from .errors import NodeExecutionFailed as NodeExecutionFailed
 from .errors import NodeNotFound as NodeNotFound
 from .errors import NodeTimeout as NodeTimeout
+from .errors import ResourceError as ResourceError
+from .errors import RunTimeout as RunTimeout
 from .errors import StateError as StateError
 from .errors import StepsExceeded as StepsExceeded
+from .errors import TrioRequired as TrioRequired
 from .errors import Unrouted as Unrouted
 from .events import RunResult as RunResult
 

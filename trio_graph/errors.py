@@ -180,6 +180,59 @@ class Cancelled(GraphError):
 
 
 @attrs.define(eq=False, str=False)
+class RunTimeout(Cancelled):
+    """The run passed its deadline (``Executor(deadline=...)`` or ``timeout=``): it is
+    stopped like a cancel, so with a store its checkpoint is resumable. ``node`` (or
+    ``barrier``) names where it was, ``deadline`` is the deadline (``trio.current_time()``
+    units), ``limit`` the seconds this segment of the run had from its start."""
+
+    run_id: str = ""
+    deadline: float = 0.0
+    limit: float = 0.0
+
+    def describe(self) -> str:
+        where = "between steps"
+        if self.barrier:
+            where = f"while waiting at barrier {self.barrier}"
+        elif self.node:
+            where = f"during node {self.node!r}"
+        return (
+            f"run {self.run_id!r} passed its deadline {self.deadline:g} "
+            f"(after {self.limit:g}s) {where}; resumable from its last checkpoint"
+        )
+
+
+@attrs.define(eq=False, str=False)
+class ResourceError(GraphError):
+    """``ctx.resource(name)`` failed: no such resource declared, the run is over, or its
+    factory failed (its exception the cause); names the node and the resource."""
+
+    message: str
+    node: str = ""
+    resource: str = ""
+
+    def describe(self) -> str:
+        return f"resource {self.resource!r} (node {self.node!r}): {self.message}"
+
+
+@attrs.define(eq=False, str=False)
+class TrioRequired(GraphError, RuntimeError):
+    """A trio_graph entry point was awaited outside Trio (under asyncio, say): run it
+    under Trio, or from asyncio through Trio's guest mode with
+    ``trio_graph.asyncio_run`` (docs/nodes.md)."""
+
+    what: str
+    library: str = "unknown"
+
+    def describe(self) -> str:
+        return (
+            f"{self.what} must run under Trio, but it was awaited under {self.library}; "
+            "from an asyncio program use trio_graph.asyncio_run(...), which runs Trio in "
+            "guest mode on the asyncio loop (trio.lowlevel.start_guest_run)"
+        )
+
+
+@attrs.define(eq=False, str=False)
 class BarrierError(GraphError):
     """A decision could not be accepted or applied (not a barrier, already resolved,
     malformed decision); ``node`` names the node it was for."""
@@ -262,7 +315,10 @@ ERROR_TYPES: tuple[type[GraphError], ...] = (
     NodeTimeout,
     NodeExecutionFailed,
     StateError,
+    RunTimeout,
     Cancelled,
+    ResourceError,
+    TrioRequired,
     BarrierError,
     CheckpointError,
     GraphChanged,

@@ -81,10 +81,14 @@ class GraphStart:
 
 @attrs.frozen
 class NodeStart:
+    """A node starts; ``waited``: seconds it waited for a slot of its shared limiter
+    first (``task(..., limiter=)``; not counted in its timeout or its duration)."""
+
     trace_id: str
     node: str
     span_id: int
     step: int
+    waited: float = 0.0
 
 
 @attrs.frozen

@@ -14,10 +14,10 @@ from typing import Any
 from ..errors import InvalidGraph
 from ..reducers import Reducer, as_reducer
 from .analysis import reachable
+from .checks import check_limit, check_limiter, check_timeout, fork_branches
 from .decisions import DefaultAction
 from .graph import (
     BarrierNode,
-    Branch,
     Condition,
     ConditionNode,
     Edge,
@@ -36,7 +36,6 @@ from .graph import (
     structural_hash,
     takes_context,
 )
-from .mapping import items_key
 from .retry import RetryPolicy
 from .strategies import check_strategy
 from .typed import typed_schema
@@ -75,6 +74,7 @@ class GraphBuilder:
         fallback_on: tuple[type[BaseException], ...] = (),
         token_cost: float = 0.0,
         side_effects: bool = False,
+        limiter: str | None = None,
     ) -> GraphBuilder:
         """A task node: ``fn(state)`` returns updates, ``Goto``, ``Fallback`` or None.
 
@@ -83,12 +83,15 @@ class GraphBuilder:
         thread so it cannot stall the run (abandoned if the run is cancelled).
         ``fallback_on`` lists failure types (``NodeTimeout``, your exceptions) that take
         the node's fallback edge like a ``Fallback`` result instead of ending the run.
-        ``token_cost``/``side_effects`` feed the adaptive checkpoint policy.
+        ``token_cost``/``side_effects`` feed the adaptive checkpoint policy. ``limiter``
+        names a shared limiter of the executor (``Executor(limiters={name: n})``): the
+        node waits for a slot before it starts (not counted in its timeout).
         """
         where = f"node {name!r}"
+        check_limiter(where, limiter, self._problems)
         if not callable(fn):
             self._problems.append(f"{where}: task function is not callable ({fn!r:.60})")
-        self._check_timeout(where, timeout)
+        check_timeout(where, timeout, self._problems)
         is_async = is_async_callable(fn)
         if blocking and is_async:
             self._problems.append(f"{where}: blocking=True is for plain functions, not async ones")
@@ -115,6 +118,7 @@ class GraphBuilder:
                 blocking=blocking,
                 fallback_on=tuple(fallback_on),
                 takes_context=context,
+                limiter=limiter,
             )
         )
         return self
@@ -179,7 +183,7 @@ class GraphBuilder:
             self._problems.append(
                 f"barrier {name!r}: default must be one of {_DEFAULTS}, got {default!r}"
             )
-        self._check_timeout(f"barrier {name!r}", timeout)
+        check_timeout(f"barrier {name!r}", timeout, self._problems)
         if show is not None and not callable(show):
             self._problems.append(f"barrier {name!r}: show must be callable, got {show!r:.60}")
         self._nodes.append(
@@ -205,37 +209,21 @@ class GraphBuilder:
         label: str | None = None,
         timeouts: Mapping[str, float] | None = None,
         quorum: int | None = None,
+        limiter: str | None = None,
     ) -> GraphBuilder:
         """A fan-out: each branch runs concurrently on the pre-fork state; ``strategy``
-        or ``quorum=k`` says how many must succeed (``_model/strategies.py``)."""
+        or ``quorum=k`` says how many must succeed (``_model/strategies.py``); each
+        branch holds a slot of the executor's shared ``limiter``, when named."""
         where = f"parallel node {name!r}"
+        check_limiter(where, limiter, self._problems)
         if not isinstance(branches, Mapping) or not branches:
             self._problems.append(f"{where}: branches must be a non-empty mapping name -> fn")
             branches = {}
         size = len(branches)
         strategy, quorum = check_strategy(where, strategy, quorum, self._problems, size)
-        self._check_limit(where, limit)
-        timeouts = dict(timeouts or {})
-        built = []
-        for bname, fn in branches.items():
-            if not callable(fn):
-                self._problems.append(f"{where}: branch {bname!r} is not callable ({fn!r:.60})")
-            if bname == items_key(name):
-                self._problems.append(f"{where}: branch name {bname!r} is reserved (map items)")
-            t = timeouts.pop(bname, None)
-            self._check_timeout(f"{where} branch {bname!r}", t)
-            built.append(
-                Branch(
-                    bname,
-                    fn,
-                    is_async=is_async_callable(fn),
-                    timeout=t,
-                    takes_context=takes_context(fn),
-                )
-            )
-        for bname in timeouts:
-            self._problems.append(f"{where}: timeout given for unknown branch {bname!r}")
-        node = ParallelNode(name, tuple(built), strategy, limit, label, quorum=quorum)
+        check_limit(where, limit, self._problems)
+        built = fork_branches(where, name, branches, timeouts, self._problems)
+        node = ParallelNode(name, built, strategy, limit, label, quorum=quorum, limiter=limiter)
         self._nodes.append(node)
         return self
 
@@ -251,6 +239,7 @@ class GraphBuilder:
         retry: RetryPolicy | None = None,
         label: str | None = None,
         quorum: int | None = None,
+        limiter: str | None = None,
     ) -> GraphBuilder:
         """A fan-out over the list ``over(state)`` gives at run time: ``fn(item, state)``
         (or ``fn(item, state, ctx)``) per item, as branch ``"name[i]"``, merged in item
@@ -260,14 +249,15 @@ class GraphBuilder:
             if not callable(f):
                 self._problems.append(f"{where}: {label_} is not callable ({f!r:.60})")
         strategy, quorum = check_strategy(where, strategy, quorum, self._problems)
-        self._check_limit(where, limit)
-        self._check_timeout(where, timeout)
+        check_limit(where, limit, self._problems)
+        check_limiter(where, limiter, self._problems)
+        check_timeout(where, timeout, self._problems)
         if retry is not None and not isinstance(retry, RetryPolicy):
             self._problems.append(f"{where}: retry must be a RetryPolicy, got {retry!r:.60}")
         context = takes_context(fn, before=2)
         is_async = is_async_callable(fn)
         args = (strategy, limit, timeout, retry, label, quorum)
-        self._nodes.append(MapNode(name, fn, over, is_async, context, *args))
+        self._nodes.append(MapNode(name, fn, over, is_async, context, *args, limiter=limiter))
         return self
 
     # -- edges -------------------------------------------------------------
@@ -324,16 +314,6 @@ class GraphBuilder:
         """The node whose completion completes the run."""
         self._end = node
         return self
-
-    def _check_limit(self, where: str, limit: int | None) -> None:
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            self._problems.append(f"{where}: limit must be a positive int, got {limit!r}")
-
-    def _check_timeout(self, where: str, timeout: float | None) -> None:
-        if timeout is not None and (
-            not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0
-        ):
-            self._problems.append(f"{where}: timeout must be a number >= 0, got {timeout!r}")
 
     def build(self) -> Graph:
         """Validate and return the :class:`Graph`; raise ``InvalidGraph`` listing every problem."""

@@ -77,6 +77,8 @@ class TaskNode:
     the run; e.g. ``(NodeTimeout,)``."""
     takes_context: bool = False
     """``fn(state, ctx)``: called with a ``NodeContext`` (DESIGN §14)."""
+    limiter: str | None = None
+    """The executor's shared limiter it holds a slot of while it runs (DESIGN §14)."""
     kind: ClassVar[str] = "task"
 
 
@@ -133,6 +135,8 @@ class ParallelNode:
     meta: NodeMeta = NodeMeta()
     quorum: int | None = None
     """``strategy="quorum"``: the fork ends once this many branches succeeded."""
+    limiter: str | None = None
+    """The executor's shared limiter each branch holds a slot of while it runs."""
     kind: ClassVar[str] = "parallel"
 
 
@@ -154,6 +158,8 @@ class MapNode:
     label: str | None = None
     quorum: int | None = None
     meta: NodeMeta = NodeMeta()
+    limiter: str | None = None
+    """The executor's shared limiter each item holds a slot of while it runs."""
     kind: ClassVar[str] = "map"
 
 
@@ -232,6 +238,17 @@ class Graph:
             elif isinstance(n, SubgraphNode):
                 names += [f"{n.name}/{b}" for b in n.graph.barriers()]
         return names
+
+    def limiters(self) -> list[tuple[str, str]]:
+        """``(node path, limiter name)`` of every node naming a shared limiter (subgraph
+        nodes as ``"sub/node"`` paths)."""
+        found = []
+        for n in self.nodes.values():
+            if isinstance(n, TaskNode | ParallelNode | MapNode) and n.limiter is not None:
+                found.append((n.name, n.limiter))
+            elif isinstance(n, SubgraphNode):
+                found += [(f"{n.name}/{p}", name) for p, name in n.graph.limiters()]
+        return found
 
     def find(self, path: str) -> Node | None:
         """The node at ``path``: a name, or ``"sub/node"`` inside a subgraph node."""

@@ -98,6 +98,7 @@ def expand(node: MapNode, items: list[Any]) -> ParallelNode:
         label=node.label,
         meta=node.meta,
         quorum=node.quorum,
+        limiter=node.limiter,
     )
 
 

@@ -10,17 +10,30 @@ run's own channel: a slow consumer slows the node, and memory stays bounded.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from .. import events as ev
 from .._model.jsonvalue import json_problem
-from ..errors import StateError
+from ..errors import ResourceError, StateError
 
 if TYPE_CHECKING:
     from .._model.levels import Step
     from .._model.run_state import RunState
+    from .resources import Resources
+    from .services import Services
+
+
+class Source(Protocol):
+    """Where contexts come from: the run's loop (its state, its event send, its services)."""
+
+    @property
+    def state(self) -> RunState: ...
+    @property
+    def emit(self) -> Callable[[ev.Event], Awaitable[None]]: ...
+    @property
+    def services(self) -> Services: ...
 
 
 class NodeContext:
@@ -29,6 +42,7 @@ class NodeContext:
     __slots__ = (
         "_durable",
         "_emit",
+        "_resources",
         "attempt",
         "branch",
         "node",
@@ -49,6 +63,7 @@ class NodeContext:
         emit: Callable[[ev.Event], Awaitable[None]],
         durable: bool,
         branch: str | None = None,
+        resources: Resources | None = None,
     ) -> None:
         self.run_id = run_id
         self.trace_id = trace_id
@@ -62,16 +77,13 @@ class NodeContext:
         """Which attempt this is, from 1 (more under a retry policy)."""
         self._emit = emit
         self._durable = durable
+        self._resources = resources
 
     @classmethod
-    def of(
-        cls,
-        run: RunState,
-        step: Step,
-        emit: Callable[[ev.Event], Awaitable[None]],
-        branch: str | None = None,
-    ) -> NodeContext:
-        """The context of ``step`` of ``run`` (of one of its branches, for a fan-out)."""
+    def of(cls, source: Source, step: Step, branch: str | None = None) -> NodeContext:
+        """The context of ``step`` of the run of ``source`` (of one of its branches, for
+        a fan-out)."""
+        run, emit = source.state, source.emit
         return cls(
             run_id=run.run_id,
             trace_id=run.trace_id,
@@ -81,6 +93,7 @@ class NodeContext:
             emit=emit,
             durable=run.durable,
             branch=branch,
+            resources=source.services.resources,
         )
 
     @property
@@ -101,6 +114,17 @@ class NodeContext:
                     node=self.node,
                 )
         await self._emit(ev.NodeOutput(self.trace_id, self.node, self.span_id, data, self.branch))
+
+    async def resource(self, name: str) -> Any:
+        """The run's resource ``name`` (``Executor(resources={name: factory})``): the value
+        its async context manager entered, opened on the first use in the run and closed
+        when the run is over. ``ResourceError`` naming the node and the resource for a
+        name the executor does not declare, or a factory that failed."""
+        if self._resources is None:
+            raise ResourceError(
+                "no such resource; the executor declares none", node=self.node, resource=name
+            )
+        return await self._resources.get(name, self.node)
 
     def __repr__(self) -> str:
         return f"<NodeContext {self.node} step {self.step} attempt {self.attempt}>"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -33,8 +34,11 @@ from ..errors import BarrierError, CheckpointError, GraphChanged, InvalidGraph
 from ..stores.continuation import continuing, starting
 from ..stores.protocol import Store
 from .groups import lone_error
+from .guest import require_trio
 from .loop import StepLoop
+from .resources import Factory, Resources
 from .run import Run
+from .services import Services, check_limiters, checked_factories, seconds, shared_limiters
 from .steering import POLL, Steered, follow_store
 
 log = logging.getLogger("trio_graph")
@@ -47,7 +51,15 @@ class Executor:
     """Runs graphs. ``max_steps`` bounds every run (resumes included); ``store`` and
     ``policy`` enable checkpoints; ``buffer`` is the event channel's capacity;
     ``log_limit`` how many of the last entries a result's execution log keeps;
-    ``wall_clock`` gives epoch seconds for barrier deadlines (injectable for tests).
+    ``wall_clock`` gives epoch seconds for barrier deadlines (injectable for tests);
+    ``deadline`` is an absolute ``trio.current_time()`` deadline of every run it starts
+    (``timeout=`` of one run is relative to its start; the earlier of the two holds, and
+    node timeouts nest inside it). A run that passes it ends in ``RunTimeout``, stopped
+    like a cancel: with a store it can be resumed (under a new deadline).
+    ``resources`` maps names to factories of async context managers: each run opens its
+    own on its first ``ctx.resource(name)`` and closes them when it is over.
+    ``limiters`` maps names to slot counts: one ``trio.CapacityLimiter`` per name, shared
+    by every run and branch of this executor naming it (``task(..., limiter=name)``).
 
     ``policy`` is the policy of the runs it starts. A run's policy is stored with its
     checkpoints (``Checkpoint.policy``), so a resume or a fork keeps the run's own
@@ -64,6 +76,9 @@ class Executor:
         buffer: int = 256,
         log_limit: int = 1000,
         wall_clock: Callable[[], float] = time.time,
+        deadline: float | None = None,
+        resources: Mapping[str, Factory] | None = None,
+        limiters: Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
@@ -77,13 +92,23 @@ class Executor:
         self.buffer = buffer
         self.log_limit = log_limit
         self.wall_clock = wall_clock
+        self.deadline = seconds("deadline", deadline, absolute=True)
+        self.resources = checked_factories(resources or {})
+        self.limiters = shared_limiters(limiters or {})
 
     # -- starting runs -----------------------------------------------------------
     @contextlib.asynccontextmanager
     async def stream(
-        self, graph: Graph, state: InitialState, *, trace_id: str | None = None
+        self,
+        graph: Graph,
+        state: InitialState,
+        *,
+        trace_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> AsyncIterator[Run]:
         """Start ``graph`` on ``state``; yield the :class:`Run` to iterate and steer."""
+        require_trio("Executor.stream()/run()")
+        check_limiters(graph, self.limiters)
         if graph.schema is not None:  # checked by the schema; the store keeps JSON types
             state = graph.schema.initial(state)
         else:
@@ -102,7 +127,7 @@ class Executor:
         # On a queue store the run is owned live from its start: its job is held.
         async with starting(self.store, run_state.run_id, graph.name) as store:
             loop = StepLoop(run_state, store, wall_clock=self.wall_clock)
-            async with self._started(loop) as run:
+            async with self._started(loop, timeout) as run:
                 yield run
 
     @contextlib.asynccontextmanager
@@ -114,6 +139,7 @@ class Executor:
         force: bool = False,
         decisions: Mapping[BarrierId, Decision] | None = None,
         policy: CheckpointPolicy | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> AsyncIterator[Run]:
         """Continue a stored run at its latest checkpoint's next node, under the same run
         id and a new trace id (``run_id`` may also be any of its segments' trace ids).
@@ -123,6 +149,8 @@ class Executor:
         interrupted fan-out are not run again. ``decisions`` are applied as ``run.decide``;
         ``policy`` replaces the run's stored checkpoint policy.
         """
+        require_trio("Executor.resume()")
+        check_limiters(graph, self.limiters)
         store = self._need_store("resume")
         found = await store.latest(run_id)
         if found is None:
@@ -136,7 +164,7 @@ class Executor:
             loop = self._loop_from(graph, checkpoint, force=force, store=store, policy=policy)
             for barrier_id, decision in (decisions or {}).items():
                 loop.decide(barrier_id, decision)
-            async with self._started(loop) as run:
+            async with self._started(loop, timeout) as run:
                 yield run
 
     @contextlib.asynccontextmanager
@@ -148,9 +176,12 @@ class Executor:
         *,
         force: bool = False,
         policy: CheckpointPolicy | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> AsyncIterator[Run]:
         """A new run from any checkpoint, with ``patch`` overwriting keys (no reducers),
         under the checkpoint's stored policy unless ``policy`` is given."""
+        require_trio("Executor.fork()")
+        check_limiters(graph, self.limiters)
         store = self._need_store("fork")
         checkpoint = await store.load(checkpoint_id)
         if patch:  # into the run's state and the subgraph frames the keys belong to
@@ -160,7 +191,7 @@ class Executor:
             checkpoint = patch_checkpoint(graph, checkpoint, patch)
         checkpoint = attrs.evolve(checkpoint, deadline=None)  # a new run: a new deadline
         loop = self._loop_from(graph, checkpoint, force=force, fork=True, policy=policy)
-        async with self._started(loop) as run:
+        async with self._started(loop, timeout) as run:
             yield run
 
     async def run(
@@ -169,6 +200,7 @@ class Executor:
         state: InitialState,
         *,
         decisions: Mapping[BarrierId | str, Decision] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's own deadline (§14)
     ) -> ev.RunResult:
         """Run to completion and return the result, or raise the terminal error.
 
@@ -178,10 +210,12 @@ class Executor:
         wildcard, or a ``BarrierId`` for occurrence 1 when the barrier is on no cycle (it
         is reached at most once). Otherwise ``InvalidGraph``; use ``stream()`` to answer
         as the run goes. A key that names no barrier is a ``BarrierError`` naming it.
+        ``timeout`` (seconds from now) bounds the run: ``RunTimeout`` when it passes.
         """
+        require_trio("Executor.run()")
         decisions = dict(decisions or {})
         check_run_decisions(graph, decisions)
-        async with self.stream(graph, state) as run:
+        async with self.stream(graph, state, timeout=timeout) as run:
             for key, decision in decisions.items():
                 if isinstance(key, BarrierId):
                     run.decide(key, decision)
@@ -191,17 +225,27 @@ class Executor:
 
     # -- internals ---------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _started(self, loop: StepLoop) -> AsyncIterator[Run]:
-        """Run ``loop`` in a nursery of its own while the caller holds the :class:`Run`."""
+    async def _started(self, loop: StepLoop, within: float | None) -> AsyncIterator[Run]:
+        """Run ``loop`` in a nursery of its own while the caller holds the :class:`Run`,
+        under the earlier of the executor's deadline and ``within`` seconds from now."""
+        limit = seconds("timeout", within)
+        deadline = min(
+            math.inf if self.deadline is None else self.deadline,
+            math.inf if limit is None else trio.current_time() + limit,
+        )
+        resources = Resources(self.resources)
+        loop.services = Services(deadline, resources if self.resources else None, self.limiters)
         send, receive = trio.open_memory_channel[ev.Event](self.buffer)
         run = Run(loop, receive)
         try:
             async with trio.open_nursery() as nursery:
                 steered = self.store
+                main: tuple[Any, ...] = (loop.main, send)
                 if isinstance(steered, Steered):
-                    nursery.start_soon(_followed, loop, steered, send)
-                else:
-                    nursery.start_soon(loop.main, send)
+                    main = (_followed, loop, steered, send)
+                if self.resources:  # the run's resource keeper beside its loop
+                    main = (resources.serve, *main)
+                nursery.start_soon(*main)
                 try:
                     yield run
                 finally:

@@ -23,8 +23,9 @@ and every failure is reported together: ``err.failures`` in declaration order, a
 an ``ExceptionGroup`` as ``__cause__`` whose members carry a note naming their
 branch. Nothing is merged when any branch failed.
 
-**Limit.** ``limit=N`` is a ``trio.CapacityLimiter``. A branch's duration and its
-timeout count from when it gets its slot, not while it waits for one.
+**Limit.** ``limit=N`` is a ``trio.CapacityLimiter``; ``limiter="name"`` names one of
+the executor's, shared by all its runs (taken after the node's own). A branch's
+duration and its timeout count from when it gets its slots, not while it waits.
 
 **Events.** ``ParallelStarted``; one ``BranchCompleted`` per branch run by this
 fork, in completion order (``success=False`` for a failure and for a branch
@@ -94,6 +95,8 @@ class Fork:
     """The ``NodeContext`` of a branch (by name) that takes one."""
     typed: bool = False
     """The level's state is typed: branches read a ``StateView`` (DESIGN §16)."""
+    limiter: trio.CapacityLimiter | None = None
+    """The executor's shared limiter the node names: each branch holds a slot of it."""
 
 
 @attrs.define
@@ -132,6 +135,13 @@ class _Branches:
 
     async def limited(self, branch: Branch, limiter: trio.CapacityLimiter) -> None:
         async with limiter:  # held until its event is sent and its record saved
+            await (self.shared(branch) if self.fork.limiter is not None else self.run(branch))
+
+    async def shared(self, branch: Branch) -> None:
+        """The branch, holding a slot of the executor's shared limiter too (taken after
+        the node's own ``limit``, so a queued branch holds no shared slot)."""
+        assert self.fork.limiter is not None
+        async with self.fork.limiter:
             await self.run(branch)
 
     async def run(self, branch: Branch) -> None:
@@ -227,8 +237,10 @@ async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
         branches.scope = nursery.cancel_scope
         for branch in node.branches:
             if branch.name not in done and not branches.tally.settled:
-                if limiter is None:
+                if limiter is None and fork.limiter is None:
                     nursery.start_soon(branches.run, branch)
+                elif limiter is None:
+                    nursery.start_soon(branches.shared, branch)
                 else:
                     nursery.start_soon(branches.limited, branch, limiter)
     await _report(node, fork, branches, t_fork)

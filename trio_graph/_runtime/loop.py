@@ -9,7 +9,7 @@ the node by its kind (:data:`RUNNERS`); ``finish`` (commit, route); its events; 
 checkpoint the policy wants. A subgraph node runs its steps inline, one level down.
 Events go out through an :class:`~trio_graph._runtime.outbox.Outbox`. Exceptions become
 the terminal event once, in :meth:`StepLoop.main`; store failures become
-``CheckpointError`` once, in :meth:`StepLoop.checkpoint`.
+``CheckpointError`` once, in :func:`~trio_graph._runtime.saving.save`.
 """
 
 from __future__ import annotations
@@ -25,19 +25,12 @@ import trio
 from .. import events as ev
 from .._model.checkpoint import BranchResult, RunStatus
 from .._model.decisions import BarrierId, Decision
-from .._model.graph import (
-    BarrierNode,
-    ConditionNode,
-    MapNode,
-    ParallelNode,
-    SubgraphNode,
-    TaskNode,
-)
+from .._model.graph import BarrierNode, ConditionNode, MapNode, ParallelNode, SubgraphNode, TaskNode
 from .._model.levels import Step
 from .._model.results import NEXT, Outcome, normalise
 from .._model.run_state import RunState
 from .._model.steering import check_barrier_id
-from .._model.typed import is_typed, to_store
+from .._model.typed import is_typed
 from ..errors import (
     BarrierError,
     Cancelled,
@@ -49,7 +42,9 @@ from .calls import call, call_task
 from .context import NodeContext
 from .fanout import Fork, run_parallel
 from .groups import only_cancelled
-from .outbox import ConsumerGone, Outbox
+from .outbox import ConsumerGone, Outbox, not_started
+from .saving import save
+from .services import Services
 
 if TYPE_CHECKING:
     from ..stores.protocol import Store
@@ -57,12 +52,11 @@ if TYPE_CHECKING:
 _YIELD_EVERY = 16
 
 
-async def _not_started(event: ev.Event) -> None:
-    raise RuntimeError("the run has not started: no event can be sent")
-
-
 class StepLoop:
     """Runs one run's steps: drives its :class:`RunState`, sends its events, saves."""
+
+    services = Services()
+    """What the executor gives the run (its deadline, resources, limiters; DESIGN §14)."""
 
     def __init__(
         self, state: RunState, store: Store | None, *, wall_clock: Callable[[], float] = time.time
@@ -76,7 +70,7 @@ class StepLoop:
         self.result: ev.RunResult | None = None
         self.error: GraphError | None = None
         self.finished = False
-        self.emit: Callable[[ev.Event], Awaitable[None]] = _not_started  # Outbox.put, in main
+        self.emit: Callable[[ev.Event], Awaitable[None]] = not_started  # Outbox.put, in main
         self._wakeup: trio.Event | None = None  # set when a decision may answer the wait
         self._started = 0.0
         self._final = False  # cancelled through the store
@@ -136,10 +130,11 @@ class StepLoop:
         self._started = trio.current_time()
         terminal: ev.Event | None = None
         try:
-            with self.cancel_scope:
+            with self.cancel_scope, trio.CancelScope(deadline=self.services.deadline) as limit:
                 terminal = await self._run()
-            if terminal is None:  # our own scope was cancelled: run.cancel()
-                terminal = await self._fail(self.state.inner.cancelled())
+            if terminal is None:  # our own scope was cancelled: run.cancel(), or the deadline
+                where = self.services.stopped(self.state, limit.cancelled_caught, self._started)
+                terminal = await self._fail(where)
             await self.emit(terminal)
         except ConsumerGone:
             # The consumer stopped listening: stop as if cancelled (checkpoint included);
@@ -204,9 +199,14 @@ class StepLoop:
         step = state.begin()
         if step.number % _YIELD_EVERY == 0:
             await trio.lowlevel.checkpoint()
-        await self.emit(ev.NodeStart(state.trace_id, step.path, step.span, step.number))
-        state.opened(step, trio.current_time())
-        outcome = await RUNNERS[type(step.node)](self, step)
+        slot = self.services.slot(step.node)  # a shared limiter's (None: today's path)
+        waited = 0.0 if slot is None else await self.services.wait(slot)
+        try:
+            await self.emit(ev.NodeStart(state.trace_id, step.path, step.span, step.number, waited))
+            state.opened(step, trio.current_time())
+            outcome = await RUNNERS[type(step.node)](self, step)
+        finally:
+            self.services.release(slot)
         finished = state.finish(step, outcome, trio.current_time())
         for event in finished.events:
             await self.emit(event)
@@ -224,7 +224,7 @@ class StepLoop:
         node = step.node
         assert isinstance(node, TaskNode)
         view = step.level.view
-        ctx = NodeContext.of(self.state, step, self.emit) if node.takes_context else None
+        ctx = NodeContext.of(self, step) if node.takes_context else None
         try:
             if node.retry is None:
                 fn, limit = node.fn, node.timeout
@@ -307,8 +307,9 @@ class StepLoop:
             emit=self.emit,
             record=self._record if recording else None,
             durable=state.durable and level.graph.schema is None,  # typed: checked at merge
-            context=functools.partial(NodeContext.of, state, step, self.emit),
+            context=functools.partial(NodeContext.of, self, step),
             typed=level.graph.schema is not None,
+            limiter=self.services.shared(node.limiter),
         )
         outcome = await run_parallel(forked, fork)
         state.fanned_in()
@@ -360,38 +361,13 @@ class StepLoop:
         error: str | None = None,
     ) -> None:
         """Save a checkpoint of the run now (``done``: it has no next node); emits
-        ``CheckpointSaved``. The one funnel of store failures: trio_graph's own errors pass
-        unchanged; any other exception of the store becomes a ``CheckpointError`` naming
-        the checkpoint (``site``: what it records, the run, the step, the next node, the
-        last checkpoint saved), the store's exception as ``__cause__``; ``trio.Cancelled``
-        and other ``BaseException`` pass unchanged. What was not saved is owed to the next.
-        """
-        store, state = self.store, self.state
-        assert store is not None
+        ``CheckpointSaved``. Store failures are translated once, by :func:`save`."""
+        state = self.state
+        assert self.store is not None
         checkpoint, changes = state.checkpoint(
             done=done, status=status, pending=pending, branches=branches, error=error
         )
-        try:
-            if self.typed:  # the store keeps JSON types (DESIGN §16)
-                stored, hint = to_store(checkpoint, changes)
-                await store.save(stored, changes=hint)
-            else:
-                await store.save(checkpoint, changes=changes)
-        except GraphError:
-            state.unsaved(changes)
-            raise
-        except Exception as exc:
-            state.unsaved(changes)
-            inner = state.inner
-            where = "none, run finished" if done else inner.prefix + inner.current
-            raise CheckpointError(
-                f"could not save the {site} checkpoint of run {state.trace_id!r} at step "
-                f"{inner.step} (next node {where!r}; last saved checkpoint "
-                f"{state.last_checkpoint!r}): store.save raised {type(exc).__name__}: {exc}"
-            ) from exc
-        except BaseException:
-            state.unsaved(changes)
-            raise
+        await save(self.store, state, checkpoint, changes, site, done=done, typed=self.typed)
         await self.emit(state.saved(checkpoint))
 
 

@@ -14,6 +14,11 @@ import trio
 from .. import events as ev
 
 
+async def not_started(event: ev.Event) -> None:
+    """The send of a run that has not started: no event can be sent."""
+    raise RuntimeError("the run has not started: no event can be sent")
+
+
 class ConsumerGone(Exception):
     """The receive side of the event channel was closed: stop quietly."""
 

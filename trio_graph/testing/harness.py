@@ -194,7 +194,9 @@ def check_event_contract(events: tuple[Any, ...] | list[Any]) -> None:
             if open_span != (e.node, e.span_id):
                 problems.append(f"#{i} NodeEnd {(e.node, e.span_id)} but open is {open_span}")
             open_span = None
-        elif isinstance(e, ev.StateChanged | ev.BarrierWaiting | ev.ParallelStarted):
+        elif isinstance(
+            e, ev.StateChanged | ev.BarrierWaiting | ev.ParallelStarted | ev.NodeOutput
+        ):
             if open_span != (e.node, e.span_id):
                 problems.append(f"#{i} {type(e).__name__} outside its node's span")
         elif isinstance(e, ev.BarrierResolved | ev.BranchCompleted | ev.ParallelCompleted):

@@ -149,6 +149,22 @@ class Over:
         return items if self.kind == "list" else tuple(items)
 
 
+class EmittingBehaviourFn(AsyncBehaviourFn):
+    """An async node function taking a ``NodeContext``: emits ``emits`` outputs
+    (``"name#0"``, ``"name#1"``, ...) through ``ctx.emit``, then behaves as
+    :class:`AsyncBehaviourFn`. The reference (``reference(state)``) emits nothing: outputs
+    change no state and no route."""
+
+    def __init__(self, name: str, behaviours: Sequence[Behaviour], *, emits: int, **kw: Any):
+        super().__init__(name, behaviours, **kw)
+        self.emits = emits
+
+    async def __call__(self, state: Mapping[str, Any], ctx: Any) -> Any:  # type: ignore[override]
+        for i in range(self.emits):
+            await ctx.emit(f"{self.name}#{i}")
+        return await super().__call__(state)
+
+
 # -- conditions ---------------------------------------------------------------------------
 
 CondOp = Literal["true", "false", "has", "eq", "lt", "odd", "raise"]
@@ -329,13 +345,18 @@ class GraphSpec:
 
 
 def build_graph(
-    spec: GraphSpec, builder: GraphBuilder | None = None, calls: Counter[str] | None = None
+    spec: GraphSpec,
+    builder: GraphBuilder | None = None,
+    calls: Counter[str] | None = None,
+    *,
+    emits: int = 0,
 ) -> Graph:
     """A real graph following ``spec``, with fresh node functions (build one per run).
 
     ``calls``, when given, counts each task node's calls under its name (each branch's
-    under ``"node.branch"``)."""
-    return declare(spec, builder, calls=calls).build()
+    under ``"node.branch"``); ``emits > 0`` makes every task node take a ``NodeContext``
+    and emit that many outputs per call (:class:`EmittingBehaviourFn`)."""
+    return declare(spec, builder, calls=calls, emits=emits).build()
 
 
 def declare(
@@ -345,16 +366,23 @@ def declare(
     start: bool = True,
     end: bool = True,
     calls: Counter[str] | None = None,
+    emits: int = 0,
 ) -> GraphBuilder:
     """Declare ``spec`` on a builder (nodes, then edges, reducers, start, end); not built.
 
-    ``start=False`` / ``end=False`` leave the start / end node undeclared; ``calls`` is
-    as for :func:`build_graph`."""
+    ``start=False`` / ``end=False`` leave the start / end node undeclared; ``calls`` and
+    ``emits`` are as for :func:`build_graph`."""
     b = builder or GraphBuilder(spec.name)
     for node in spec.nodes:
         if isinstance(node, TaskSpec):
-            cls = AsyncBehaviourFn if node.is_async else BehaviourFn
-            b.task(node.name, cls(node.name, node.behaviours, counter=calls))
+            if emits:
+                fn: BehaviourFn = EmittingBehaviourFn(
+                    node.name, node.behaviours, emits=emits, counter=calls
+                )
+            else:
+                cls = AsyncBehaviourFn if node.is_async else BehaviourFn
+                fn = cls(node.name, node.behaviours, counter=calls)
+            b.task(node.name, fn)
         elif isinstance(node, ConditionSpec):
             b.condition(node.name, list(node.branches))
         elif isinstance(node, BarrierSpec):
