@@ -2,7 +2,7 @@
 
 The rules (:mod:`.rules`) write every statement once, as a *template*: values bound by
 name (``:job``), and in braces what differs between databases: the tables (``{jobs}``,
-``{decisions}``, ``{runs}``), the time (``{now}``, ``{lease_until}``: now plus
+``{decisions}``, ``{cancels}``, ``{runs}``), the time (``{now}``, ``{lease_until}``: now plus
 ``:lease`` seconds), row locking (``{lock}``, ``{skip_locked}``), JSON columns
 (``{jsonb}`` after a parameter that is JSON text, ``{text}`` after a JSON column read
 back as text, or after a parameter that may be NULL and must be typed) and the job
@@ -50,7 +50,9 @@ class Dialect:
     name = "sql"
     jobs = "jobs"
     decisions = "decisions"
+    cancels = "cancels"
     runs = "runs"
+    checkpoints = "checkpoints"
     now = ":now"
     lease_until = ":now + :lease"
     seconds = "{}"
@@ -75,7 +77,9 @@ class Dialect:
         self._words = {
             "jobs": self.jobs,
             "decisions": self.decisions,
+            "cancels": self.cancels,
             "runs": self.runs,
+            "checkpoints": self.checkpoints,
             "now": self.now,
             "lease_until": self.lease_until,
             "lock": self.lock,

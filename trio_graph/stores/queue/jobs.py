@@ -37,6 +37,8 @@ class JobStatus(enum.StrEnum):
     """Parked at a barrier until ``store.decide`` answers it."""
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Cancelled through the store (``store.cancel``): never claimed, held or resumed."""
 
 
 @attrs.frozen
@@ -106,16 +108,22 @@ class Standing(enum.Enum):
     WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Cancelled; or running with a cancel mark (see :data:`Op.CANCEL`) whose lease
+    lapsed: its process died before ending the run, which stays cancelled."""
 
 
-def standing(status: str | None, live: object = False, owner: str | None = None) -> Standing:
-    """The standing of a row with ``status`` (None: no row), lease ``live``, ``owner``."""
+def standing(
+    status: str | None, live: object = False, owner: str | None = None, marked: object = False
+) -> Standing:
+    """The standing of a row with ``status`` (None: no row), lease ``live``, ``owner``,
+    and whether a cancel is ``marked`` for it."""
     if status is None:
         return Standing.ABSENT
     if status != JobStatus.RUNNING:
         return Standing(JobStatus(status).value)
     if not live:
-        return Standing.LAPSED
+        return Standing.CANCELLED if marked else Standing.LAPSED
     return Standing.HELD if (owner or "").startswith(HOLD_PREFIX) else Standing.LEASED
 
 
@@ -143,7 +151,13 @@ class Op(enum.StrEnum):
     UNHOLD = "unhold"
     """A hold on a job ends: the job is runnable again."""
     DROP = "drop"
-    """A hold on a run that was not in the queue ends: its job row goes."""
+    """A hold on a run that was not in the queue ends: its job row goes (unless the run
+    was cancelled: the row keeps saying so)."""
+    CANCEL = "cancel"
+    """``store.cancel``: a job nobody executes live ends ``cancelled`` at once (a
+    worker's claim on it is refused from then on); a held one (a process executing
+    the run and following its steering) is *marked*: its run ends ``cancelled`` within
+    about a second, and its terminal save settles the job."""
 
 
 class Refusal(enum.Enum):
@@ -165,6 +179,8 @@ class Refusal(enum.Enum):
     """``BarrierError``: no such run in the store."""
     SUBMITTED = "submitted"
     """``CheckpointError``: a run with this id was already submitted."""
+    CANCELLED = "cancelled"
+    """``CheckpointError``: the run was cancelled; it is not continued."""
 
 
 @attrs.frozen
@@ -188,6 +204,7 @@ S, J = Standing, JobStatus
 RUNNING = frozenset({S.LEASED, S.HELD, S.LAPSED})
 """Every standing of a running job: what a fenced operation starts from."""
 _ENDS = frozenset({J.COMPLETED, J.FAILED})
+_FINISHED = {S.COMPLETED: Refusal.FINISHED, S.FAILED: Refusal.FINISHED}
 
 TRANSITIONS: Mapping[Op, Move] = {
     Op.SUBMIT: Move(frozenset({S.ABSENT}), frozenset({J.QUEUED}), False, Refusal.SUBMITTED),
@@ -206,16 +223,25 @@ TRANSITIONS: Mapping[Op, Move] = {
         frozenset({J.RUNNING}),
         False,
         Refusal.BUSY,
-        {S.COMPLETED: Refusal.NOTHING, S.FAILED: Refusal.NOTHING},
+        {S.COMPLETED: Refusal.NOTHING, S.FAILED: Refusal.NOTHING, S.CANCELLED: Refusal.CANCELLED},
     ),
     Op.RENEW: Move(RUNNING, frozenset({J.RUNNING}), True, Refusal.STALE),
     Op.SAVE: Move(RUNNING, frozenset({J.RUNNING}), True, Refusal.LEASE_LOST),
-    Op.SETTLE: Move(RUNNING, _ENDS, True, Refusal.LEASE_LOST),
+    Op.SETTLE: Move(RUNNING, _ENDS | {J.CANCELLED}, True, Refusal.LEASE_LOST),
     Op.RELEASE: Move(RUNNING, frozenset({J.QUEUED}), True, Refusal.STALE),
     Op.PARK: Move(RUNNING, frozenset({J.WAITING, J.QUEUED}), True, Refusal.STALE),
     Op.FINISH: Move(RUNNING, _ENDS, True, Refusal.STALE),
     Op.UNHOLD: Move(RUNNING, frozenset({J.QUEUED}), True, Refusal.STALE),
-    Op.DROP: Move(frozenset(Standing) - {S.ABSENT}, frozenset({None}), True, Refusal.STALE),
+    Op.DROP: Move(
+        frozenset(Standing) - {S.ABSENT, S.CANCELLED}, frozenset({None}), True, Refusal.STALE
+    ),
+    Op.CANCEL: Move(
+        frozenset({S.ABSENT, S.QUEUED, S.WAITING, S.LAPSED, S.LEASED, S.HELD, S.CANCELLED}),
+        frozenset({J.CANCELLED, J.RUNNING}),
+        False,
+        Refusal.FINISHED,
+        _FINISHED,
+    ),
 }
 """The job transitions: every operation, from which standings, to which statuses."""
 
@@ -252,6 +278,8 @@ def check_target(op: Op, target: JobStatus) -> JobStatus:
 def settles(checkpoint: Checkpoint) -> JobStatus | None:
     """The status a fenced save of ``checkpoint`` ends its job with (None: not terminal)."""
     status = RunStatus(checkpoint.status)
+    if status is RunStatus.CANCELLED:  # cancelled through the store: wherever it stopped
+        return JobStatus.CANCELLED
     if checkpoint.next_node is None and status in (RunStatus.COMPLETED, RunStatus.FAILED):
         return JobStatus(status.value)
     return None

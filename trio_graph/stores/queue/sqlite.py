@@ -10,8 +10,8 @@ poll (there is no NOTIFY); a live run notices a decision by a commit to the file
 (:class:`~trio_graph.stores.sqlite_changes.ChangeWatch`).
 
 Tables (created on first use, versioned as ``queue_schema_version`` in ``meta``):
-``jobs``, ``job_traces`` (every trace of a job, so a later trace id finds its job) and
-``decisions``.
+``jobs``, ``job_traces`` (every trace of a job, so a later trace id finds its job),
+``decisions`` and ``cancels`` (the cancel marks of runs executing live).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from ...errors import CheckpointError
 from ..sqlite_changes import ChangeWatch
 from .dialect import Dialect
 
-QUEUE_SCHEMA_VERSION = 1
+QUEUE_SCHEMA_VERSION = 2
+"""Version 2 added ``cancels`` (every statement is ``IF NOT EXISTS``: version 1 files
+are brought up by running them all again)."""
 
 QUEUE_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -60,6 +62,10 @@ QUEUE_SCHEMA = (
         decision TEXT NOT NULL,
         UNIQUE (job_id, node, occurrence)
     )""",
+    """CREATE TABLE IF NOT EXISTS cancels (
+        job_id TEXT PRIMARY KEY,
+        cancelled_at REAL NOT NULL
+    ) WITHOUT ROWID""",
 )
 
 

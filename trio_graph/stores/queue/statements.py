@@ -14,10 +14,12 @@ from typing import Any
 from ..._model.decisions import BarrierId
 from .jobs import RUNNING, TRANSITIONS, Job, JobStatus, Op, Standing
 
+_MARKED = "EXISTS (SELECT 1 FROM {cancels} m WHERE m.job_id = {jobs}.job_id)"
+"""The job of the row at hand has a cancel mark (see ``Op.CANCEL``)."""
 _WHERE = {
     Standing.QUEUED: "status = 'queued'",
     Standing.WAITING: "status = 'waiting'",
-    Standing.LAPSED: "(status = 'running' AND lease_until < {now})",
+    Standing.LAPSED: "(status = 'running' AND lease_until < {now} AND NOT " + _MARKED + ")",
 }
 
 
@@ -47,8 +49,11 @@ FIRST = """SELECT coalesce((SELECT f.trace_id FROM {runs} f WHERE f.trace_id = r
 """The run's first segment's row (where holds of a run take turns), else the trace's."""
 RUN = """SELECT graph_name, status, checkpoint_id, run_id FROM {runs}
     WHERE trace_id = :trace{lock}"""
-STANDING = """SELECT status, pending_barrier, owner, lease_until >= {now}, epoch
-    FROM {jobs} WHERE job_id = :job{lock}"""
+STANDING = (
+    "SELECT status, pending_barrier, owner, lease_until >= {now}, epoch, "
+    + _MARKED
+    + " FROM {jobs} WHERE job_id = :job{lock}"
+)
 OWNER = "SELECT status, owner, lease_until >= {now} FROM {jobs} WHERE job_id = :job"
 """Who holds the job's lease now, and whether it is live (no lock: a look)."""
 DECIDE = """INSERT INTO {decisions} (job_id, node, occurrence, decision)
@@ -71,8 +76,21 @@ HOLD_RUN = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoi
     owner, lease_until, attempts, created_at, updated_at, available_at)
     VALUES (:job, :graph, 'running', :trace, :checkpoint, 1, :owner, {lease_until}, 1,
     {now}, {now}, {now}) ON CONFLICT DO NOTHING"""
-DROP = "DELETE FROM {jobs} WHERE job_id = :job AND epoch = :epoch"
+DROP = "DELETE FROM {jobs} WHERE job_id = :job AND epoch = :epoch AND status <> 'cancelled'"
+"""The job row of a hold on a run outside the queue goes (a cancelled one stays)."""
 DROP_DECISIONS = "DELETE FROM {decisions} WHERE job_id = :job"
+DROP_MARK = "DELETE FROM {cancels} WHERE job_id = :job"
+CANCEL_JOB = """UPDATE {jobs} SET status = 'cancelled', owner = NULL, lease_until = NULL,
+    updated_at = {now} WHERE job_id = :job"""
+MARK = """INSERT INTO {cancels} (job_id, cancelled_at) VALUES (:job, {now})
+    ON CONFLICT (job_id) DO NOTHING"""
+CANCEL_RUN = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoint_id,
+    created_at, updated_at, available_at)
+    VALUES (:job, :graph, 'cancelled', :trace, :checkpoint, {now}, {now}, {now})
+    ON CONFLICT DO NOTHING"""
+"""A stored run outside the queue, cancelled: its job row says so from now on."""
+CANCELLED = "SELECT status = 'cancelled' OR " + _MARKED + " FROM {jobs} WHERE job_id = :job"
+"""Whether the job was cancelled (ended so, or marked while a process executes it)."""
 ANSWERS = """SELECT decision{text} FROM {decisions} WHERE job_id = :job AND node = :node
     AND occurrence IN (:every, :occurrence)"""
 PARK = """UPDATE {jobs} SET status = :status, pending_barrier = :pending, owner = NULL,
