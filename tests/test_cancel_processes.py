@@ -95,12 +95,23 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str
         _pg.drop_schema(dsn, schema)
 
 
+def _canceller(how: str, backend: list[str], run_id: str) -> list[str]:
+    """The other process: ``store.cancel`` in a script, or ``trio-graph cancel``."""
+    if how == "api":
+        return [sys.executable, "-c", CANCELLER, *backend, run_id]
+    kind, where, schema = backend
+    options = ["--db", where] if kind == "sqlite" else ["--dsn", where, "--schema", schema]
+    return [sys.executable, "-m", "trio_graph", "cancel", run_id[:8], *options]
+
+
+@pytest.mark.parametrize("how", ["api", "cli"])
 def test_a_cancel_from_another_process_ends_the_live_run_cancelled(
-    backend: list[str], tmp_path: Path
+    backend: list[str], tmp_path: Path, how: str
 ) -> None:
-    """The runner waits at its barrier; another process calls ``store.cancel(run_id)``;
-    the runner ends within the bound, its checkpoint and runs() saying cancelled, and
-    the node after the barrier never ran."""
+    """The runner waits at its barrier; another process calls ``store.cancel(run_id)``
+    (or ``trio-graph cancel PREFIX``, which says the live run ends it); the runner ends
+    within the bound, its checkpoint and runs() saying cancelled, and the node after
+    the barrier never ran."""
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     runner = subprocess.Popen(
         [sys.executable, "-c", RUNNER, *backend],
@@ -115,7 +126,7 @@ def test_a_cancel_from_another_process_ends_the_live_run_cancelled(
         word, run_id = _line(runner, 60).split()
         assert word == "waiting"
         cancel = subprocess.run(
-            [sys.executable, "-c", CANCELLER, *backend, run_id],
+            _canceller(how, backend, run_id),
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -123,6 +134,8 @@ def test_a_cancel_from_another_process_ends_the_live_run_cancelled(
             env=env,
         )
         assert cancel.returncode == 0, cancel.stderr
+        if how == "cli":
+            assert cancel.stdout.startswith(f"run {run_id} cancelled; the live run (hold:")
         cancelled_at = time.monotonic()
         out, err = runner.communicate(timeout=BOUND)
         took = time.monotonic() - cancelled_at
