@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
 
 from trio_graph import Approve, BarrierId, Executor, GraphBuilder
 from trio_graph import events as ev
-from trio_graph._model.checkpoint import RunStatus
+from trio_graph._model.checkpoint import Checkpoint, RunStatus
 from trio_graph._model.graph import Graph
 from trio_graph.errors import CheckpointError
 from trio_graph.stores.queue import JobStatus
@@ -133,3 +134,19 @@ async def test_a_live_run_cancelled_through_another_store_object_ends_cancelled(
         assert (await other.job(run.run_id)).status is JobStatus.CANCELLED
         assert await status_of(other, run.run_id) is RunStatus.CANCELLED
         assert not any(isinstance(e, ev.NodeStart) and e.node == "publish" for e in ended)
+
+
+async def test_a_claim_whose_lease_lapsed_reports_interrupted(store: Any) -> None:
+    """A worker's claim that nobody renews (its lease lapsed) with a checkpoint that is
+    not terminal: runs() says interrupted; cancelled once cancelled; a new claim takes
+    the job over again (before the cancel) and the run is running once more."""
+    job = await store.submit("review", {})
+    [claim] = await store.claim("w1", ["review"], 1, 0.0)
+    checkpoint = Checkpoint("c1", job, "review", "h", "ok", 1, state={})
+    await store.save_fenced(attrs.evolve(checkpoint, run_id=job), job, claim.epoch)
+    assert await status_of(store, job) is RunStatus.INTERRUPTED
+    [again] = await store.claim("w2", ["review"], 1, 30.0)
+    assert await status_of(store, job) is RunStatus.RUNNING
+    await store.cancel(job)
+    assert await status_of(store, job) is RunStatus.CANCELLED
+    assert not await store.renew(job, again.epoch, 30.0)  # the worker's claim is gone
