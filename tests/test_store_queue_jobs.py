@@ -6,6 +6,7 @@ first on the pure table, then through both queue stores (SQLite, and PostgreSQL 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,15 +44,15 @@ EXPECTED: dict[Op, tuple[dict[Standing, Any], Refusal]] = {
     Op.DECIDE: (
         {
             s: {J.QUEUED, J.RUNNING, J.WAITING}
-            for s in (S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING)
+            for s in (S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING, S.DUE)
         }
         | {S.ABSENT: R.NO_RUN},
         R.FINISHED,
     ),
-    Op.WAKE: ({S.WAITING: {J.QUEUED}}, R.SKIPPED),
-    Op.CLAIM: ({S.QUEUED: {J.RUNNING}, S.LAPSED: {J.RUNNING}}, R.SKIPPED),
+    Op.WAKE: ({S.WAITING: {J.QUEUED}, S.DUE: {J.QUEUED}}, R.SKIPPED),
+    Op.CLAIM: ({s: {J.RUNNING} for s in (S.QUEUED, S.LAPSED, S.DUE)}, R.SKIPPED),
     Op.HOLD: (
-        {s: {J.RUNNING} for s in (S.ABSENT, S.QUEUED, S.WAITING, S.LAPSED)}
+        {s: {J.RUNNING} for s in (S.ABSENT, S.QUEUED, S.WAITING, S.DUE, S.LAPSED)}
         | {S.COMPLETED: R.NOTHING, S.FAILED: R.NOTHING, S.CANCELLED: R.CANCELLED},
         R.BUSY,
     ),
@@ -66,7 +67,16 @@ EXPECTED: dict[Op, tuple[dict[Standing, Any], Refusal]] = {
     Op.CANCEL: (
         {
             s: {J.CANCELLED, J.RUNNING}
-            for s in (S.ABSENT, S.QUEUED, S.WAITING, S.LAPSED, S.LEASED, S.HELD, S.CANCELLED)
+            for s in (
+                S.ABSENT,
+                S.QUEUED,
+                S.WAITING,
+                S.DUE,
+                S.LAPSED,
+                S.LEASED,
+                S.HELD,
+                S.CANCELLED,
+            )
         },
         R.FINISHED,
     ),
@@ -127,6 +137,7 @@ def test_standing_of_a_row() -> None:
     assert standing("running", None, "w1") is S.LAPSED
     assert standing("failed") is S.FAILED
     assert standing("cancelled") is S.CANCELLED
+    assert standing("waiting", due=True) is S.DUE and standing("waiting") is S.WAITING
     # a cancel mark: a live run keeps running (it ends itself), a lapsed one is cancelled
     assert standing("running", True, "hold:host:1", marked=True) is S.HELD
     assert standing("running", False, "hold:host:1", marked=True) is S.CANCELLED
@@ -160,7 +171,8 @@ def test_sql_guards_follow_the_table() -> None:
     """The SQL conditions of the claim and the fenced statements are the table's sources."""
     assert guard(Op.CLAIM) == (
         "(status = 'queued' OR (status = 'running' AND lease_until < {now} AND NOT "
-        "EXISTS (SELECT 1 FROM {cancels} m WHERE m.job_id = {jobs}.job_id)))"
+        "EXISTS (SELECT 1 FROM {cancels} m WHERE m.job_id = {jobs}.job_id)) "
+        "OR (status = 'waiting' AND available_at <= {wall}))"
     )
     for op in (Op.RENEW, Op.SAVE, Op.RELEASE, Op.FINISH, Op.UNHOLD):
         assert guard(op) == "(status = 'running')"
@@ -218,6 +230,9 @@ async def place(store: Any, job: str, where: Standing, op: Op) -> None:
     [claim] = await store.claim("w1", [job], 1, 0.0 if where is S.LAPSED else 30.0)
     if where is S.WAITING:
         assert await store.park(job, claim.epoch, BarrierId("b", 1))
+    elif where is S.DUE:  # its barrier's deadline passed a minute ago
+        due = time.time() - 60
+        assert await store.park(job, claim.epoch, BarrierId("b", 1), deadline=due)
     elif where in (S.COMPLETED, S.FAILED):
         assert await store.finish(job, claim.epoch, J(where.value))
 
@@ -301,4 +316,6 @@ async def test_both_stores_follow_the_table(store: Any) -> None:
 
 
 def _status(where: Standing) -> JobStatus:
+    if where is S.DUE:
+        return J.WAITING
     return J.RUNNING if where in _RUNNING else J(where.value)

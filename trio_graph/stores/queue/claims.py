@@ -12,6 +12,8 @@ from __future__ import annotations
 import builtins
 import functools
 import json
+import math
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,7 +33,13 @@ def _canonical(doc: Any) -> str:
 
 
 def _park(
-    d: Dialect, job_id: str, epoch: int, bid: BarrierId, ignore: set[str], conn: Conn
+    d: Dialect,
+    job_id: str,
+    epoch: int,
+    bid: BarrierId,
+    ignore: set[str],
+    deadline: float | None,
+    conn: Conn,
 ) -> bool:
     where, _, _, current = read(d, conn, job_id)
     try:
@@ -43,9 +51,9 @@ def _park(
     ).fetchall()
     answered = any(_canonical(d.loads(text)) not in ignore for (text,) in answers)
     status = JobStatus.QUEUED if answered else JobStatus.WAITING
-    d.execute(
-        conn, q.PARK, job=job_id, status=check_target(Op.PARK, status).value, pending=str(bid)
-    )
+    available = math.inf if deadline is None else float(deadline)
+    status_text = check_target(Op.PARK, status).value
+    d.execute(conn, q.PARK, job=job_id, status=status_text, pending=str(bid), available=available)
     if answered:
         d.notify(conn)
     return True
@@ -61,19 +69,28 @@ class ClaimRules:
         async def _queue_tx(self, fn: Callable[[Conn], T], tx: Tx) -> T: ...
 
     async def claim(
-        self, owner: str, graph_names: builtins.list[str], limit: int, lease: float
+        self,
+        owner: str,
+        graph_names: builtins.list[str],
+        limit: int,
+        lease: float,
+        *,
+        now: float | None = None,
     ) -> builtins.list[Claim]:
-        """Claim up to ``limit`` runnable jobs of these graphs for ``lease`` seconds."""
+        """Claim up to ``limit`` runnable jobs of these graphs for ``lease`` seconds: new,
+        woken, with a lapsed lease, or parked at a barrier whose deadline is at or before
+        ``now`` (the worker's wall clock, epoch seconds; default ``time.time()``)."""
         if not graph_names:
             return []
         d = self._dialect
+        wall = time.time() if now is None else float(now)
         names = {f"g{i}": name for i, name in enumerate(graph_names)}
         query = q.claim(len(names))
 
         def update(conn: Conn) -> builtins.list[Claim]:
-            rows = d.execute(conn, query, owner=owner, limit=limit, lease=lease, **names)
+            rows = d.execute(conn, query, owner=owner, limit=limit, lease=lease, wall=wall, **names)
             return [
-                Claim(r[0], r[1], int(r[2]), r[3], r[4], d.loads(r[5]) if r[5] else None)
+                Claim(r[0], r[1], int(r[2]), r[3], r[4], d.loads(r[5]) if r[5] else None, int(r[6]))
                 for r in rows.fetchall()
             ]
 
@@ -116,14 +133,17 @@ class ClaimRules:
         barrier_id: BarrierId,
         *,
         refused: Sequence[DecisionEntry] = (),
+        deadline: float | None = None,
     ) -> bool:
-        """Park a claimed job at a barrier until a decision for it arrives.
+        """Park a claimed job at a barrier until a decision for it arrives, or until its
+        ``deadline`` (epoch seconds, the waiting checkpoint's) passes: then a claim takes
+        it again and the resumed run applies the barrier's default.
 
-        If one arrived meanwhile (other than those in ``refused``, which the graph would
-        not take) the job stays runnable, so no decision is missed.
+        If a decision arrived meanwhile (other than those in ``refused``, which the graph
+        would not take) the job stays runnable, so no decision is missed.
         """
         ignore = {_canonical(serde.decision_doc(e.decision)) for e in refused}
-        step = functools.partial(_park, self._dialect, job_id, epoch, barrier_id, ignore)
+        step = functools.partial(_park, self._dialect, job_id, epoch, barrier_id, ignore, deadline)
         return await self._queue_tx(step, Tx.ATOMIC)
 
     async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]:

@@ -55,6 +55,10 @@ class Dialect:
     checkpoints = "checkpoints"
     now = ":now"
     lease_until = ":now + :lease"
+    wall = ":wall"
+    """The claiming worker's wall clock (epoch seconds), as a timestamp."""
+    available = ":available"
+    """A barrier's deadline (epoch seconds, ``inf`` for none), as a timestamp."""
     seconds = "{}"
     """A timestamp column as float seconds since the epoch (``{}``: the column)."""
     lock = ""
@@ -82,6 +86,8 @@ class Dialect:
             "checkpoints": self.checkpoints,
             "now": self.now,
             "lease_until": self.lease_until,
+            "wall": self.wall,
+            "available": self.available,
             "lock": self.lock,
             "skip_locked": self.skip_locked,
             "jsonb": self.jsonb,

@@ -56,7 +56,13 @@ class QueueStore(Store, Protocol):
 
     # -- workers -----------------------------------------------------------------------
     async def claim(
-        self, owner: str, graph_names: builtins.list[str], limit: int, lease: float
+        self,
+        owner: str,
+        graph_names: builtins.list[str],
+        limit: int,
+        lease: float,
+        *,
+        now: float | None = None,
     ) -> builtins.list[Claim]: ...
     async def renew(self, job_id: str, epoch: int, lease: float) -> bool: ...
     async def release(self, job_id: str, epoch: int) -> bool: ...
@@ -67,6 +73,7 @@ class QueueStore(Store, Protocol):
         barrier_id: BarrierId,
         *,
         refused: Sequence[DecisionEntry] = (),
+        deadline: float | None = None,
     ) -> bool: ...
     async def finish(
         self, job_id: str, epoch: int, status: JobStatus, error: str | None = None

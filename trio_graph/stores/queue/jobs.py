@@ -60,6 +60,8 @@ class Job:
     owner: str | None
     """The worker holding the lease, while running."""
     attempts: int
+    """Claims since the job was last parked or released by its worker: claims whose
+    worker stopped without letting go (killed, crashed), plus the current one."""
     error: str | None
     created_at: float
     updated_at: float
@@ -76,6 +78,8 @@ class Claim:
     checkpoint_id: str | None
     state: dict[str, Any] | None
     """The submitted state, when the job has no checkpoint yet."""
+    attempts: int = 1
+    """The job's ``attempts`` with this claim (see :attr:`Job.attempts`)."""
 
 
 HOLD_PREFIX = "hold:"
@@ -106,6 +110,9 @@ class Standing(enum.Enum):
     LAPSED = "lapsed"
     """Running, but the lease has expired: claimable again."""
     WAITING = "waiting"
+    DUE = "due"
+    """Waiting at a barrier whose stored deadline has passed: claimable, so that a worker
+    resumes the run, which applies the barrier's default at once (DESIGN §8)."""
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -114,12 +121,18 @@ class Standing(enum.Enum):
 
 
 def standing(
-    status: str | None, live: object = False, owner: str | None = None, marked: object = False
+    status: str | None,
+    live: object = False,
+    owner: str | None = None,
+    marked: object = False,
+    due: object = False,
 ) -> Standing:
     """The standing of a row with ``status`` (None: no row), lease ``live``, ``owner``,
-    and whether a cancel is ``marked`` for it."""
+    whether a cancel is ``marked`` for it, and whether its barrier's deadline is ``due``."""
     if status is None:
         return Standing.ABSENT
+    if status == JobStatus.WAITING and due:
+        return Standing.DUE
     if status != JobStatus.RUNNING:
         return Standing(JobStatus(status).value)
     if not live:
@@ -210,16 +223,18 @@ TRANSITIONS: Mapping[Op, Move] = {
     Op.SUBMIT: Move(frozenset({S.ABSENT}), frozenset({J.QUEUED}), False, Refusal.SUBMITTED),
     Op.ADOPT: Move(frozenset({S.ABSENT}), frozenset({J.WAITING, J.QUEUED}), False, Refusal.SKIPPED),
     Op.DECIDE: Move(
-        frozenset({S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING}),
+        frozenset({S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING, S.DUE}),
         frozenset({J.QUEUED, J.RUNNING, J.WAITING}),
         False,
         Refusal.FINISHED,
         {S.ABSENT: Refusal.NO_RUN},
     ),
-    Op.WAKE: Move(frozenset({S.WAITING}), frozenset({J.QUEUED}), False, Refusal.SKIPPED),
-    Op.CLAIM: Move(frozenset({S.QUEUED, S.LAPSED}), frozenset({J.RUNNING}), False, Refusal.SKIPPED),
+    Op.WAKE: Move(frozenset({S.WAITING, S.DUE}), frozenset({J.QUEUED}), False, Refusal.SKIPPED),
+    Op.CLAIM: Move(
+        frozenset({S.QUEUED, S.LAPSED, S.DUE}), frozenset({J.RUNNING}), False, Refusal.SKIPPED
+    ),
     Op.HOLD: Move(
-        frozenset({S.ABSENT, S.QUEUED, S.WAITING, S.LAPSED}),
+        frozenset({S.ABSENT, S.QUEUED, S.WAITING, S.DUE, S.LAPSED}),
         frozenset({J.RUNNING}),
         False,
         Refusal.BUSY,
@@ -236,7 +251,7 @@ TRANSITIONS: Mapping[Op, Move] = {
         frozenset(Standing) - {S.ABSENT, S.CANCELLED}, frozenset({None}), True, Refusal.STALE
     ),
     Op.CANCEL: Move(
-        frozenset({S.ABSENT, S.QUEUED, S.WAITING, S.LAPSED, S.LEASED, S.HELD, S.CANCELLED}),
+        frozenset({S.ABSENT, S.QUEUED, S.WAITING, S.DUE, S.LAPSED, S.LEASED, S.HELD, S.CANCELLED}),
         frozenset({J.CANCELLED, J.RUNNING}),
         False,
         Refusal.FINISHED,

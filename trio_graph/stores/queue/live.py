@@ -49,12 +49,16 @@ def lapsed_here(owner: str | None) -> bool:
 
 
 def live_standing(
-    status: str | None, live: object, owner: str | None, marked: object = False
+    status: str | None,
+    live: object,
+    owner: str | None,
+    marked: object = False,
+    due: object = False,
 ) -> Standing:
     """A job's standing, a hold whose process died on this machine counted as lapsed."""
     if standing(status, live, owner) is Standing.HELD and lapsed_here(owner):
         live = False
-    return standing(status, live, owner, marked)
+    return standing(status, live, owner, marked, due)
 
 
 def _steering(d: Dialect, run_id: str, conn: Conn) -> Steering:

@@ -46,6 +46,8 @@ class PostgresDialect(Dialect):
     checkpoints = "trio_graph_checkpoints"
     now = "clock_timestamp()"
     lease_until = "clock_timestamp() + make_interval(secs => :lease)"
+    wall = "to_timestamp(:wall)"
+    available = "to_timestamp(:available)"
     seconds = "extract(epoch FROM {})::float8"
     lock = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"

@@ -34,8 +34,8 @@ def read(d: Dialect, conn: Conn, job_id: str | None) -> tuple[Standing, Any, str
     row = None if job_id is None else d.execute(conn, q.STANDING, job=job_id).fetchone()
     if row is None:
         return Standing.ABSENT, None, None, 0
-    status, pending, owner, live, epoch, marked = row
-    return live_standing(status, live, owner, marked), pending, owner, int(epoch)
+    status, pending, owner, live, epoch, marked, due = row
+    return live_standing(status, live, owner, marked, due), pending, owner, int(epoch)
 
 
 def busy(trace_id: str, owner: str | None) -> RunBusy:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -72,6 +73,7 @@ def _adopt(d: Dialect, conn: Conn, trace_id: str, pending: BarrierId | None) -> 
         status=status.value,
         checkpoint=run[2],
         pending=pending_text,
+        available=math.inf,  # the decision being recorded makes it runnable (or is refused)
     )
     d.execute(conn, d.link, trace=trace_id, job=job_id)
     return job_id
@@ -94,7 +96,8 @@ def _decide(
         check(Op.DECIDE, where)
     except Refused as refused:
         raise refusal_error(refused, trace_id, node, owner) from None
-    parked = BarrierId.parse(pending) if where is Standing.WAITING and pending else None
+    waiting = where in (Standing.WAITING, Standing.DUE)
+    parked = BarrierId.parse(pending) if waiting and pending else None
     if parked is not None:
         check_answers(trace_id, parked, node, occurrence)
     doc = d.dumps(serde.decision_doc(entry.decision))

@@ -20,7 +20,10 @@ _WHERE = {
     Standing.QUEUED: "status = 'queued'",
     Standing.WAITING: "status = 'waiting'",
     Standing.LAPSED: "(status = 'running' AND lease_until < {now} AND NOT " + _MARKED + ")",
+    Standing.DUE: "(status = 'waiting' AND available_at <= {wall})",
 }
+"""A waiting job's ``available_at`` is its barrier's deadline (infinite: none), compared
+with ``:wall``, the claiming worker's wall clock (injectable)."""
 
 
 def guard(op: Op) -> str:
@@ -52,7 +55,7 @@ RUN = """SELECT graph_name, status, checkpoint_id, run_id FROM {runs}
 STANDING = (
     "SELECT status, pending_barrier, owner, lease_until >= {now}, epoch, "
     + _MARKED
-    + " FROM {jobs} WHERE job_id = :job{lock}"
+    + ", status = 'waiting' AND available_at <= {now} FROM {jobs} WHERE job_id = :job{lock}"
 )
 OWNER = "SELECT status, owner, lease_until >= {now} FROM {jobs} WHERE job_id = :job"
 """Who holds the job's lease now, and whether it is live (no lock: a look)."""
@@ -63,7 +66,8 @@ WAKE = """UPDATE {jobs} SET status = 'queued', available_at = {now}, updated_at 
     WHERE job_id = :job"""
 ADOPT = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoint_id,
     pending_barrier, created_at, updated_at, available_at)
-    VALUES (:job, :graph, :status, :trace, :checkpoint, :pending, {now}, {now}, {now})
+    VALUES (:job, :graph, :status, :trace, :checkpoint, :pending, {now}, {now},
+    CASE WHEN :status = 'waiting' THEN {available} ELSE {now} END)
     ON CONFLICT DO NOTHING"""
 JOB = "SELECT {job_columns} FROM {jobs} WHERE job_id = :job"
 JOBS = """SELECT {job_columns} FROM {jobs} WHERE :status{text} IS NULL OR status = :status
@@ -94,7 +98,11 @@ CANCELLED = "SELECT status = 'cancelled' OR " + _MARKED + " FROM {jobs} WHERE jo
 ANSWERS = """SELECT decision{text} FROM {decisions} WHERE job_id = :job AND node = :node
     AND occurrence IN (:every, :occurrence)"""
 PARK = """UPDATE {jobs} SET status = :status, pending_barrier = :pending, owner = NULL,
-    lease_until = NULL, available_at = {now}, updated_at = {now} WHERE job_id = :job"""
+    lease_until = NULL, updated_at = {now}, attempts = 0,
+    available_at = CASE WHEN :status = 'waiting' THEN {available} ELSE {now} END
+    WHERE job_id = :job"""
+"""A parked job is available at its barrier's deadline (``:available``, epoch seconds;
+infinite without one), a runnable one now."""
 DECISIONS = """SELECT node, occurrence, decision{text} FROM {decisions} WHERE job_id = :job
     ORDER BY seq"""
 SAVED = """UPDATE {jobs} SET trace_id = :trace, checkpoint_id = :checkpoint,
@@ -107,7 +115,7 @@ _REQUEUE = """status = 'queued', owner = NULL, lease_until = NULL, available_at 
     updated_at = {now}"""
 FENCED = {
     Op.RENEW: "UPDATE {jobs} SET lease_until = {lease_until}" + _FENCE + guard(Op.RENEW),
-    Op.RELEASE: "UPDATE {jobs} SET " + _REQUEUE + _FENCE + guard(Op.RELEASE),
+    Op.RELEASE: "UPDATE {jobs} SET attempts = 0, " + _REQUEUE + _FENCE + guard(Op.RELEASE),
     Op.UNHOLD: "UPDATE {jobs} SET " + _REQUEUE + _FENCE + guard(Op.UNHOLD),
     Op.FINISH: """UPDATE {jobs} SET status = :status, error = :error, owner = NULL,
         lease_until = NULL, updated_at = {now}"""
@@ -129,7 +137,8 @@ def claim(count: int) -> str:
         + " ORDER BY available_at LIMIT :limit{skip_locked}) UPDATE {jobs} SET "
         + _CLAIM_SET
         + """ WHERE job_id IN (SELECT job_id FROM c) RETURNING job_id, graph_name, epoch,
-        trace_id, checkpoint_id, CASE WHEN checkpoint_id IS NULL THEN state{text} END"""
+        trace_id, checkpoint_id, CASE WHEN checkpoint_id IS NULL THEN state{text} END,
+        attempts"""
     )
 
 
