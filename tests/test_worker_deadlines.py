@@ -125,3 +125,26 @@ def test_max_attempts_must_be_positive(tmp_path: Path) -> None:
     """max_attempts is a positive int or None."""
     with pytest.raises(ValueError, match=r"^max_attempts must be a positive int or None"):
         Worker(SQLiteStore(tmp_path / "x.db"), [review()], max_attempts=0)
+
+
+async def test_submit_of_a_graph_no_worker_serves_warns(
+    store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No worker has announced graph 'review': submit queues the job and warns, naming
+    the graph and the job. Once a worker serving it has run (it announces its graph
+    names), submit is silent; a name it does not serve still warns."""
+    caplog.set_level("WARNING", logger="trio_graph.queue")
+    job = await store.submit("review", {})
+    [record] = [r for r in caplog.records if r.name == "trio_graph.queue"]
+    assert record.getMessage() == (
+        f"no worker serves graph 'review' (none announced it in the last 120 s): job {job} "
+        "waits until one does"
+    )
+    with trio.fail_after(BOUND):
+        await Worker(store, [review()], worker_id="w1").serve(until_idle=True)
+    caplog.clear()
+    await store.submit("review", {})
+    assert [r for r in caplog.records if r.name == "trio_graph.queue"] == []
+    await store.submit("other", {})
+    assert "graph 'other'" in caplog.records[-1].getMessage()
+    assert await store.served("review") and not await store.served("review", within=-1.0)

@@ -125,6 +125,8 @@ class Worker:
         names = list(self.graphs)
         slots = trio.Semaphore(self.concurrency)
         async with trio.open_nursery() as nursery:
+            await self._announce()
+            nursery.start_soon(self._keep_announcing)
             task_status.started()
             while True:
                 await slots.acquire()
@@ -147,8 +149,22 @@ class Worker:
                 if claims:
                     continue
                 if until_idle and slots.value == self.concurrency:
+                    nursery.cancel_scope.cancel()  # the announcing task
                     return
                 await self.store.wait_for_work(self.poll_interval)
+
+    async def _announce(self) -> None:
+        """Say in the store which graph names this worker serves (``submit`` warns of a
+        name nobody serves); a failure is logged, the worker goes on."""
+        try:
+            await self.store.announce(self.worker_id, list(self.graphs))
+        except CheckpointError as exc:
+            log.warning("worker %s: announcing its graphs failed: %s", self.worker_id, exc)
+
+    async def _keep_announcing(self) -> None:
+        while True:
+            await trio.sleep(min(self.lease / 3, 30.0))
+            await self._announce()
 
     async def _serve_claim(self, claim: Claim, slots: trio.Semaphore) -> None:
         """Serve one claim (:class:`~trio_graph._worker.claimed_job.ClaimedJob`), then free

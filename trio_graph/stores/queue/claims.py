@@ -4,7 +4,9 @@ Runtime layer. :class:`ClaimRules` is mixed into :class:`~.rules.QueueRules`: ``
 (the table's ``CLAIM`` guard as SQL: queued, or running with a lapsed lease and no
 cancel mark), ``renew``, ``release``, ``finish`` (fenced single statements),
 ``park`` (one transaction: a decision that arrived meanwhile keeps the job runnable),
-``decisions`` and ``wait_for_work``.
+``decisions``, ``wait_for_work``, and ``announce``/``served``: the graph names workers
+serve, as a heartbeat row per worker and name (``workers`` table), so that ``submit``
+of a name no worker serves warns.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from .reads import read
 
 T = TypeVar("T")
 _DECISION: Any = Decision
+SERVED_WITHIN = 120.0
+"""A worker that announced a graph name this many seconds ago still counts as serving
+it (workers announce every third of their lease, at most every 30 s)."""
 
 
 def _canonical(doc: Any) -> str:
@@ -162,3 +167,25 @@ class ClaimRules:
     async def wait_for_work(self, seconds: float) -> None:
         """Return when work may have arrived or after ``seconds`` (SQLite: after them)."""
         await self._dialect.wait_for_work(seconds)
+
+    async def announce(self, worker_id: str, graph_names: Sequence[str]) -> None:
+        """A worker's heartbeat: it serves ``graph_names`` now (``submit`` of a name no
+        worker announced lately warns). Rows not renewed for a day go."""
+        d = self._dialect
+
+        def upsert(conn: Conn) -> None:
+            for name in graph_names:
+                d.execute(conn, q.SEEN, worker=worker_id, graph=name)
+            d.execute(conn, q.FORGET_WORKERS, within=86400.0)
+
+        await self._queue_tx(upsert, Tx.ATOMIC)
+
+    async def served(self, graph_name: str, within: float = SERVED_WITHIN) -> bool:
+        """Whether some worker announced within ``within`` seconds that it serves
+        ``graph_name``."""
+        d = self._dialect
+
+        def select(conn: Conn) -> bool:
+            return d.execute(conn, q.SERVED, graph=graph_name, within=within).fetchone() is not None
+
+        return await self._queue_tx(select, Tx.READ)

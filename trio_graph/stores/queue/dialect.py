@@ -51,10 +51,13 @@ class Dialect:
     jobs = "jobs"
     decisions = "decisions"
     cancels = "cancels"
+    workers = "workers"
     runs = "runs"
     checkpoints = "checkpoints"
     now = ":now"
     lease_until = ":now + :lease"
+    since = ":now - :within"
+    """Now minus ``:within`` seconds."""
     wall = ":wall"
     """The claiming worker's wall clock (epoch seconds), as a timestamp."""
     available = ":available"
@@ -82,6 +85,8 @@ class Dialect:
             "jobs": self.jobs,
             "decisions": self.decisions,
             "cancels": self.cancels,
+            "workers": self.workers,
+            "since": self.since,
             "runs": self.runs,
             "checkpoints": self.checkpoints,
             "now": self.now,

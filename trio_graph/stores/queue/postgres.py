@@ -42,6 +42,8 @@ class PostgresDialect(Dialect):
     jobs = "trio_graph_jobs"
     decisions = "trio_graph_decisions"
     cancels = "trio_graph_cancels"
+    workers = "trio_graph_workers"
+    since = "clock_timestamp() - make_interval(secs => :within)"
     runs = "trio_graph_runs"
     checkpoints = "trio_graph_checkpoints"
     now = "clock_timestamp()"

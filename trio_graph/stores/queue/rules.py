@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +29,7 @@ from ..._model.state import check_state
 from ...errors import BarrierError, CheckpointError, LeaseLost
 from . import statements as q
 from .cancels import CancelRules
-from .claims import ClaimRules
+from .claims import SERVED_WITHIN, ClaimRules
 from .dialect import Conn, Dialect, Tx
 from .jobs import (
     Hold,
@@ -47,6 +48,7 @@ from .liveness import RunsRules
 from .reads import busy, read, refusal_error, refuse_continued, resolve
 
 T = TypeVar("T")
+log = logging.getLogger("trio_graph.queue")
 _DECISION: Any = Decision
 
 
@@ -194,7 +196,8 @@ class QueueRules(ClaimRules, CancelRules, RunsRules, LiveRules):
     async def submit(
         self, graph_name: str, state: Mapping[str, Any], *, trace_id: str | None = None
     ) -> str:
-        """Queue a new run of ``graph_name`` on ``state``; returns its id (its trace id)."""
+        """Queue a new run of ``graph_name`` on ``state``; returns its id (its trace id).
+        Logs a warning when no worker has announced lately that it serves the name."""
         state = check_state(state)
         serde.check_json(state)
         text = self._dialect.dumps(dict(state))
@@ -202,6 +205,14 @@ class QueueRules(ClaimRules, CancelRules, RunsRules, LiveRules):
         await self._queue_tx(
             functools.partial(_submit, self._dialect, job_id, graph_name, text), Tx.ATOMIC
         )
+        if not await self.served(graph_name):
+            log.warning(
+                "no worker serves graph %r (none announced it in the last %.0f s): job %s "
+                "waits until one does",
+                graph_name,
+                SERVED_WITHIN,
+                job_id,
+            )
         return job_id
 
     async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:

@@ -11,7 +11,8 @@ poll (there is no NOTIFY); a live run notices a decision by a commit to the file
 
 Tables (created on first use, versioned as ``queue_schema_version`` in ``meta``):
 ``jobs``, ``job_traces`` (every trace of a job, so a later trace id finds its job),
-``decisions`` and ``cancels`` (the cancel marks of runs executing live).
+``decisions``, ``cancels`` (the cancel marks of runs executing live) and ``workers``
+(which graph names a worker serves, and when it last said so).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from ...errors import CheckpointError
 from ..sqlite_changes import ChangeWatch
 from .dialect import Dialect
 
-QUEUE_SCHEMA_VERSION = 2
-"""Version 2 added ``cancels`` (every statement is ``IF NOT EXISTS``: version 1 files
-are brought up by running them all again)."""
+QUEUE_SCHEMA_VERSION = 3
+"""Version 2 added ``cancels``, version 3 ``workers`` (every statement is ``IF NOT
+EXISTS``: older files are brought up by running them all again)."""
 
 QUEUE_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -65,6 +66,12 @@ QUEUE_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cancels (
         job_id TEXT PRIMARY KEY,
         cancelled_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS workers (
+        worker_id TEXT NOT NULL,
+        graph_name TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (worker_id, graph_name)
     ) WITHOUT ROWID""",
 )
 

@@ -93,6 +93,12 @@ CANCEL_RUN = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkp
     VALUES (:job, :graph, 'cancelled', :trace, :checkpoint, {now}, {now}, {now})
     ON CONFLICT DO NOTHING"""
 """A stored run outside the queue, cancelled: its job row says so from now on."""
+SEEN = """INSERT INTO {workers} (worker_id, graph_name, seen_at) VALUES (:worker, :graph, {now})
+    ON CONFLICT (worker_id, graph_name) DO UPDATE SET seen_at = excluded.seen_at"""
+"""A worker says it serves graph ``:graph`` (its heartbeat)."""
+FORGET_WORKERS = "DELETE FROM {workers} WHERE seen_at < {since}"
+SERVED = "SELECT 1 FROM {workers} WHERE graph_name = :graph AND seen_at >= {since} LIMIT 1"
+"""Some worker said within ``:within`` seconds that it serves ``:graph``."""
 CANCELLED = "SELECT status = 'cancelled' OR " + _MARKED + " FROM {jobs} WHERE job_id = :job"
 """Whether the job was cancelled (ended so, or marked while a process executes it)."""
 ANSWERS = """SELECT decision{text} FROM {decisions} WHERE job_id = :job AND node = :node
