@@ -17,6 +17,7 @@ def test_every_row_becomes_a_command_with_its_handler() -> None:
         "history": ["abcd"],
         "decide": ["abcd", "review", "approve"],
         "resume": ["abcd"],
+        "cancel": ["abcd"],
         "mermaid": ["m:g"],
         "submit": ["g"],
         "worker": ["--graph", "m:g"],

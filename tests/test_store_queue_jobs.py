@@ -6,6 +6,7 @@ first on the pure table, then through both queue stores (SQLite, and PostgreSQL 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,26 +44,42 @@ EXPECTED: dict[Op, tuple[dict[Standing, Any], Refusal]] = {
     Op.DECIDE: (
         {
             s: {J.QUEUED, J.RUNNING, J.WAITING}
-            for s in (S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING)
+            for s in (S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING, S.DUE)
         }
         | {S.ABSENT: R.NO_RUN},
         R.FINISHED,
     ),
-    Op.WAKE: ({S.WAITING: {J.QUEUED}}, R.SKIPPED),
-    Op.CLAIM: ({S.QUEUED: {J.RUNNING}, S.LAPSED: {J.RUNNING}}, R.SKIPPED),
+    Op.WAKE: ({S.WAITING: {J.QUEUED}, S.DUE: {J.QUEUED}}, R.SKIPPED),
+    Op.CLAIM: ({s: {J.RUNNING} for s in (S.QUEUED, S.LAPSED, S.DUE)}, R.SKIPPED),
     Op.HOLD: (
-        {s: {J.RUNNING} for s in (S.ABSENT, S.QUEUED, S.WAITING, S.LAPSED)}
-        | {S.COMPLETED: R.NOTHING, S.FAILED: R.NOTHING},
+        {s: {J.RUNNING} for s in (S.ABSENT, S.QUEUED, S.WAITING, S.DUE, S.LAPSED)}
+        | {S.COMPLETED: R.NOTHING, S.FAILED: R.NOTHING, S.CANCELLED: R.CANCELLED},
         R.BUSY,
     ),
     Op.RENEW: ({s: {J.RUNNING} for s in _RUNNING}, R.STALE),
     Op.SAVE: ({s: {J.RUNNING} for s in _RUNNING}, R.LEASE_LOST),
-    Op.SETTLE: ({s: {J.COMPLETED, J.FAILED} for s in _RUNNING}, R.LEASE_LOST),
+    Op.SETTLE: ({s: {J.COMPLETED, J.FAILED, J.CANCELLED} for s in _RUNNING}, R.LEASE_LOST),
     Op.RELEASE: ({s: {J.QUEUED} for s in _RUNNING}, R.STALE),
     Op.PARK: ({s: {J.WAITING, J.QUEUED} for s in _RUNNING}, R.STALE),
     Op.FINISH: ({s: {J.COMPLETED, J.FAILED} for s in _RUNNING}, R.STALE),
     Op.UNHOLD: ({s: {J.QUEUED} for s in _RUNNING}, R.STALE),
-    Op.DROP: ({s: {None} for s in Standing if s is not S.ABSENT}, R.STALE),
+    Op.DROP: ({s: {None} for s in Standing if s not in (S.ABSENT, S.CANCELLED)}, R.STALE),
+    Op.CANCEL: (
+        {
+            s: {J.CANCELLED, J.RUNNING}
+            for s in (
+                S.ABSENT,
+                S.QUEUED,
+                S.WAITING,
+                S.DUE,
+                S.LAPSED,
+                S.LEASED,
+                S.HELD,
+                S.CANCELLED,
+            )
+        },
+        R.FINISHED,
+    ),
 }
 FENCED = {Op.RENEW, Op.SAVE, Op.SETTLE, Op.RELEASE, Op.PARK, Op.FINISH, Op.UNHOLD, Op.DROP}
 
@@ -119,6 +136,11 @@ def test_standing_of_a_row() -> None:
     assert standing("running", False, "hold:host:1") is S.LAPSED
     assert standing("running", None, "w1") is S.LAPSED
     assert standing("failed") is S.FAILED
+    assert standing("cancelled") is S.CANCELLED
+    assert standing("waiting", due=True) is S.DUE and standing("waiting") is S.WAITING
+    # a cancel mark: a live run keeps running (it ends itself), a lapsed one is cancelled
+    assert standing("running", True, "hold:host:1", marked=True) is S.HELD
+    assert standing("running", False, "hold:host:1", marked=True) is S.CANCELLED
 
 
 def test_check_target_refuses_a_status_the_operation_cannot_reach() -> None:
@@ -133,19 +155,25 @@ def test_check_target_refuses_a_status_the_operation_cannot_reach() -> None:
 
 
 def test_settles_only_terminal_checkpoints() -> None:
-    """A fenced save ends its job only for a completed or failed checkpoint with no
-    next node."""
+    """A fenced save ends its job for a completed or failed checkpoint with no next
+    node, and for a cancelled one."""
     cp = Checkpoint("c", "t", "g", "h", "next", 1, state={})
     assert settles(cp) is None
     assert settles(attrs.evolve(cp, next_node=None, status=RunStatus.COMPLETED)) is J.COMPLETED
     assert settles(attrs.evolve(cp, next_node=None, status=RunStatus.FAILED)) is J.FAILED
     assert settles(attrs.evolve(cp, status=RunStatus.FAILED)) is None
     assert settles(attrs.evolve(cp, next_node=None, status=RunStatus.WAITING)) is None
+    # cancelled through the store: wherever it stopped
+    assert settles(attrs.evolve(cp, status=RunStatus.CANCELLED)) is J.CANCELLED
 
 
 def test_sql_guards_follow_the_table() -> None:
     """The SQL conditions of the claim and the fenced statements are the table's sources."""
-    assert guard(Op.CLAIM) == "(status = 'queued' OR (status = 'running' AND lease_until < {now}))"
+    assert guard(Op.CLAIM) == (
+        "(status = 'queued' OR (status = 'running' AND lease_until < {now} AND NOT "
+        "EXISTS (SELECT 1 FROM {cancels} m WHERE m.job_id = {jobs}.job_id)) "
+        "OR (status = 'waiting' AND available_at <= {wall}))"
+    )
     for op in (Op.RENEW, Op.SAVE, Op.RELEASE, Op.FINISH, Op.UNHOLD):
         assert guard(op) == "(status = 'running')"
     with pytest.raises(ValueError, match=r"^hold is checked on the row, not in SQL \(absent\)$"):
@@ -187,11 +215,14 @@ async def place(store: Any, job: str, where: Standing, op: Op) -> None:
     """Bring job ``job`` (graph ``job``) into standing ``where`` with the queue's own
     calls (for a hold on an absent job: a stored run outside the queue to hold)."""
     if where is S.ABSENT:
-        if op is Op.HOLD:
+        if op in (Op.HOLD, Op.CANCEL):
             await store.save(cp(job, job + "-0"))
         return
     await store.submit(job, {}, trace_id=job)
     if where is S.QUEUED:
+        return
+    if where is S.CANCELLED:
+        await store.cancel(job)
         return
     if where is S.HELD:
         assert await store.hold(job, "hold:test:1", 30.0) is not None
@@ -199,6 +230,9 @@ async def place(store: Any, job: str, where: Standing, op: Op) -> None:
     [claim] = await store.claim("w1", [job], 1, 0.0 if where is S.LAPSED else 30.0)
     if where is S.WAITING:
         assert await store.park(job, claim.epoch, BarrierId("b", 1))
+    elif where is S.DUE:  # its barrier's deadline passed a minute ago
+        due = time.time() - 60
+        assert await store.park(job, claim.epoch, BarrierId("b", 1), deadline=due)
     elif where in (S.COMPLETED, S.FAILED):
         assert await store.finish(job, claim.epoch, J(where.value))
 
@@ -221,6 +255,7 @@ CALLS: dict[Op, Call] = {
     Op.PARK: lambda s, j, e: s.park(j, e, BarrierId("b", 1)),
     Op.FINISH: lambda s, j, e: s.finish(j, e, J.COMPLETED),
     Op.UNHOLD: lambda s, j, e: s.unhold(Hold(j, e, created=False)),
+    Op.CANCEL: lambda s, j, e: s.cancel(j),
 }
 """Each operation a store exposes (ADOPT, WAKE and DROP happen inside decide/unhold)."""
 
@@ -249,7 +284,11 @@ async def run_case(store: Any, op: Op, where: Standing) -> tuple[Any, JobStatus 
         result = await CALLS[op](store, job, 1 if before is None else before.epoch)
     except BarrierError as exc:
         return (R.FINISHED if "has finished" in str(exc) else R.NO_RUN), status
-    except (LeaseLost, RunBusy, CheckpointError) as exc:
+    except CheckpointError as exc:
+        if "nothing to cancel" in str(exc):
+            return R.FINISHED, status
+        return (R.CANCELLED if "was cancelled" in str(exc) else R.SUBMITTED), status
+    except (LeaseLost, RunBusy) as exc:
         return _RAISED[type(exc)], status
     if op is Op.CLAIM:
         result = [c.job_id for c in result] == [job]
@@ -277,4 +316,6 @@ async def test_both_stores_follow_the_table(store: Any) -> None:
 
 
 def _status(where: Standing) -> JobStatus:
+    if where is S.DUE:
+        return J.WAITING
     return J.RUNNING if where in _RUNNING else J(where.value)

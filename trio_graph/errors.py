@@ -306,6 +306,20 @@ class RunBusy(GraphError):
         return f"run {self.trace_id!r} {self.message}"
 
 
+@attrs.define(eq=False, str=False)
+class RunEnded(GraphError):
+    """A stored run that ``store.wait`` waited for ended without a result: ``status`` is
+    ``failed`` or ``cancelled``, ``message`` the error its last checkpoint kept."""
+
+    run_id: str
+    status: str
+    message: str = ""
+
+    def describe(self) -> str:
+        why = f": {self.message}" if self.message else ""
+        return f"run {self.run_id!r} ended {self.status}{why}"
+
+
 ERROR_TYPES: tuple[type[GraphError], ...] = (
     InvalidGraph,
     NodeNotFound,
@@ -325,4 +339,5 @@ ERROR_TYPES: tuple[type[GraphError], ...] = (
     LeaseLost,
     RunBusy,
     StoreUnavailable,
+    RunEnded,
 )

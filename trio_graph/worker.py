@@ -14,8 +14,9 @@ renews every third of the lease:
   a failed renewal stops it too;
 - a run reaching a barrier with no decision is checkpointed and *parked*: the worker
   lets go of it, and ``store.decide`` makes it runnable again for any worker (durable
-  human-in-the-loop, no process kept waiting). A parked barrier's timeout is not
-  enforced while parked; it starts again when the run resumes;
+  human-in-the-loop, no process kept waiting). A parked barrier's deadline holds while
+  parked: once it passes, a worker claims the job and the run applies the barrier's
+  default at once;
 - on cancellation (shutdown) in-flight runs checkpoint and their leases are released,
   so another worker takes them at once; a worker that dies loses its lease, and another
   resumes the run from its last checkpoint once the lease expires.
@@ -30,8 +31,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import trio
 
@@ -60,7 +62,11 @@ class Worker:
     decisions also wake it through the store). ``max_steps``, ``policy`` and ``buffer``
     configure the worker's :class:`~trio_graph._runtime.executor.Executor`; ``force`` resumes
     checkpoints written by a different version of a graph (else the job fails with
-    ``GraphChanged``).
+    ``GraphChanged``). ``max_attempts``: a job claimed that many times in a row by workers
+    that stopped without letting go of it (killed, crashed) fails on the next claim, with
+    its last error (None: no limit; parking or releasing a job starts its count again).
+    ``wall_clock`` (epoch seconds, injectable for tests) decides when a parked barrier's
+    deadline has passed: such a job is claimed, and its run applies the default at once.
     """
 
     def __init__(
@@ -76,6 +82,8 @@ class Worker:
         buffer: int = 256,
         force: bool = False,
         worker_id: str | None = None,
+        max_attempts: int | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -83,6 +91,8 @@ class Worker:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
         if not poll_interval > 0:
             raise ValueError(f"poll_interval must be positive seconds, got {poll_interval!r}")
+        if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
+            raise ValueError(f"max_attempts must be a positive int or None, got {max_attempts!r}")
         self.versions = _versions(graphs)
         self.store = store
         self.graphs = {name: versions[-1] for name, versions in self.versions.items()}
@@ -95,6 +105,8 @@ class Worker:
         self.buffer = buffer
         self.force = force
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.max_attempts = max_attempts
+        self.wall_clock = wall_clock
         self.stats = WorkerStats()
         self.retry = RetryPolicy(backoff=0.05, max_backoff=max(self.lease / 3, 0.05))
         """Back-off between attempts at a job after a store outage (pure arithmetic)."""
@@ -113,6 +125,8 @@ class Worker:
         names = list(self.graphs)
         slots = trio.Semaphore(self.concurrency)
         async with trio.open_nursery() as nursery:
+            await self._announce()
+            nursery.start_soon(self._keep_announcing)
             task_status.started()
             while True:
                 await slots.acquire()
@@ -121,7 +135,9 @@ class Worker:
                     slots.acquire_nowait()
                     want += 1
                 try:
-                    claims = await self.store.claim(self.worker_id, names, want, self.lease)
+                    claims = await self.store.claim(
+                        self.worker_id, names, want, self.lease, now=self.wall_clock()
+                    )
                 except CheckpointError as exc:
                     log.warning("worker %s: claim failed: %s", self.worker_id, exc)
                     claims = []
@@ -133,8 +149,22 @@ class Worker:
                 if claims:
                     continue
                 if until_idle and slots.value == self.concurrency:
+                    nursery.cancel_scope.cancel()  # the announcing task
                     return
                 await self.store.wait_for_work(self.poll_interval)
+
+    async def _announce(self) -> None:
+        """Say in the store which graph names this worker serves (``submit`` warns of a
+        name nobody serves); a failure is logged, the worker goes on."""
+        try:
+            await self.store.announce(self.worker_id, list(self.graphs))
+        except CheckpointError as exc:
+            log.warning("worker %s: announcing its graphs failed: %s", self.worker_id, exc)
+
+    async def _keep_announcing(self) -> None:
+        while True:
+            await trio.sleep(min(self.lease / 3, 30.0))
+            await self._announce()
 
     async def _serve_claim(self, claim: Claim, slots: trio.Semaphore) -> None:
         """Serve one claim (:class:`~trio_graph._worker.claimed_job.ClaimedJob`), then free
@@ -162,6 +192,8 @@ class Worker:
             buffer=self.buffer,
             force=self.force,
             retry=self.retry,
+            wall_clock=self.wall_clock,
+            max_attempts=self.max_attempts,
         )
 
 

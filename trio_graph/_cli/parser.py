@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import attrs
 
 from ..stores.queue import JobStatus
+from .cancelling import cmd_cancel
 from .inspecting import cmd_history, cmd_mermaid, cmd_runs
 from .maintenance import cmd_copy, cmd_prune
 from .output import command
@@ -148,6 +149,12 @@ COMMANDS = (
             FORCE,
             *RUN_OPTIONS,
         ),
+    ),
+    Command(
+        "cancel",
+        "cancel a stored run for good (a live run ends cancelled within about a second)",
+        cmd_cancel,
+        (TRACE,),
     ),
     Command(
         "resume",

@@ -35,6 +35,9 @@ class RunStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     """Cancelled through its store (``store.cancel``): it stays where it was, not resumed
     by workers; ``run.cancel()`` and an enclosing cancel scope leave it resumable."""
+    INTERRUPTED = "interrupted"
+    """Reported by ``runs()`` only (never stored): the process executing the run stopped
+    renewing its heartbeat (killed) before the run reached a terminal status."""
 
 
 @attrs.frozen

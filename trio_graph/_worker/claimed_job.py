@@ -16,6 +16,8 @@ parked for ``store.decide`` to make runnable again.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -48,6 +50,11 @@ class JobSettings:
     force: bool
     retry: RetryPolicy
     """Back-off between attempts after a store outage."""
+    wall_clock: Callable[[], float] = time.time
+    """Epoch seconds, for barrier deadlines (the executor's, and due parked jobs)."""
+    max_attempts: int | None = None
+    """Claims in a row whose worker stopped without letting go, after which the job
+    fails (None: no limit)."""
 
 
 @attrs.define
@@ -88,6 +95,8 @@ class ClaimedJob:
             claim.checkpoint_id,
         )
         try:
+            if await self._exhausted():
+                return
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._keep_lease, nursery.cancel_scope)
                 await self.run_through_outages()
@@ -102,6 +111,22 @@ class ClaimedJob:
         if self.lost:
             self.stats.lease_lost += 1
             log_lease_lost(self.settings.worker_id, claim)
+
+    async def _exhausted(self) -> bool:
+        """Fail the job, with its last error, when this claim is one over
+        ``max_attempts`` (the workers before kept stopping without letting go)."""
+        limit = self.settings.max_attempts
+        if limit is None or self.claim.attempts <= limit:
+            return False
+        job = await self.store.job(self.claim.job_id)
+        latest = await self.store.latest(self.claim.job_id)
+        last = (job.error if job else None) or (latest.error if latest else None)
+        await self._settle(
+            JobStatus.FAILED,
+            f"gave up after {limit} attempts (its workers stopped without finishing it); "
+            f"last error: {last or 'none recorded'}",
+        )
+        return True
 
     async def _release(self) -> None:
         try:
@@ -185,7 +210,11 @@ class ClaimedJob:
         decisions = StoredDecisions.ahead_of(entries, latest)
         s = self.settings
         executor = Executor(
-            store=self.fenced, max_steps=s.max_steps, policy=s.policy, buffer=s.buffer
+            store=self.fenced,
+            max_steps=s.max_steps,
+            policy=s.policy,
+            buffer=s.buffer,
+            wall_clock=s.wall_clock,
         )
         try:
             if latest is None:
@@ -194,7 +223,7 @@ class ClaimedJob:
                 graph = self.version_for(latest.graph_hash)
                 ctx = executor.resume(graph, latest.trace_id, force=s.force)
             async with ctx as run:
-                parked = await self._follow(run, decisions)
+                parked, deadline = await self._follow(run, decisions)
         except GraphError as exc:  # could not start: graph changed, bad checkpoint...
             if lease_lost_in(exc):
                 self.lost = True
@@ -203,10 +232,14 @@ class ClaimedJob:
                 raise
             await self._settle(JobStatus.FAILED, str(exc))
             return
-        await self._after_run(run, parked, decisions)
+        await self._after_run(run, parked, decisions, deadline)
 
     async def _after_run(
-        self, run: Run, parked: BarrierId | None, decisions: StoredDecisions
+        self,
+        run: Run,
+        parked: BarrierId | None,
+        decisions: StoredDecisions,
+        deadline: float | None = None,
     ) -> None:
         """Settle the job row by how the run ended (or re-raise an outage, to retry)."""
         error = run.error
@@ -219,7 +252,10 @@ class ClaimedJob:
             await self._settle(JobStatus.COMPLETED)
         elif isinstance(error, Cancelled) and parked is not None:
             claim = self.claim
-            if await self.store.park(claim.job_id, claim.epoch, parked, refused=decisions.refused):
+            refused = decisions.refused
+            if await self.store.park(
+                claim.job_id, claim.epoch, parked, refused=refused, deadline=deadline
+            ):
                 self.stats.parked += 1
             self.settled = True
         else:
@@ -237,9 +273,13 @@ class ClaimedJob:
                 "worker %s: job %s failed: %s", self.settings.worker_id, self.claim.job_id, error
             )
 
-    async def _follow(self, run: Run, decisions: StoredDecisions) -> BarrierId | None:
+    async def _follow(
+        self, run: Run, decisions: StoredDecisions
+    ) -> tuple[BarrierId | None, float | None]:
         """Give the run its stored decisions and consume its events; the barrier it was
-        parked at (cancelled there, checkpointed), if any.
+        parked at (cancelled there, checkpointed), if any, and that barrier's deadline.
+        A barrier whose deadline has passed is not parked: the run applies its default
+        at once.
 
         Shielded: on shutdown or a lost lease the run itself is cancelled (the same
         enclosing scope reaches it) and saves its checkpoint on the way out; the consumer
@@ -248,19 +288,24 @@ class ClaimedJob:
         """
         decisions.hand_to(run)
         parked: BarrierId | None = None
+        deadline: float | None = None
         with trio.CancelScope(shield=True):
             async for event in run:
                 if not isinstance(event, ev.BarrierWaiting) or parked is not None:
                     continue
                 bid = event.barrier_id
-                if decisions.answers(bid):
-                    continue  # the run takes it at once
+                if decisions.answers(bid) or _due(event.deadline, self.settings.wall_clock):
+                    continue  # the run takes it (or its default) at once
                 found = find_entry(await self.store.decisions(self.claim.job_id), bid)
                 if found is not None and decisions.take(run, found):
                     continue
-                parked = bid
+                parked, deadline = bid, event.deadline
                 run.cancel()
-        return parked
+        return parked, deadline if parked is not None else None
+
+
+def _due(deadline: float | None, wall_clock: Callable[[], float]) -> bool:
+    return deadline is not None and deadline <= wall_clock()
 
 
 def log_lease_lost(worker_id: str, claim: Claim) -> None:

@@ -32,7 +32,10 @@ from .queue.live import LiveRules
 log = logging.getLogger("trio_graph.continuation")
 
 LEASE = 30.0
-"""Seconds a hold lasts without renewal (renewed every third of it)."""
+"""Seconds a hold lasts without renewal (renewed every third of it): how long after its
+process was killed on another machine a run shows ``interrupted`` (on this machine, a
+hold by a process that no longer exists counts as lapsed at once). Read at each hold,
+so a test (or a program) may set it."""
 
 
 def owner_name() -> str:
@@ -41,7 +44,9 @@ def owner_name() -> str:
 
 
 @contextlib.asynccontextmanager
-async def continuing(store: Store, trace_id: str, *, lease: float = LEASE) -> AsyncIterator[Store]:
+async def continuing(
+    store: Store, trace_id: str, *, lease: float | None = None
+) -> AsyncIterator[Store]:
     """Hold the continuation of ``trace_id`` while the body runs; yields the store to write
     through (fenced on a queue store, ``store`` itself otherwise or when nothing is held).
 
@@ -50,6 +55,7 @@ async def continuing(store: Store, trace_id: str, *, lease: float = LEASE) -> As
     if not isinstance(store, QueueStore):
         yield store
         return
+    lease = LEASE if lease is None else lease
     held = await store.hold(trace_id, owner_name(), lease)
     if held is None:
         yield store
@@ -60,7 +66,7 @@ async def continuing(store: Store, trace_id: str, *, lease: float = LEASE) -> As
 
 @contextlib.asynccontextmanager
 async def starting(
-    store: Store | None, run_id: str, graph_name: str, *, lease: float = LEASE
+    store: Store | None, run_id: str, graph_name: str, *, lease: float | None = None
 ) -> AsyncIterator[Store | None]:
     """Own a run this process starts (``Executor.stream``) while the body runs: on a
     queue store its job row is created held, renewed, and goes at the end, so a decision
@@ -71,6 +77,7 @@ async def starting(
     if not (isinstance(store, LiveRules) and isinstance(store, QueueStore)):
         yield store
         return
+    lease = LEASE if lease is None else lease
     held = await store.hold_new(run_id, graph_name, owner_name(), lease)
     async with _holding(store, held, lease) as fenced:
         yield fenced

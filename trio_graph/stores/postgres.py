@@ -48,7 +48,6 @@ from .jsonb import loads as loads
 from .postgres_rows import insert, load
 from .postgres_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from .postgres_schema import migrate
-from .protocol import RunInfo
 from .queue.dialect import Tx
 from .queue.postgres import PostgresDialect
 from .queue.rules import QueueRules
@@ -283,24 +282,11 @@ class PostgresStore(QueueRules):
             conn.execute("DELETE FROM trio_graph_runs WHERE run_id = %s", (run,))
             conn.execute("DELETE FROM trio_graph_jobs WHERE job_id = %s", (run,))
             conn.execute("DELETE FROM trio_graph_decisions WHERE job_id = %s", (run,))
+            conn.execute("DELETE FROM trio_graph_cancels WHERE job_id = %s", (run,))
             return [run_id, *(t for (t,) in traces)]
 
         for trace in await self._call(delete):
             self._planner.forget(trace)
-
-    async def runs(self) -> builtins.list[RunInfo]:
-        """One row per run (its current segment's), least recently updated first."""
-
-        def runs(conn: Conn) -> builtins.list[RunInfo]:
-            rows = conn.execute(
-                f"""SELECT {RunInfo.COLUMNS} FROM trio_graph_runs r
-                WHERE r.checkpoint_id = (SELECT c.checkpoint_id FROM trio_graph_checkpoints c
-                    WHERE c.run_id = r.run_id ORDER BY c.seq DESC LIMIT 1)
-                ORDER BY updated_at, trace_id"""
-            ).fetchall()
-            return [RunInfo.from_row(r) for r in rows]
-
-        return await self._call(runs, atomic=False)
 
     async def save_fenced(
         self, checkpoint: Checkpoint, job_id: str, epoch: int, *, changes: Changes | None = None

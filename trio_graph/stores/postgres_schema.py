@@ -19,11 +19,13 @@ from .jsonb import from_jsonb
 
 Conn = psycopg.Connection[Any]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 """The schema version this code writes; older databases are migrated on open.
 
 Version 3 added run ids (DESIGN §8); a version-2 database's segments get theirs by
-following ``resumed_from`` back to the first segment (:mod:`.rows.run_ids`)."""
+following ``resumed_from`` back to the first segment (:mod:`.rows.run_ids`). Version 4
+added ``trio_graph_cancels``, the cancel marks of runs executing live; version 5
+``trio_graph_workers``, the graph names workers serve (so ``submit`` can warn)."""
 
 MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1
@@ -96,6 +98,22 @@ MIGRATIONS: tuple[str, ...] = (
         ADD COLUMN step integer NOT NULL DEFAULT 0,
         ADD COLUMN waiting text;
     CREATE INDEX trio_graph_runs_run ON trio_graph_runs (run_id);
+    """,
+    # 3 -> 4: cancel marks (``store.cancel`` of a run a process executes)
+    """
+    CREATE TABLE IF NOT EXISTS trio_graph_cancels (
+        job_id text PRIMARY KEY,
+        cancelled_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    """,
+    # 4 -> 5: the graph names workers serve, with a heartbeat
+    """
+    CREATE TABLE IF NOT EXISTS trio_graph_workers (
+        worker_id text NOT NULL,
+        graph_name text NOT NULL,
+        seen_at timestamptz NOT NULL,
+        PRIMARY KEY (worker_id, graph_name)
+    );
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

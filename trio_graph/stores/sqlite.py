@@ -77,12 +77,6 @@ _UPSERT_RUN = (
 )
 _RUN_OF = "coalesce((SELECT run_id FROM runs WHERE trace_id = :id), :id)"
 """The run of ``:id``, a run id or any of its segments' trace ids."""
-_CURRENT = (
-    f"SELECT {RunInfo.COLUMNS} FROM runs r WHERE r.checkpoint_id = (SELECT c.checkpoint_id "
-    "FROM checkpoints c WHERE c.run_id = r.run_id ORDER BY c.seq DESC LIMIT 1) "
-    "ORDER BY updated_at, trace_id"
-)
-"""Each run's row of its current segment: the one that wrote its latest checkpoint."""
 
 
 class SQLiteStore(QueueRules):
@@ -339,14 +333,6 @@ class SQLiteStore(QueueRules):
                 self._planner.forget(trace)
 
         await self._db.write(write)
-
-    async def runs(self) -> builtins.list[RunInfo]:
-        """One row per run (its current segment's), least recently updated first."""
-
-        def select(db: sqlite3.Connection) -> builtins.list[RunInfo]:
-            return [RunInfo.from_row(row) for row in db.execute(_CURRENT).fetchall()]
-
-        return await self._db.read(select)
 
 
 def run_row(checkpoint: Checkpoint) -> tuple[object, ...]:

@@ -2,7 +2,7 @@
 
 The rules (:mod:`.rules`) write every statement once, as a *template*: values bound by
 name (``:job``), and in braces what differs between databases: the tables (``{jobs}``,
-``{decisions}``, ``{runs}``), the time (``{now}``, ``{lease_until}``: now plus
+``{decisions}``, ``{cancels}``, ``{runs}``), the time (``{now}``, ``{lease_until}``: now plus
 ``:lease`` seconds), row locking (``{lock}``, ``{skip_locked}``), JSON columns
 (``{jsonb}`` after a parameter that is JSON text, ``{text}`` after a JSON column read
 back as text, or after a parameter that may be NULL and must be typed) and the job
@@ -50,9 +50,18 @@ class Dialect:
     name = "sql"
     jobs = "jobs"
     decisions = "decisions"
+    cancels = "cancels"
+    workers = "workers"
     runs = "runs"
+    checkpoints = "checkpoints"
     now = ":now"
     lease_until = ":now + :lease"
+    since = ":now - :within"
+    """Now minus ``:within`` seconds."""
+    wall = ":wall"
+    """The claiming worker's wall clock (epoch seconds), as a timestamp."""
+    available = ":available"
+    """A barrier's deadline (epoch seconds, ``inf`` for none), as a timestamp."""
     seconds = "{}"
     """A timestamp column as float seconds since the epoch (``{}``: the column)."""
     lock = ""
@@ -75,9 +84,15 @@ class Dialect:
         self._words = {
             "jobs": self.jobs,
             "decisions": self.decisions,
+            "cancels": self.cancels,
+            "workers": self.workers,
+            "since": self.since,
             "runs": self.runs,
+            "checkpoints": self.checkpoints,
             "now": self.now,
             "lease_until": self.lease_until,
+            "wall": self.wall,
+            "available": self.available,
             "lock": self.lock,
             "skip_locked": self.skip_locked,
             "jsonb": self.jsonb,

@@ -56,7 +56,13 @@ class QueueStore(Store, Protocol):
 
     # -- workers -----------------------------------------------------------------------
     async def claim(
-        self, owner: str, graph_names: builtins.list[str], limit: int, lease: float
+        self,
+        owner: str,
+        graph_names: builtins.list[str],
+        limit: int,
+        lease: float,
+        *,
+        now: float | None = None,
     ) -> builtins.list[Claim]: ...
     async def renew(self, job_id: str, epoch: int, lease: float) -> bool: ...
     async def release(self, job_id: str, epoch: int) -> bool: ...
@@ -67,6 +73,7 @@ class QueueStore(Store, Protocol):
         barrier_id: BarrierId,
         *,
         refused: Sequence[DecisionEntry] = (),
+        deadline: float | None = None,
     ) -> bool: ...
     async def finish(
         self, job_id: str, epoch: int, status: JobStatus, error: str | None = None
@@ -76,6 +83,7 @@ class QueueStore(Store, Protocol):
     ) -> None: ...
     async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]: ...
     async def wait_for_work(self, seconds: float) -> None: ...
+    async def announce(self, worker_id: str, graph_names: Sequence[str]) -> None: ...
 
     # -- anyone continuing a stored run (exclusive) ----------------------------------
     async def hold(self, trace_id: str, owner: str, lease: float) -> Hold | None: ...

@@ -37,6 +37,8 @@ class JobStatus(enum.StrEnum):
     """Parked at a barrier until ``store.decide`` answers it."""
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Cancelled through the store (``store.cancel``): never claimed, held or resumed."""
 
 
 @attrs.frozen
@@ -58,6 +60,8 @@ class Job:
     owner: str | None
     """The worker holding the lease, while running."""
     attempts: int
+    """Claims since the job was last parked or released by its worker: claims whose
+    worker stopped without letting go (killed, crashed), plus the current one."""
     error: str | None
     created_at: float
     updated_at: float
@@ -74,6 +78,8 @@ class Claim:
     checkpoint_id: str | None
     state: dict[str, Any] | None
     """The submitted state, when the job has no checkpoint yet."""
+    attempts: int = 1
+    """The job's ``attempts`` with this claim (see :attr:`Job.attempts`)."""
 
 
 HOLD_PREFIX = "hold:"
@@ -104,18 +110,33 @@ class Standing(enum.Enum):
     LAPSED = "lapsed"
     """Running, but the lease has expired: claimable again."""
     WAITING = "waiting"
+    DUE = "due"
+    """Waiting at a barrier whose stored deadline has passed: claimable, so that a worker
+    resumes the run, which applies the barrier's default at once (DESIGN §8)."""
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Cancelled; or running with a cancel mark (see :data:`Op.CANCEL`) whose lease
+    lapsed: its process died before ending the run, which stays cancelled."""
 
 
-def standing(status: str | None, live: object = False, owner: str | None = None) -> Standing:
-    """The standing of a row with ``status`` (None: no row), lease ``live``, ``owner``."""
+def standing(
+    status: str | None,
+    live: object = False,
+    owner: str | None = None,
+    marked: object = False,
+    due: object = False,
+) -> Standing:
+    """The standing of a row with ``status`` (None: no row), lease ``live``, ``owner``,
+    whether a cancel is ``marked`` for it, and whether its barrier's deadline is ``due``."""
     if status is None:
         return Standing.ABSENT
+    if status == JobStatus.WAITING and due:
+        return Standing.DUE
     if status != JobStatus.RUNNING:
         return Standing(JobStatus(status).value)
     if not live:
-        return Standing.LAPSED
+        return Standing.CANCELLED if marked else Standing.LAPSED
     return Standing.HELD if (owner or "").startswith(HOLD_PREFIX) else Standing.LEASED
 
 
@@ -143,7 +164,13 @@ class Op(enum.StrEnum):
     UNHOLD = "unhold"
     """A hold on a job ends: the job is runnable again."""
     DROP = "drop"
-    """A hold on a run that was not in the queue ends: its job row goes."""
+    """A hold on a run that was not in the queue ends: its job row goes (unless the run
+    was cancelled: the row keeps saying so)."""
+    CANCEL = "cancel"
+    """``store.cancel``: a job nobody executes live ends ``cancelled`` at once (a
+    worker's claim on it is refused from then on); a held one (a process executing
+    the run and following its steering) is *marked*: its run ends ``cancelled`` within
+    about a second, and its terminal save settles the job."""
 
 
 class Refusal(enum.Enum):
@@ -165,6 +192,8 @@ class Refusal(enum.Enum):
     """``BarrierError``: no such run in the store."""
     SUBMITTED = "submitted"
     """``CheckpointError``: a run with this id was already submitted."""
+    CANCELLED = "cancelled"
+    """``CheckpointError``: the run was cancelled; it is not continued."""
 
 
 @attrs.frozen
@@ -188,34 +217,46 @@ S, J = Standing, JobStatus
 RUNNING = frozenset({S.LEASED, S.HELD, S.LAPSED})
 """Every standing of a running job: what a fenced operation starts from."""
 _ENDS = frozenset({J.COMPLETED, J.FAILED})
+_FINISHED = {S.COMPLETED: Refusal.FINISHED, S.FAILED: Refusal.FINISHED}
 
 TRANSITIONS: Mapping[Op, Move] = {
     Op.SUBMIT: Move(frozenset({S.ABSENT}), frozenset({J.QUEUED}), False, Refusal.SUBMITTED),
     Op.ADOPT: Move(frozenset({S.ABSENT}), frozenset({J.WAITING, J.QUEUED}), False, Refusal.SKIPPED),
     Op.DECIDE: Move(
-        frozenset({S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING}),
+        frozenset({S.QUEUED, S.LEASED, S.HELD, S.LAPSED, S.WAITING, S.DUE}),
         frozenset({J.QUEUED, J.RUNNING, J.WAITING}),
         False,
         Refusal.FINISHED,
         {S.ABSENT: Refusal.NO_RUN},
     ),
-    Op.WAKE: Move(frozenset({S.WAITING}), frozenset({J.QUEUED}), False, Refusal.SKIPPED),
-    Op.CLAIM: Move(frozenset({S.QUEUED, S.LAPSED}), frozenset({J.RUNNING}), False, Refusal.SKIPPED),
+    Op.WAKE: Move(frozenset({S.WAITING, S.DUE}), frozenset({J.QUEUED}), False, Refusal.SKIPPED),
+    Op.CLAIM: Move(
+        frozenset({S.QUEUED, S.LAPSED, S.DUE}), frozenset({J.RUNNING}), False, Refusal.SKIPPED
+    ),
     Op.HOLD: Move(
-        frozenset({S.ABSENT, S.QUEUED, S.WAITING, S.LAPSED}),
+        frozenset({S.ABSENT, S.QUEUED, S.WAITING, S.DUE, S.LAPSED}),
         frozenset({J.RUNNING}),
         False,
         Refusal.BUSY,
-        {S.COMPLETED: Refusal.NOTHING, S.FAILED: Refusal.NOTHING},
+        {S.COMPLETED: Refusal.NOTHING, S.FAILED: Refusal.NOTHING, S.CANCELLED: Refusal.CANCELLED},
     ),
     Op.RENEW: Move(RUNNING, frozenset({J.RUNNING}), True, Refusal.STALE),
     Op.SAVE: Move(RUNNING, frozenset({J.RUNNING}), True, Refusal.LEASE_LOST),
-    Op.SETTLE: Move(RUNNING, _ENDS, True, Refusal.LEASE_LOST),
+    Op.SETTLE: Move(RUNNING, _ENDS | {J.CANCELLED}, True, Refusal.LEASE_LOST),
     Op.RELEASE: Move(RUNNING, frozenset({J.QUEUED}), True, Refusal.STALE),
     Op.PARK: Move(RUNNING, frozenset({J.WAITING, J.QUEUED}), True, Refusal.STALE),
     Op.FINISH: Move(RUNNING, _ENDS, True, Refusal.STALE),
     Op.UNHOLD: Move(RUNNING, frozenset({J.QUEUED}), True, Refusal.STALE),
-    Op.DROP: Move(frozenset(Standing) - {S.ABSENT}, frozenset({None}), True, Refusal.STALE),
+    Op.DROP: Move(
+        frozenset(Standing) - {S.ABSENT, S.CANCELLED}, frozenset({None}), True, Refusal.STALE
+    ),
+    Op.CANCEL: Move(
+        frozenset({S.ABSENT, S.QUEUED, S.WAITING, S.DUE, S.LAPSED, S.LEASED, S.HELD, S.CANCELLED}),
+        frozenset({J.CANCELLED, J.RUNNING}),
+        False,
+        Refusal.FINISHED,
+        _FINISHED,
+    ),
 }
 """The job transitions: every operation, from which standings, to which statuses."""
 
@@ -252,6 +293,8 @@ def check_target(op: Op, target: JobStatus) -> JobStatus:
 def settles(checkpoint: Checkpoint) -> JobStatus | None:
     """The status a fenced save of ``checkpoint`` ends its job with (None: not terminal)."""
     status = RunStatus(checkpoint.status)
+    if status is RunStatus.CANCELLED:  # cancelled through the store: wherever it stopped
+        return JobStatus.CANCELLED
     if checkpoint.next_node is None and status in (RunStatus.COMPLETED, RunStatus.FAILED):
         return JobStatus(status.value)
     return None

@@ -48,21 +48,30 @@ def lapsed_here(owner: str | None) -> bool:
     return False
 
 
-def live_standing(status: str | None, live: object, owner: str | None) -> Standing:
+def live_standing(
+    status: str | None,
+    live: object,
+    owner: str | None,
+    marked: object = False,
+    due: object = False,
+) -> Standing:
     """A job's standing, a hold whose process died on this machine counted as lapsed."""
-    where = standing(status, live, owner)
-    return Standing.LAPSED if where is Standing.HELD and lapsed_here(owner) else where
+    if standing(status, live, owner) is Standing.HELD and lapsed_here(owner):
+        live = False
+    return standing(status, live, owner, marked, due)
 
 
-def _entries(d: Dialect, run_id: str, conn: Conn) -> list[DecisionEntry]:
+def _steering(d: Dialect, run_id: str, conn: Conn) -> Steering:
     row = d.execute(conn, d.resolve, trace=run_id).fetchone()
     if row is None:
-        return []
+        return Steering()
     rows = d.execute(conn, q.DECISIONS, job=row[0]).fetchall()
-    return [
+    cancelled = d.execute(conn, q.CANCELLED, job=row[0]).fetchone()
+    entries = [
         DecisionEntry(node, occurrence, serde.converter.structure(d.loads(text), _DECISION))
         for node, occurrence, text in rows
     ]
+    return Steering(entries, bool(cancelled and cancelled[0]))
 
 
 def _owner(d: Dialect, run_id: str, conn: Conn) -> str | None:
@@ -95,12 +104,13 @@ class LiveRules:
 
     async def steering(self, run_id: str) -> Steering:
         """The decisions kept for a run (by run id or a segment's trace id), oldest first,
-        read once (the store's feed marked first: a later change wakes the next wait)."""
+        and whether it was cancelled, read once (the store's feed marked first: a later
+        change wakes the next wait)."""
         await self._dialect.prime()
         marks = self._marks()
         marks[run_id] = self._dialect.feed.mark()
-        entries = await self._queue_tx(functools.partial(_entries, self._dialect, run_id), Tx.READ)
-        return Steering(entries)
+        step = functools.partial(_steering, self._dialect, run_id)
+        return await self._queue_tx(step, Tx.READ)
 
     async def wait_for_steering(self, run_id: str, seconds: float) -> None:
         """Return when the run's steering may have changed since it was last read

@@ -3,9 +3,10 @@
 Runtime layer. :class:`QueueRules` is the queue half of
 :class:`~trio_graph.stores.sqlite.SQLiteStore` and
 :class:`~trio_graph.stores.postgres.PostgresStore`: ``submit``, ``decide`` (adopting a
-stored run outside the queue), ``claim``, ``renew``, ``release``, ``park``, ``finish``,
-``hold``/``unhold`` and the fence of a worker's save. Each operation is one function of
-a connection, run by the store in one transaction (:meth:`QueueRules._queue_tx`); its
+stored run outside the queue), ``hold``/``unhold`` and the fence of a worker's save;
+the workers' operations are :mod:`.claims`, ``cancel`` :mod:`.cancels`. Each operation
+is one function of a connection, run by the store in one transaction
+(:meth:`QueueRules._queue_tx`); its
 statements are templates that the store's :class:`~.dialect.Dialect` renders, and which
 job may move where is :data:`~.jobs.TRANSITIONS`: checked in Python on a row the
 transaction has read (and locked, where the database locks rows), or as the SQL
@@ -16,19 +17,21 @@ from __future__ import annotations
 
 import builtins
 import functools
-import json
-from collections.abc import Callable, Mapping, Sequence
+import logging
+import math
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ... import serde
 from ..._model.checkpoint import Checkpoint, RunStatus, new_id
 from ..._model.decisions import EVERY, BarrierId, Decision, DecisionEntry, check_answers
 from ..._model.state import check_state
-from ...errors import BarrierError, CheckpointError, LeaseLost, RunBusy
+from ...errors import BarrierError, CheckpointError, LeaseLost
 from . import statements as q
+from .cancels import CancelRules
+from .claims import SERVED_WITHIN, ClaimRules
 from .dialect import Conn, Dialect, Tx
 from .jobs import (
-    Claim,
     Hold,
     Job,
     JobStatus,
@@ -40,54 +43,16 @@ from .jobs import (
     check_target,
     settles,
 )
-from .live import LiveRules, live_standing
+from .live import LiveRules
+from .liveness import RunsRules
+from .reads import busy, read, refusal_error, refuse_continued, resolve
 
 T = TypeVar("T")
+log = logging.getLogger("trio_graph.queue")
 _DECISION: Any = Decision
 
 
-def _canonical(doc: Any) -> str:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
-
-
 # -- steps inside a transaction -----------------------------------------------------------
-def _resolve(d: Dialect, conn: Conn, trace_id: str) -> str | None:
-    row = d.execute(conn, d.resolve, trace=trace_id).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _refuse_continued(d: Dialect, conn: Conn, trace_id: str) -> None:
-    """``RunBusy`` if a later trace already continues ``trace_id``."""
-    row = d.execute(conn, q.CONTINUED, trace=trace_id).fetchone()
-    if row is not None:
-        raise RunBusy(trace_id, f"was already continued as run {row[0]!r}")
-
-
-def _read(d: Dialect, conn: Conn, job_id: str | None) -> tuple[Standing, Any, str | None, int]:
-    """The job's standing, pending barrier, owner and epoch (its row locked)."""
-    row = None if job_id is None else d.execute(conn, q.STANDING, job=job_id).fetchone()
-    if row is None:
-        return Standing.ABSENT, None, None, 0
-    status, pending, owner, live, epoch = row
-    return live_standing(status, live, owner), pending, owner, int(epoch)
-
-
-def _busy(trace_id: str, owner: str | None) -> RunBusy:
-    suffix = f" ({owner})" if owner else ""
-    return RunBusy(trace_id, f"is being continued by another process{suffix}")
-
-
-def _error(refused: Refused, trace_id: str, node: str, owner: str | None) -> Exception:
-    """The error a refusal of ``decide`` or ``hold`` shows (see :class:`Refusal`)."""
-    if refused.refusal is Refusal.BUSY:
-        return _busy(trace_id, owner)
-    if refused.refusal is Refusal.NO_RUN:
-        return BarrierError(f"no run {trace_id!r} in the store", node=node)
-    if refused.refusal is Refusal.FINISHED:
-        return BarrierError("the run has finished; decision not applied", node=node)
-    return refused  # pragma: no cover - the table names no other refusal for these
-
-
 def _adopt(d: Dialect, conn: Conn, trace_id: str, pending: BarrierId | None) -> str | None:
     """Queue a stored run that waits at barrier ``pending``, so a worker can continue it
     (parked there: the decision being recorded is checked against it)."""
@@ -96,7 +61,7 @@ def _adopt(d: Dialect, conn: Conn, trace_id: str, pending: BarrierId | None) -> 
         return None
     if run[1] != RunStatus.WAITING:
         raise BarrierError(f"run {trace_id!r} is not waiting at a barrier (status {run[1]})")
-    _refuse_continued(d, conn, trace_id)
+    refuse_continued(d, conn, trace_id)
     status = JobStatus.WAITING if pending is not None else JobStatus.QUEUED
     check_target(Op.ADOPT, status)
     pending_text = None if pending is None else str(pending)
@@ -110,6 +75,7 @@ def _adopt(d: Dialect, conn: Conn, trace_id: str, pending: BarrierId | None) -> 
         status=status.value,
         checkpoint=run[2],
         pending=pending_text,
+        available=math.inf,  # the decision being recorded makes it runnable (or is refused)
     )
     d.execute(conn, d.link, trace=trace_id, job=job_id)
     return job_id
@@ -126,13 +92,14 @@ def _decide(
     d: Dialect, trace_id: str, entry: DecisionEntry, adopt_at: BarrierId | None, conn: Conn
 ) -> None:
     node, occurrence = entry.node, entry.occurrence
-    job_id = _resolve(d, conn, trace_id) or _adopt(d, conn, trace_id, adopt_at)
-    where, pending, owner, _ = _read(d, conn, job_id)
+    job_id = resolve(d, conn, trace_id) or _adopt(d, conn, trace_id, adopt_at)
+    where, pending, owner, _ = read(d, conn, job_id)
     try:
         check(Op.DECIDE, where)
     except Refused as refused:
-        raise _error(refused, trace_id, node, owner) from None
-    parked = BarrierId.parse(pending) if where is Standing.WAITING and pending else None
+        raise refusal_error(refused, trace_id, node, owner) from None
+    waiting = where in (Standing.WAITING, Standing.DUE)
+    parked = BarrierId.parse(pending) if waiting and pending else None
     if parked is not None:
         check_answers(trace_id, parked, node, occurrence)
     doc = d.dumps(serde.decision_doc(entry.decision))
@@ -144,43 +111,22 @@ def _decide(
         d.notify(conn)
 
 
-def _park(
-    d: Dialect, job_id: str, epoch: int, bid: BarrierId, ignore: set[str], conn: Conn
-) -> bool:
-    where, _, _, current = _read(d, conn, job_id)
-    try:
-        check(Op.PARK, where, current=current == epoch)
-    except Refused:
-        return False
-    answers = d.execute(
-        conn, q.ANSWERS, job=job_id, node=bid.node, every=EVERY, occurrence=bid.occurrence
-    ).fetchall()
-    answered = any(_canonical(d.loads(text)) not in ignore for (text,) in answers)
-    status = JobStatus.QUEUED if answered else JobStatus.WAITING
-    d.execute(
-        conn, q.PARK, job=job_id, status=check_target(Op.PARK, status).value, pending=str(bid)
-    )
-    if answered:
-        d.notify(conn)
-    return True
-
-
 def _hold(d: Dialect, trace_id: str, owner: str, lease: float, conn: Conn) -> Hold | None:
     # The run's first segment's row first (no later segment's save writes it): holds and
     # their release take turns. Then: its job may have finished meanwhile.
     first = d.execute(conn, q.FIRST, trace=trace_id).fetchone()
     d.execute(conn, q.RUN, trace=trace_id if first is None else first[0])
-    job_id = _resolve(d, conn, trace_id)
-    where, _, holder, _ = _read(d, conn, job_id)
+    job_id = resolve(d, conn, trace_id)
+    where, _, holder, _ = read(d, conn, job_id)
     if where is Standing.HELD:  # refused by the table too, but named before the lineage
-        raise _busy(trace_id, holder)
-    _refuse_continued(d, conn, trace_id)  # even when its job has finished meanwhile
+        raise busy(trace_id, holder)
+    refuse_continued(d, conn, trace_id)  # even when its job has finished meanwhile
     try:
         check(Op.HOLD, where)
     except Refused as refused:
         if refused.refusal is Refusal.NOTHING:
             return None
-        raise _error(refused, trace_id, "", holder) from None
+        raise refusal_error(refused, trace_id, "", holder) from None
     if job_id is None:
         return _hold_run(d, conn, trace_id, owner, lease)
     (epoch,) = d.execute(conn, q.HOLD_JOB, job=job_id, owner=owner, lease=lease).fetchone()
@@ -195,7 +141,7 @@ def _hold_run(d: Dialect, conn: Conn, trace_id: str, owner: str, lease: float) -
     job_id = run[3] or trace_id  # the job id is the run id
     params = {"job": job_id, "trace": trace_id, "graph": run[0], "checkpoint": run[2]}
     if d.execute(conn, q.HOLD_RUN, owner=owner, lease=lease, **params).rowcount != 1:
-        raise _busy(trace_id, None)
+        raise busy(trace_id, None)
     d.execute(conn, d.link, trace=trace_id, job=job_id)
     return Hold(job_id, 1, created=True)
 
@@ -209,6 +155,7 @@ def _unhold(d: Dialect, held: Hold, conn: Conn) -> None:
         return
     if d.execute(conn, q.DROP, job=held.job_id, epoch=held.epoch).rowcount:
         d.execute(conn, q.DROP_DECISIONS, job=held.job_id)
+        d.execute(conn, q.DROP_MARK, job=held.job_id)
         d.execute(conn, d.unlink, job=held.job_id)
 
 
@@ -217,7 +164,7 @@ def fence_save(d: Dialect, conn: Conn, checkpoint: Checkpoint, job_id: str, epoc
     ``epoch`` is the job's current claim, and record the checkpoint on the job row (a
     terminal one also ends the job)."""
     ends = settles(checkpoint)
-    where, _, _, current = _read(d, conn, job_id)
+    where, _, _, current = read(d, conn, job_id)
     try:
         check(Op.SETTLE if ends else Op.SAVE, where, current=current == epoch)
     except Refused:
@@ -227,12 +174,15 @@ def fence_save(d: Dialect, conn: Conn, checkpoint: Checkpoint, job_id: str, epoc
         d.execute(conn, q.SAVED, **params)
     else:
         d.execute(conn, q.SETTLED, status=ends.value, error=checkpoint.error, **params)
+        d.notify_steering(conn, job_id)  # for ``store.wait`` on another connection
     d.execute(conn, d.link, trace=checkpoint.trace_id, job=job_id)
 
 
-class QueueRules(LiveRules):
-    """The queue methods of a SQL queue store, on its dialect and transactions (and,
-    from :class:`~.live.LiveRules`, the steering and ownership of its live runs)."""
+class QueueRules(ClaimRules, CancelRules, RunsRules, LiveRules):
+    """The queue methods of a SQL queue store, on its dialect and transactions: the
+    workers' (:class:`~.claims.ClaimRules`), ``cancel`` (:class:`~.cancels.CancelRules`),
+    ``runs`` and ``wait`` (:class:`~.liveness.RunsRules`), and the steering and
+    ownership of its live runs (:class:`~.live.LiveRules`)."""
 
     _dialect: Dialect
     """The store's database words (set by the store)."""
@@ -246,7 +196,8 @@ class QueueRules(LiveRules):
     async def submit(
         self, graph_name: str, state: Mapping[str, Any], *, trace_id: str | None = None
     ) -> str:
-        """Queue a new run of ``graph_name`` on ``state``; returns its id (its trace id)."""
+        """Queue a new run of ``graph_name`` on ``state``; returns its id (its trace id).
+        Logs a warning when no worker has announced lately that it serves the name."""
         state = check_state(state)
         serde.check_json(state)
         text = self._dialect.dumps(dict(state))
@@ -254,6 +205,14 @@ class QueueRules(LiveRules):
         await self._queue_tx(
             functools.partial(_submit, self._dialect, job_id, graph_name, text), Tx.ATOMIC
         )
+        if not await self.served(graph_name):
+            log.warning(
+                "no worker serves graph %r (none announced it in the last %.0f s): job %s "
+                "waits until one does",
+                graph_name,
+                SERVED_WITHIN,
+                job_id,
+            )
         return job_id
 
     async def decide(self, trace_id: str, barrier_id: BarrierId | str, decision: Decision) -> None:
@@ -287,7 +246,7 @@ class QueueRules(LiveRules):
         d = self._dialect
 
         def select(conn: Conn) -> Job | None:
-            job_id = _resolve(d, conn, trace_id)
+            job_id = resolve(d, conn, trace_id)
             row = None if job_id is None else d.execute(conn, q.JOB, job=job_id).fetchone()
             return None if row is None else q.job(row)
 
@@ -302,88 +261,6 @@ class QueueRules(LiveRules):
             return [q.job(r) for r in d.execute(conn, q.JOBS, status=value).fetchall()]
 
         return await self._queue_tx(select, Tx.READ)
-
-    # -- workers ---------------------------------------------------------------------------
-    async def claim(
-        self, owner: str, graph_names: builtins.list[str], limit: int, lease: float
-    ) -> builtins.list[Claim]:
-        """Claim up to ``limit`` runnable jobs of these graphs for ``lease`` seconds."""
-        if not graph_names:
-            return []
-        d = self._dialect
-        names = {f"g{i}": name for i, name in enumerate(graph_names)}
-        query = q.claim(len(names))
-
-        def update(conn: Conn) -> builtins.list[Claim]:
-            rows = d.execute(conn, query, owner=owner, limit=limit, lease=lease, **names)
-            return [
-                Claim(r[0], r[1], int(r[2]), r[3], r[4], d.loads(r[5]) if r[5] else None)
-                for r in rows.fetchall()
-            ]
-
-        return await self._queue_tx(update, Tx.STATEMENT)
-
-    async def _fenced(self, op: Op, **params: Any) -> bool:
-        d, query = self._dialect, q.FENCED[op]
-
-        def update(conn: Conn) -> bool:
-            ok = bool(d.execute(conn, query, **params).rowcount == 1)
-            if ok and op is Op.RELEASE:
-                d.notify(conn)
-            return ok
-
-        return await self._queue_tx(update, Tx.STATEMENT)
-
-    async def renew(self, job_id: str, epoch: int, lease: float) -> bool:
-        """Extend the lease of a claim; False if the claim is no longer current."""
-        return await self._fenced(Op.RENEW, job=job_id, epoch=epoch, lease=lease)
-
-    async def release(self, job_id: str, epoch: int) -> bool:
-        """Give a claimed job back to the queue (runnable at once)."""
-        return await self._fenced(Op.RELEASE, job=job_id, epoch=epoch)
-
-    async def finish(
-        self, job_id: str, epoch: int, status: JobStatus, error: str | None = None
-    ) -> bool:
-        """Mark a claimed job completed or failed."""
-        status = check_target(Op.FINISH, JobStatus(status))
-        return await self._fenced(
-            Op.FINISH, job=job_id, epoch=epoch, status=status.value, error=error
-        )
-
-    async def park(
-        self,
-        job_id: str,
-        epoch: int,
-        barrier_id: BarrierId,
-        *,
-        refused: Sequence[DecisionEntry] = (),
-    ) -> bool:
-        """Park a claimed job at a barrier until a decision for it arrives.
-
-        If one arrived meanwhile (other than those in ``refused``, which the graph would
-        not take) the job stays runnable, so no decision is missed.
-        """
-        ignore = {_canonical(serde.decision_doc(e.decision)) for e in refused}
-        step = functools.partial(_park, self._dialect, job_id, epoch, barrier_id, ignore)
-        return await self._queue_tx(step, Tx.ATOMIC)
-
-    async def decisions(self, job_id: str) -> builtins.list[DecisionEntry]:
-        """Every decision kept for a job (wildcards have occurrence 0), oldest first."""
-        d = self._dialect
-
-        def select(conn: Conn) -> builtins.list[DecisionEntry]:
-            rows = d.execute(conn, q.DECISIONS, job=job_id).fetchall()
-            return [
-                DecisionEntry(n, o, serde.converter.structure(d.loads(text), _DECISION))
-                for n, o, text in rows
-            ]
-
-        return await self._queue_tx(select, Tx.READ)
-
-    async def wait_for_work(self, seconds: float) -> None:
-        """Return when work may have arrived or after ``seconds`` (SQLite: after them)."""
-        await self._dialect.wait_for_work(seconds)
 
     # -- exclusive continuation (Executor.resume, the CLI) --------------------------------
     async def hold(self, trace_id: str, owner: str, lease: float) -> Hold | None:

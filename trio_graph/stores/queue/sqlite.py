@@ -10,8 +10,9 @@ poll (there is no NOTIFY); a live run notices a decision by a commit to the file
 (:class:`~trio_graph.stores.sqlite_changes.ChangeWatch`).
 
 Tables (created on first use, versioned as ``queue_schema_version`` in ``meta``):
-``jobs``, ``job_traces`` (every trace of a job, so a later trace id finds its job) and
-``decisions``.
+``jobs``, ``job_traces`` (every trace of a job, so a later trace id finds its job),
+``decisions``, ``cancels`` (the cancel marks of runs executing live) and ``workers``
+(which graph names a worker serves, and when it last said so).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from ...errors import CheckpointError
 from ..sqlite_changes import ChangeWatch
 from .dialect import Dialect
 
-QUEUE_SCHEMA_VERSION = 1
+QUEUE_SCHEMA_VERSION = 3
+"""Version 2 added ``cancels``, version 3 ``workers`` (every statement is ``IF NOT
+EXISTS``: older files are brought up by running them all again)."""
 
 QUEUE_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -60,6 +63,16 @@ QUEUE_SCHEMA = (
         decision TEXT NOT NULL,
         UNIQUE (job_id, node, occurrence)
     )""",
+    """CREATE TABLE IF NOT EXISTS cancels (
+        job_id TEXT PRIMARY KEY,
+        cancelled_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS workers (
+        worker_id TEXT NOT NULL,
+        graph_name TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (worker_id, graph_name)
+    ) WITHOUT ROWID""",
 )
 
 

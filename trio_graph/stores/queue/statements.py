@@ -14,11 +14,16 @@ from typing import Any
 from ..._model.decisions import BarrierId
 from .jobs import RUNNING, TRANSITIONS, Job, JobStatus, Op, Standing
 
+_MARKED = "EXISTS (SELECT 1 FROM {cancels} m WHERE m.job_id = {jobs}.job_id)"
+"""The job of the row at hand has a cancel mark (see ``Op.CANCEL``)."""
 _WHERE = {
     Standing.QUEUED: "status = 'queued'",
     Standing.WAITING: "status = 'waiting'",
-    Standing.LAPSED: "(status = 'running' AND lease_until < {now})",
+    Standing.LAPSED: "(status = 'running' AND lease_until < {now} AND NOT " + _MARKED + ")",
+    Standing.DUE: "(status = 'waiting' AND available_at <= {wall})",
 }
+"""A waiting job's ``available_at`` is its barrier's deadline (infinite: none), compared
+with ``:wall``, the claiming worker's wall clock (injectable)."""
 
 
 def guard(op: Op) -> str:
@@ -47,8 +52,11 @@ FIRST = """SELECT coalesce((SELECT f.trace_id FROM {runs} f WHERE f.trace_id = r
 """The run's first segment's row (where holds of a run take turns), else the trace's."""
 RUN = """SELECT graph_name, status, checkpoint_id, run_id FROM {runs}
     WHERE trace_id = :trace{lock}"""
-STANDING = """SELECT status, pending_barrier, owner, lease_until >= {now}, epoch
-    FROM {jobs} WHERE job_id = :job{lock}"""
+STANDING = (
+    "SELECT status, pending_barrier, owner, lease_until >= {now}, epoch, "
+    + _MARKED
+    + ", status = 'waiting' AND available_at <= {now} FROM {jobs} WHERE job_id = :job{lock}"
+)
 OWNER = "SELECT status, owner, lease_until >= {now} FROM {jobs} WHERE job_id = :job"
 """Who holds the job's lease now, and whether it is live (no lock: a look)."""
 DECIDE = """INSERT INTO {decisions} (job_id, node, occurrence, decision)
@@ -58,7 +66,8 @@ WAKE = """UPDATE {jobs} SET status = 'queued', available_at = {now}, updated_at 
     WHERE job_id = :job"""
 ADOPT = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoint_id,
     pending_barrier, created_at, updated_at, available_at)
-    VALUES (:job, :graph, :status, :trace, :checkpoint, :pending, {now}, {now}, {now})
+    VALUES (:job, :graph, :status, :trace, :checkpoint, :pending, {now}, {now},
+    CASE WHEN :status = 'waiting' THEN {available} ELSE {now} END)
     ON CONFLICT DO NOTHING"""
 JOB = "SELECT {job_columns} FROM {jobs} WHERE job_id = :job"
 JOBS = """SELECT {job_columns} FROM {jobs} WHERE :status{text} IS NULL OR status = :status
@@ -71,12 +80,35 @@ HOLD_RUN = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoi
     owner, lease_until, attempts, created_at, updated_at, available_at)
     VALUES (:job, :graph, 'running', :trace, :checkpoint, 1, :owner, {lease_until}, 1,
     {now}, {now}, {now}) ON CONFLICT DO NOTHING"""
-DROP = "DELETE FROM {jobs} WHERE job_id = :job AND epoch = :epoch"
+DROP = "DELETE FROM {jobs} WHERE job_id = :job AND epoch = :epoch AND status <> 'cancelled'"
+"""The job row of a hold on a run outside the queue goes (a cancelled one stays)."""
 DROP_DECISIONS = "DELETE FROM {decisions} WHERE job_id = :job"
+DROP_MARK = "DELETE FROM {cancels} WHERE job_id = :job"
+CANCEL_JOB = """UPDATE {jobs} SET status = 'cancelled', owner = NULL, lease_until = NULL,
+    updated_at = {now} WHERE job_id = :job"""
+MARK = """INSERT INTO {cancels} (job_id, cancelled_at) VALUES (:job, {now})
+    ON CONFLICT (job_id) DO NOTHING"""
+CANCEL_RUN = """INSERT INTO {jobs} (job_id, graph_name, status, trace_id, checkpoint_id,
+    created_at, updated_at, available_at)
+    VALUES (:job, :graph, 'cancelled', :trace, :checkpoint, {now}, {now}, {now})
+    ON CONFLICT DO NOTHING"""
+"""A stored run outside the queue, cancelled: its job row says so from now on."""
+SEEN = """INSERT INTO {workers} (worker_id, graph_name, seen_at) VALUES (:worker, :graph, {now})
+    ON CONFLICT (worker_id, graph_name) DO UPDATE SET seen_at = excluded.seen_at"""
+"""A worker says it serves graph ``:graph`` (its heartbeat)."""
+FORGET_WORKERS = "DELETE FROM {workers} WHERE seen_at < {since}"
+SERVED = "SELECT 1 FROM {workers} WHERE graph_name = :graph AND seen_at >= {since} LIMIT 1"
+"""Some worker said within ``:within`` seconds that it serves ``:graph``."""
+CANCELLED = "SELECT status = 'cancelled' OR " + _MARKED + " FROM {jobs} WHERE job_id = :job"
+"""Whether the job was cancelled (ended so, or marked while a process executes it)."""
 ANSWERS = """SELECT decision{text} FROM {decisions} WHERE job_id = :job AND node = :node
     AND occurrence IN (:every, :occurrence)"""
 PARK = """UPDATE {jobs} SET status = :status, pending_barrier = :pending, owner = NULL,
-    lease_until = NULL, available_at = {now}, updated_at = {now} WHERE job_id = :job"""
+    lease_until = NULL, updated_at = {now}, attempts = 0,
+    available_at = CASE WHEN :status = 'waiting' THEN {available} ELSE {now} END
+    WHERE job_id = :job"""
+"""A parked job is available at its barrier's deadline (``:available``, epoch seconds;
+infinite without one), a runnable one now."""
 DECISIONS = """SELECT node, occurrence, decision{text} FROM {decisions} WHERE job_id = :job
     ORDER BY seq"""
 SAVED = """UPDATE {jobs} SET trace_id = :trace, checkpoint_id = :checkpoint,
@@ -89,7 +121,7 @@ _REQUEUE = """status = 'queued', owner = NULL, lease_until = NULL, available_at 
     updated_at = {now}"""
 FENCED = {
     Op.RENEW: "UPDATE {jobs} SET lease_until = {lease_until}" + _FENCE + guard(Op.RENEW),
-    Op.RELEASE: "UPDATE {jobs} SET " + _REQUEUE + _FENCE + guard(Op.RELEASE),
+    Op.RELEASE: "UPDATE {jobs} SET attempts = 0, " + _REQUEUE + _FENCE + guard(Op.RELEASE),
     Op.UNHOLD: "UPDATE {jobs} SET " + _REQUEUE + _FENCE + guard(Op.UNHOLD),
     Op.FINISH: """UPDATE {jobs} SET status = :status, error = :error, owner = NULL,
         lease_until = NULL, updated_at = {now}"""
@@ -111,7 +143,8 @@ def claim(count: int) -> str:
         + " ORDER BY available_at LIMIT :limit{skip_locked}) UPDATE {jobs} SET "
         + _CLAIM_SET
         + """ WHERE job_id IN (SELECT job_id FROM c) RETURNING job_id, graph_name, epoch,
-        trace_id, checkpoint_id, CASE WHEN checkpoint_id IS NULL THEN state{text} END"""
+        trace_id, checkpoint_id, CASE WHEN checkpoint_id IS NULL THEN state{text} END,
+        attempts"""
     )
 
 
