@@ -86,11 +86,11 @@ def _positions(sketch: Sketch) -> tuple[dict[str, tuple[float, float]], float, f
     for name, layer in layers(sketch).items():
         rows.setdefault(layer, []).append(name)
     widest = max((len(r) for r in rows.values()), default=1)
-    width = 2 * MARGIN + widest * BOX_W + (widest - 1) * GAP_X + 60  # room for back edges
+    width = 2 * MARGIN + widest * BOX_W + (widest - 1) * GAP_X
     where: dict[str, tuple[float, float]] = {}
     for layer, row in sorted(rows.items()):
         span = len(row) * BOX_W + (len(row) - 1) * GAP_X
-        left = MARGIN + (width - 60 - 2 * MARGIN - span) / 2
+        left = MARGIN + (width - 2 * MARGIN - span) / 2
         for i, name in enumerate(row):
             where[name] = (left + i * (BOX_W + GAP_X), MARGIN + layer * (BOX_H + GAP_Y))
     height = 2 * MARGIN + len(rows) * BOX_H + max(0, len(rows) - 1) * GAP_Y
@@ -100,6 +100,12 @@ def _positions(sketch: Sketch) -> tuple[dict[str, tuple[float, float]], float, f
 def draw(sketch: Sketch, marks: Mapping[str, str], *, title: str) -> str:
     """The sketch as an ``<svg>`` element; ``marks`` maps a node to one of :data:`MARKS`."""
     where, width, height = _positions(sketch)
+    right = max((x for x, _ in where.values()), default=0.0) + BOX_W
+    lanes: dict[tuple[str, str], float] = {}  # a back edge's own lane, right of every node
+    for frm, to, _ in sketch.edges:
+        if frm in where and to in where and where[to][1] < where[frm][1]:
+            lanes[(frm, to)] = right + 24 + 16 * len(lanes)
+    width = max(width, max(lanes.values(), default=0.0) + MARGIN)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" role="img" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" aria-labelledby="gt">',
@@ -108,14 +114,16 @@ def draw(sketch: Sketch, marks: Mapping[str, str], *, title: str) -> str:
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker>'
         "</defs>",
     ]
-    parts += [_edge(where, frm, to, kind) for frm, to, kind in sketch.edges]
+    parts += [_edge(where, frm, to, kind, lanes.get((frm, to))) for frm, to, kind in sketch.edges]
     for name, kind in sketch.nodes:
         parts.append(_node(name, kind, where[name], marks.get(name), sketch))
     parts.append("</svg>")
     return "\n".join(p for p in parts if p)
 
 
-def _edge(where: Mapping[str, tuple[float, float]], frm: str, to: str, kind: str) -> str:
+def _edge(
+    where: Mapping[str, tuple[float, float]], frm: str, to: str, kind: str, lane: float | None
+) -> str:
     if frm not in where or to not in where:
         return ""
     (ax, ay), (bx, by) = where[frm], where[to]
@@ -129,11 +137,15 @@ def _edge(where: Mapping[str, tuple[float, float]], frm: str, to: str, kind: str
         y1 = y2 = ay + BOX_H / 2
         path = f"M{x1:.0f},{y1:.0f} L{x2:.0f},{y2:.0f}"
         mid = ((x1 + x2) / 2, y1 - 6)
-    else:  # back up: out of the right side, round, into the right side
-        x1, y1, x2, y2 = ax + BOX_W, ay + BOX_H / 2, bx + BOX_W, by + BOX_H / 2
-        bend = max(x1, x2) + 40 + abs(y1 - y2) / 8
-        path = f"M{x1:.0f},{y1:.0f} C{bend:.0f},{y1:.0f} {bend:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
-        mid = (bend - 8, (y1 + y2) / 2)
+    else:  # back up: out of the right side, up its own lane, into the target from above
+        bend = lane if lane is not None else ax + BOX_W + 24
+        x1, y1, x2, y2 = ax + BOX_W, ay + BOX_H / 2, bx + BOX_W * 0.8, by
+        above = y2 - GAP_Y * 0.7
+        path = (
+            f"M{x1:.0f},{y1:.0f} C{bend:.0f},{y1:.0f} {bend:.0f},{y1:.0f} {bend:.0f},"
+            f"{(y1 + above) / 2:.0f} S{bend:.0f},{above:.0f} {x2:.0f},{y2:.0f}"
+        )
+        mid = (bend - 14, (y1 + above) / 2)
     label = {"conditional": "if", "fallback": "fallback"}.get(kind, "")
     text = (
         f'<text class="edge-label" x="{mid[0] + 4:.0f}" y="{mid[1]:.0f}">{label}</text>'

@@ -104,7 +104,7 @@ def _barrier(view: RunView) -> str:
     ]
     if latest.deadline is not None:
         passed = (
-            " (passed: the run applies it when it next looks)"
+            " (passed: the run takes the default when it next runs)"
             if latest.deadline < time.time()
             else ""
         )
