@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import AsyncIterator, Callable
 
 import trio
 from hypercorn.config import Config
@@ -41,10 +42,19 @@ def config(host: str, port: int) -> Config:
     return cfg
 
 
-async def _until_sigterm() -> None:
-    with trio.open_signal_receiver(signal.SIGTERM) as signals:
-        async for _ in signals:
-            return
+def probe(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let go: an address that cannot be had is a plain
+    ``OSError`` here, before Hypercorn (which leaves the socket of a failed bind open)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+
+
+async def _set_on_sigterm(signals: AsyncIterator[int], stop: trio.Event) -> None:
+    async for _ in signals:
+        stop.set()
+        return
 
 
 async def serve(
@@ -52,17 +62,23 @@ async def serve(
 ) -> None:
     """Serve ``app`` until SIGTERM; ``on_ready(urls)`` once listening. An address that
     cannot be bound is a bare ``OSError``."""
+    probe(host, port)
+    stop = trio.Event()
+
+    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
+        await hypercorn_serve(
+            app,  # type: ignore[arg-type]
+            config(host, port),
+            shutdown_trigger=stop.wait,
+            task_status=task_status,
+        )
+        nursery.cancel_scope.cancel()  # served: stop watching for the signal
+
     try:
-        async with trio.open_nursery() as nursery:
-            urls: list[str] = await nursery.start(
-                lambda task_status: hypercorn_serve(
-                    app,  # type: ignore[arg-type]
-                    config(host, port),
-                    shutdown_trigger=_until_sigterm,
-                    task_status=task_status,
-                )
-            )
-            on_ready(urls)
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:  # before serving starts
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_set_on_sigterm, signals, stop)
+                on_ready(await nursery.start(run))
     except BaseExceptionGroup as group:
         matched, _ = group.split(OSError)
         leaves = _leaves(matched) if matched is not None else []
