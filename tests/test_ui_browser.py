@@ -65,9 +65,12 @@ async def main():
                 async for event in run:
                     if isinstance(event, ev.BarrierWaiting):
                         print("waiting", run.run_id, flush=True)
-            print(json.dumps({"end": "completed", "state": run.result.state}), flush=True)
+                    elif isinstance(event, ev.GraphError):
+                        print(json.dumps({"end": "error", "error": str(event.error)}), flush=True)
+            if run.result is not None:
+                print(json.dumps({"end": "completed", "state": run.result.state}), flush=True)
         except GraphError as exc:
-            print(json.dumps({"end": type(exc).__name__}), flush=True)
+            print(json.dumps({"end": "raised", "error": str(exc)}), flush=True)
 
 if __name__ == "__main__":
     trio.run(main)
@@ -235,4 +238,5 @@ def test_cancel_in_the_browser_stops_the_live_run(
     page.evaluate("window.__same_page = true")
     expect(page.locator("[data-field=status] .badge")).to_have_text("cancelled")
     assert page.evaluate("window.__same_page") is True
-    assert _end(proc)["end"] == "Cancelled"
+    end = _end(proc)
+    assert end["end"] in ("error", "raised") and "cancelled" in end["error"]
