@@ -13,17 +13,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import _pg
 import httpx
 import pytest
 import trio
 
-from trio_graph import Checkpoint, Executor, GraphBuilder
+from trio_graph import Approve, Checkpoint, Executor, GraphBuilder
 from trio_graph import events as ev
 from trio_graph._model.checkpoint import RunStatus, new_id
 from trio_graph._model.graph import Graph
 from trio_graph._ui.app import create_app
 from trio_graph.errors import Cancelled
 from trio_graph.stores.memory import MemoryStore
+from trio_graph.stores.postgres import PostgresStore
+from trio_graph.stores.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -349,3 +352,45 @@ async def test_the_run_part_and_the_static_files(autojump_clock: Any) -> None:
     assert css.headers["content-type"].startswith("text/css") and "svg.graph" in css.text
     assert js.headers["content-type"].startswith("text/javascript") and "EventSource" in js.text
     assert missing.status_code == 404
+
+
+@asynccontextmanager
+async def sql_store(kind: str, tmp_path: Any) -> AsyncIterator[Any]:
+    """A SQLite file or a throw-away PostgreSQL schema."""
+    if kind == "sqlite":
+        async with SQLiteStore(str(tmp_path / "ui.db")) as store:
+            yield store
+        return
+    dsn, schema = _pg.dsn(), _pg.new_schema()
+    try:
+        async with PostgresStore(dsn, schema=schema) as store:
+            yield store
+    finally:
+        _pg.drop_schema(dsn, schema)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_parked_run_on_a_sql_store_takes_the_decision_on_resume(
+    kind: str, tmp_path: Any
+) -> None:
+    """On SQLite and PostgreSQL: a run left waiting is listed and shown with its payload;
+    an approve posted for it is recorded in the store (its steering has it) and the page
+    says no process executes the run now, so it takes the decision when resumed."""
+    async with sql_store(kind, tmp_path) as store:
+        async with Executor(store=store).stream(GRAPH, {}) as run:
+            async for event in run:
+                if isinstance(event, ev.BarrierWaiting):
+                    break  # leaving the stream leaves the run waiting in the store
+        run_id = run.run_id
+        async with client(store) as c:
+            listed = (await c.get("/", params={"status": "waiting"})).text
+            page = (await c.get(f"/runs/{run_id}")).text
+            url = f"/runs/{run_id}/decide"
+            answer = await c.post(url, data={"barrier": "ok#1", "action": "approve"})
+            after = (await c.get(answer.headers["location"])).text
+        steering = await store.steering(run_id)
+    assert f'data-run="{run_id}"' in listed
+    assert "hello &lt;world&gt;" in page
+    assert answer.status_code == 303 and answer.headers["location"].endswith("?done=parked")
+    assert "No process executes this run now" in after
+    assert [d.decision for d in steering.decisions] == [Approve()]
