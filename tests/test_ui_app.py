@@ -374,22 +374,25 @@ async def test_a_parked_run_on_a_sql_store_takes_the_decision_on_resume(
     kind: str, tmp_path: Any
 ) -> None:
     """On SQLite and PostgreSQL: a run left waiting is listed and shown with its payload;
-    an approve posted for it is recorded in the store (its steering has it) and the page
-    says no process executes the run now, so it takes the decision when resumed."""
+    its event stream works on the store's wake-ups; an approve posted for it is recorded
+    in the store (its steering has it) and the page says no process executes the run
+    now, so it takes the decision when resumed."""
     async with sql_store(kind, tmp_path) as store:
         async with Executor(store=store).stream(GRAPH, {}) as run:
             async for event in run:
                 if isinstance(event, ev.BarrierWaiting):
                     break  # leaving the stream leaves the run waiting in the store
         run_id = run.run_id
-        async with client(store) as c:
+        async with client(store, stream_for=1.5) as c:
             listed = (await c.get("/", params={"status": "waiting"})).text
+            events = (await c.get(f"/runs/{run_id[:8]}/events")).text
             page = (await c.get(f"/runs/{run_id}")).text
             url = f"/runs/{run_id}/decide"
             answer = await c.post(url, data={"barrier": "ok#1", "action": "approve"})
             after = (await c.get(answer.headers["location"])).text
         steering = await store.steering(run_id)
     assert f'data-run="{run_id}"' in listed
+    assert events.count("event: change") == 1 and '"status":"waiting"' in events
     assert "hello &lt;world&gt;" in page
     assert answer.status_code == 303 and answer.headers["location"].endswith("?done=parked")
     assert "No process executes this run now" in after

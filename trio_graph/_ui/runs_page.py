@@ -77,7 +77,8 @@ def _table(rows: Sequence[RunInfo], now: float) -> str:
             f"<td>{badge(r.status)}</td><td>{r.step}</td><td>{waiting}</td>"
             f'<td title="{esc(when(r.updated_at, now))}">{esc(age(r.updated_at, now))}</td></tr>'
         )
-    return f'<table class="runs">{head}<tbody>{"".join(body)}</tbody></table>'
+    table = f'<table class="runs">{head}<tbody>{"".join(body)}</tbody></table>'
+    return f'<div class="scroll">{table}</div>'
 
 
 def filters(rows: Sequence[RunInfo], status: str, graph: str) -> str:
