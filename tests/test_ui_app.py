@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trio
 
-from trio_graph import Approve, Checkpoint, Executor, GraphBuilder
+from trio_graph import Approve, BarrierId, Checkpoint, Executor, GraphBuilder
 from trio_graph import events as ev
 from trio_graph._model.checkpoint import RunStatus, new_id
 from trio_graph._model.graph import Graph
@@ -275,27 +275,33 @@ async def test_cancel_posted_to_the_page_stops_the_live_run(autojump_clock: Any)
 
 
 class NoCancel:
-    """A store without ``cancel`` (and without steering): the page must not offer it."""
+    """A store without ``cancel``, ``decide`` or steering (a plain checkpoint store)."""
 
     def __init__(self, inner: MemoryStore) -> None:
         self._inner = inner
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("cancel", "wait_for_steering"):
+        if name in ("cancel", "decide", "wait_for_steering"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 
 
 async def test_a_store_without_cancel_offers_none(autojump_clock: Any) -> None:
     """With a store that has no cancel the page shows no cancel control and a posted
-    cancel is 501 saying why."""
+    cancel is 501 saying why; likewise a decision for a store that keeps none."""
     store = MemoryStore()
-    await store.save(stored("abcd1111", RunStatus.RUNNING, next_node="a"))
+    await store.save(
+        stored("abcd1111", RunStatus.WAITING, next_node="ok", pending_barrier=BarrierId("ok", 1))
+    )
     async with client(NoCancel(store)) as c:
         page = (await c.get("/runs/abcd1111")).text
         answer = await c.post("/runs/abcd1111/cancel")
+        decide = await c.post(
+            "/runs/abcd1111/decide", data={"barrier": "ok#1", "action": "approve"}
+        )
     assert "Cancel run" not in page
     assert answer.status_code == 501 and "cannot cancel" in answer.text
+    assert decide.status_code == 501 and "keeps no decisions" in decide.text
 
 
 async def test_a_form_from_another_site_is_refused(autojump_clock: Any) -> None:

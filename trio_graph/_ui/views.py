@@ -129,8 +129,11 @@ class Inspector:
     # -- writes: only through the store ------------------------------------------------------
     async def decide(self, request: Request) -> Response:
         view = await self._view(request.path_params["run_id"])
+        record = getattr(self.store, "decide", None)
         try:
             self._same_origin(request)
+            if record is None:
+                raise Refusal(501, "this store keeps no decisions (it has no store.decide)")
             fields = form_fields(await request.body())
             bid, decision = barrier_from(fields), decision_from(fields)
             latest = view.latest
@@ -140,7 +143,7 @@ class Inspector:
                 raise Refusal(409, f"the run waits at {latest.pending_barrier}, not at {bid}")
             if view.graph is not None:
                 check_steering(view.graph, bid.node, decision, durable=True)
-            await self.store.decide(view.info.run_id, bid, decision)  # type: ignore[attr-defined]
+            await record(view.info.run_id, bid, decision)
         except FormError as exc:
             return self._run_page(view, alert(str(exc)), status=400)
         except Refusal as exc:
