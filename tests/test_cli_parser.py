@@ -27,6 +27,7 @@ def test_every_row_becomes_a_command_with_its_handler() -> None:
         "jobs": [],
         "prune": ["--older-than", "30"],
         "copy": ["--to", "other.db"],
+        "ui": [],
     }
     assert sorted(row.name for row in COMMANDS) == sorted(samples)
     for row in COMMANDS:

@@ -89,6 +89,11 @@ def rejected(state: Mapping[str, Any]) -> bool:
     return state.get("review.approved") is False
 
 
+def for_review(state: Mapping[str, Any]) -> dict[str, Any]:
+    """What the reviewer sees at ``review``: the draft, its round and its scores."""
+    return {"text": state["text"], "round": state["round"], "scores": state["scores"]}
+
+
 def publish(state: Mapping[str, Any]) -> dict[str, Any]:
     """The end node: publish the approved text."""
     return {"published": state["text"]}
@@ -103,7 +108,7 @@ def build() -> Graph:
         .task("draft", draft)
         .parallel("score", {"style": style, "facts": facts})
         .condition("check", [("draft", needs_work)])
-        .barrier("review", timeout=REVIEW_TIMEOUT, default="approve")
+        .barrier("review", timeout=REVIEW_TIMEOUT, default="approve", show=for_review)
         .task("publish", publish)
         .edge("research", "draft")
         .edge_fallback("research", "use_notes")

@@ -3,7 +3,8 @@
 Commands: ``demo``, ``run module:attr``, ``runs``, ``show RUN``, ``history RUN``,
 ``diff RUN [A B]``, ``decide RUN BARRIER ACTION ...``, ``resume RUN --graph module:attr``,
 ``mermaid module:attr``, ``submit GRAPH``, ``jobs``, ``prune --older-than DAYS``,
-``copy --to DSN_OR_PATH``, ``worker --graph module:attr`` (the table in :mod:`.parser`).
+``copy --to DSN_OR_PATH``, ``worker --graph module:attr``, ``ui`` (the inspector page; the
+table in :mod:`.parser`).
 ``--db PATH`` picks the SQLite file (default ``./trio_graph.db``), ``--dsn`` a PostgreSQL store;
 ``--json`` prints events (and rows) as JSON lines through :mod:`trio_graph.serde`.
 

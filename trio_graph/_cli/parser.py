@@ -23,6 +23,7 @@ from .output import command
 from .queueing import cmd_jobs, cmd_submit, cmd_worker
 from .running import cmd_decide, cmd_demo, cmd_resume, cmd_run
 from .showing import cmd_diff, cmd_show
+from .ui import DEFAULT_HOST, DEFAULT_PORT, cmd_ui
 from .usage import DEFAULT_DB, DEFAULT_MAX_STEPS, DEMO_GRAPH, PROG, UsageError
 
 Handler = Callable[[Any], Awaitable[int]]
@@ -219,6 +220,32 @@ COMMANDS = (
                 help="the target: a PostgreSQL DSN or a SQLite file (created if missing)",
             ),
             arg("--to-schema", metavar="NAME", help="the target's PostgreSQL schema"),
+        ),
+    ),
+    Command(
+        "ui",
+        "serve the inspector page: see, decide and cancel runs in a browser (ui extra)",
+        cmd_ui,
+        (
+            arg(
+                "--host",
+                default=DEFAULT_HOST,
+                help=f"address to listen on (default {DEFAULT_HOST}, loopback; the page has "
+                "no authentication)",
+            ),
+            arg(
+                "--port",
+                type=int,
+                default=DEFAULT_PORT,
+                help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
+            ),
+            arg(
+                "--graph",
+                metavar="MODULE:ATTR",
+                action="append",
+                help="a graph to draw whole and check decisions against (repeat for several; "
+                "the bundled demo is known)",
+            ),
         ),
     ),
     Command(
