@@ -1,4 +1,4 @@
-"""The inspector page's app (trio_graph._ui), at the ASGI level: every route and bad input.
+"""The inspector page's app (trio_graph.ui), at the ASGI level: every route and bad input.
 
 httpx drives the Starlette app in-process on Trio (``ASGITransport``); the store is a
 ``MemoryStore``, whose ``decide``/``cancel`` reach a run executing in this process, so a
@@ -22,11 +22,11 @@ from trio_graph import Approve, BarrierId, Checkpoint, Executor, GraphBuilder
 from trio_graph import events as ev
 from trio_graph._model.checkpoint import RunStatus, new_id
 from trio_graph._model.graph import Graph
-from trio_graph._ui.app import create_app
 from trio_graph.errors import Cancelled
 from trio_graph.stores.memory import MemoryStore
 from trio_graph.stores.postgres import PostgresStore
 from trio_graph.stores.sqlite import SQLiteStore
+from trio_graph.ui.app import create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -13,8 +13,8 @@ import pytest
 import trio
 
 from trio_graph._cli.main import main
-from trio_graph._ui.server import is_loopback
 from trio_graph.stores.sqlite import SQLiteStore
+from trio_graph.ui.server import is_loopback
 
 
 def _db(tmp_path: Path) -> str:

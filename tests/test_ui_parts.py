@@ -12,10 +12,10 @@ import trio
 
 from trio_graph import Approve, BarrierId, Checkpoint, Modify, Reject, Reroute
 from trio_graph._model.checkpoint import BranchResult, RunStatus
-from trio_graph._ui import drawing, live, timeline
-from trio_graph._ui.controls import FormError, decision_from, form_fields
-from trio_graph._ui.layout import age
 from trio_graph.demo import graph as demo_graph
+from trio_graph.ui import drawing, live, timeline
+from trio_graph.ui.controls import FormError, decision_from, form_fields
+from trio_graph.ui.layout import age
 
 
 def cp(step: int, node: str | None, state: dict[str, Any], at: float, **kw: Any) -> Checkpoint:

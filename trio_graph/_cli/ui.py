@@ -31,8 +31,8 @@ def _needs_extra() -> None:
 async def cmd_ui(args: Any) -> int:
     """Serve the inspector page until Ctrl+C or SIGTERM."""
     _needs_extra()
-    from .._ui.app import create_app
-    from .._ui.server import is_loopback, serve
+    from ..ui.app import create_app
+    from ..ui.server import is_loopback, serve
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")

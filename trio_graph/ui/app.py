@@ -37,7 +37,7 @@ STATIC = {"style.css": "text/css", "live.js": "text/javascript"}
 
 
 def _static_files() -> dict[str, bytes]:
-    folder = importlib.resources.files(__package__ or "trio_graph._ui") / "static"
+    folder = importlib.resources.files(__package__ or "trio_graph.ui") / "static"
     return {name: (folder / name).read_bytes() for name in STATIC}
 
 
