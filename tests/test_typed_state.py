@@ -22,6 +22,7 @@ from trio_graph import events as ev
 from trio_graph.errors import InvalidGraph, NodeExecutionFailed, StateError
 from trio_graph.stores import MemoryStore, Store
 from trio_graph.stores.sqlite import SQLiteStore
+from trio_graph.testing.schemas import schemas, values_of, wrong_update
 
 
 class Mood(enum.Enum):
@@ -432,3 +433,67 @@ async def test_branches_and_map_items_read_the_typed_view_and_merge_checked() ->
     )
     assert result.state["seen"] == [datetime.date(2024, 1, 1), datetime.date(2024, 1, 2)]
     assert result.state["lengths"] == [4, 3]
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+async def test_any_wrong_typed_update_is_refused_with_the_state_unchanged(data: Any) -> None:
+    """For any drawn schema, any valid values then one wrong-typed value: the wrong update
+    is a StateError naming node and key, and the state is the one before that node."""
+    schema = data.draw(schemas())
+    good = data.draw(values_of(schema))
+    key, bad = data.draw(wrong_update(schema))
+    seen: list[dict[str, Any]] = []
+
+    def look(state: Any) -> None:
+        seen.append(dict(state))
+
+    graph = (
+        GraphBuilder("wrong", state=schema)
+        .task("good", lambda s: good)
+        .task("look", look)
+        .task("bad", lambda s: {key: bad})
+        .edge("good", "look")
+        .edge("look", "bad")
+        .start("good")
+        .end("bad")
+        .build()
+    )
+    store = MemoryStore()
+    with pytest.raises(StateError) as info:
+        await Executor(store=store).run(graph, {})
+    assert (info.value.node, info.value.key) == ("bad", key)
+    [run] = await store.runs()
+    latest = await store.latest(run.run_id)
+    assert latest is not None
+    restored = graph.schema.structure_state(latest.state, "latest")
+    assert restored == seen[0] == good
+
+
+@settings(max_examples=15)
+@given(data=st.data())
+async def test_drawn_schemas_round_trip_through_sqlite_and_a_resume(data: Any) -> None:
+    """Any drawn schema and values: written, stored on SQLite, resumed by another
+    executor: equal values of the same types."""
+    schema = data.draw(schemas())
+    good = data.draw(values_of(schema))
+    flaky = {"fail": True}
+    seen: list[dict[str, Any]] = []
+
+    def stop(state: Any) -> None:
+        if flaky["fail"]:
+            raise RuntimeError("stop here")
+        seen.append(dict(state))
+
+    graph = _graph(schema, ("put", lambda s: good), ("stop", stop))
+    with tempfile.TemporaryDirectory() as tmp:
+        async with SQLiteStore(Path(tmp) / "drawn.db") as store:
+            with pytest.raises(NodeExecutionFailed):
+                await Executor(store=store).run(graph, {})
+            [run] = await store.runs()
+            flaky["fail"] = False
+            async with Executor(store=store).resume(graph, run.run_id) as resumed:
+                async for _ in resumed:
+                    pass
+    assert seen[-1] == good
+    assert {k: type(v) for k, v in seen[-1].items()} == {k: type(v) for k, v in good.items()}

@@ -192,7 +192,11 @@ class StateSchema:
 
     def _structure(self, node: str, key: str, value: Any, tp: Any, what: str) -> Any:
         try:
-            return checker.structure(checker.unstructure(value), tp)
+            try:  # as the field's type unstructures it: a datetime is no str
+                plain = checker.unstructure(value, tp)
+            except Exception:  # not of the type: its JSON form may be ("keen", an ISO date)
+                plain = checker.unstructure(value)
+            return checker.structure(plain, tp)
         except Exception as exc:
             detail = _detail(exc)
             raise StateError(
