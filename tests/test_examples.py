@@ -23,6 +23,7 @@ EXPECTED = {
     "parallel": "merged in order:   ['slow', 'medium', 'fast']",
     "quickstart": "published: draft 2",
     "retries_timeouts": "rate: Degraded - node 'rate' timed out after 0.05s",
+    "research_agent": "summary: 3 findings on trio (fast provider)",
     "routing": "'!fire'         -> classify -> lookup -> urgent -> done",
     "state_reducers": "tags    = ['a', 'b', 'c']",
     "subgraphs": "nodes: write -> fr -> fr/draft -> fr/check -> publish",
