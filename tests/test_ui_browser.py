@@ -23,8 +23,6 @@ from typing import Any
 
 import pytest
 
-from trio_graph.stores.sqlite import SQLiteStore
-
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "inspector.png"
 WAIT_MS = 20_000
@@ -221,11 +219,6 @@ def test_approve_in_the_browser_completes_the_live_run(
     assert end["end"] == "completed" and end["state"]["published"] is True
 
 
-@pytest.mark.xfail(
-    not hasattr(SQLiteStore, "cancel"),
-    reason="SQLiteStore.cancel is being added by another change",
-    strict=False,
-)
 def test_cancel_in_the_browser_stops_the_live_run(
     page: Page, runner: tuple[subprocess.Popen[str], str, str]
 ) -> None:
