@@ -1,10 +1,13 @@
-"""Shared test settings. Area-specific fixtures live in the test modules themselves."""
+"""Shared test settings. Area-specific fixtures live in the test modules themselves; the
+queue-store fixtures, shared by several modules, in `_queue_fixtures.py`."""
 
 from __future__ import annotations
 
 import os
 
 from hypothesis import HealthCheck, settings
+
+pytest_plugins = ["_queue_fixtures"]  # the queue-store fixtures, shared by their modules
 
 settings.register_profile(
     "default",

@@ -12,14 +12,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 import trio
-from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
+from _pg import PostgresBackend
 
 from trio_graph import Approve, BarrierId, Executor, GraphBuilder, Modify, Reject, Reroute
 from trio_graph import events as ev
@@ -28,21 +27,6 @@ from trio_graph._model.decisions import DecisionEntry
 from trio_graph.errors import BarrierError, CheckpointError, LeaseLost, RunBusy, StateError
 from trio_graph.stores.queue import FencedStore, JobStatus, QueueStore
 from trio_graph.worker import Worker
-
-
-@pytest.fixture(
-    params=[pytest.param("postgres", marks=SKIP_WITHOUT_SERVER), pytest.param("sqlite")]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    chosen = PostgresBackend() if request.param == "postgres" else SQLiteBackend(tmp_path)
-    yield chosen
-    chosen.close()
-
-
-@pytest.fixture
-async def store(backend: Any) -> AsyncIterator[Any]:
-    async with backend.store() as opened:
-        yield opened
 
 
 def checkpoint(trace: str, cid: str, **fields: Any) -> Checkpoint:

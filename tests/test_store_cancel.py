@@ -7,14 +7,11 @@ database ends ``cancelled`` through its follower; a finished or unknown run is a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 import trio
-from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
 
 from trio_graph import Approve, BarrierId, Executor, GraphBuilder
 from trio_graph import events as ev
@@ -22,21 +19,6 @@ from trio_graph._model.checkpoint import Checkpoint, RunStatus
 from trio_graph._model.graph import Graph
 from trio_graph.errors import CheckpointError
 from trio_graph.stores.queue import JobStatus
-
-
-@pytest.fixture(
-    params=[pytest.param("postgres", marks=SKIP_WITHOUT_SERVER), pytest.param("sqlite")]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    chosen = PostgresBackend() if request.param == "postgres" else SQLiteBackend(tmp_path)
-    yield chosen
-    chosen.close()
-
-
-@pytest.fixture
-async def store(backend: Any) -> AsyncIterator[Any]:
-    async with backend.store() as opened:
-        yield opened
 
 
 def review() -> Graph:

@@ -7,13 +7,11 @@ first on the pure table, then through both queue stores (SQLite, and PostgreSQL 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 import pytest
-from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
 
 from trio_graph import Approve, BarrierId
 from trio_graph._model.checkpoint import Checkpoint, RunStatus
@@ -196,21 +194,6 @@ def test_dialects_render_one_template_each_their_way() -> None:
 
 
 # -- through both queue stores ----------------------------------------------------------
-@pytest.fixture(
-    params=[pytest.param("postgres", marks=SKIP_WITHOUT_SERVER), pytest.param("sqlite")]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    chosen = PostgresBackend() if request.param == "postgres" else SQLiteBackend(tmp_path)
-    yield chosen
-    chosen.close()
-
-
-@pytest.fixture
-async def store(backend: Any) -> AsyncIterator[Any]:
-    async with backend.store() as opened:
-        yield opened
-
-
 async def place(store: Any, job: str, where: Standing, op: Op) -> None:
     """Bring job ``job`` (graph ``job``) into standing ``where`` with the queue's own
     calls (for a hold on an absent job: a stored run outside the queue to hold)."""

@@ -7,14 +7,12 @@ its follower. The stores' shared wait (``Feed``) looks once at a time for all wa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 import trio.lowlevel
-from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
 
 from trio_graph import Approve, BarrierId, Executor, GraphBuilder, Reject
 from trio_graph import events as ev
@@ -24,21 +22,6 @@ from trio_graph._runtime.steering import Steered, Steering
 from trio_graph.stores.queue import JobStatus
 from trio_graph.stores.queue.feed import Feed
 from trio_graph.stores.sqlite import SQLiteStore
-
-
-@pytest.fixture(
-    params=[pytest.param("postgres", marks=SKIP_WITHOUT_SERVER), pytest.param("sqlite")]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    chosen = PostgresBackend() if request.param == "postgres" else SQLiteBackend(tmp_path)
-    yield chosen
-    chosen.close()
-
-
-@pytest.fixture
-async def store(backend: Any) -> AsyncIterator[Any]:
-    async with backend.store() as opened:
-        yield opened
 
 
 def review(gate: trio.Event | None = None) -> Graph:

@@ -8,13 +8,10 @@ is set.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
 
 from trio_graph import Approve, BarrierId, Executor, GraphBuilder
 from trio_graph import events as ev
@@ -22,21 +19,6 @@ from trio_graph.errors import CheckpointError, RunEnded
 from trio_graph.worker import Worker
 
 BOUND = 20.0
-
-
-@pytest.fixture(
-    params=[pytest.param("postgres", marks=SKIP_WITHOUT_SERVER), pytest.param("sqlite")]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    chosen = PostgresBackend() if request.param == "postgres" else SQLiteBackend(tmp_path)
-    yield chosen
-    chosen.close()
-
-
-@pytest.fixture
-async def store(backend: Any) -> AsyncIterator[Any]:
-    async with backend.store() as opened:
-        yield opened
 
 
 def double() -> Any:

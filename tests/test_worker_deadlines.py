@@ -11,13 +11,11 @@ a row, with its last error; parking starts the count again.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from _pg import SKIP_WITHOUT_SERVER, PostgresBackend, SQLiteBackend
 
 from trio_graph import Approve, BarrierId, GraphBuilder
 from trio_graph._model.checkpoint import RunStatus
@@ -27,21 +25,6 @@ from trio_graph.stores.sqlite import SQLiteStore
 from trio_graph.worker import Worker
 
 BOUND = 30.0
-
-
-@pytest.fixture(
-    params=[pytest.param("postgres", marks=SKIP_WITHOUT_SERVER), pytest.param("sqlite")]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    chosen = PostgresBackend() if request.param == "postgres" else SQLiteBackend(tmp_path)
-    yield chosen
-    chosen.close()
-
-
-@pytest.fixture
-async def store(backend: Any) -> AsyncIterator[Any]:
-    async with backend.store() as opened:
-        yield opened
 
 
 def review(timeout: float | None = 3600.0) -> Graph:
