@@ -30,6 +30,7 @@ from .._model.graph import Graph
 from .._model.retry import RetryPolicy
 from .._runtime.executor import Executor
 from .._runtime.run import Run
+from .._runtime.steering import Steering
 from ..errors import Cancelled, CheckpointError, GraphError
 from ..stores.queue import Claim, FencedStore, JobStatus, QueueStore
 from .failures import lease_lost_in, outage_in
@@ -78,6 +79,8 @@ class ClaimedJob:
     fenced: FencedStore = attrs.field(init=False)
     lost: bool = False
     settled: bool = False
+    cancelled_meanwhile: bool = False
+    """The job row said ``cancelled`` (this claim's epoch) when the lease looked lost."""
 
     def __attrs_post_init__(self) -> None:
         self.fenced = fence_for(self.store, self.claim.job_id, self.claim.epoch)
@@ -86,7 +89,18 @@ class ClaimedJob:
     def cancelled(self) -> bool:
         """Whether the store said the job's run was cancelled (``store.cancel``): its
         job row is ``cancelled`` already, and the fence refuses the run's last writes."""
-        return isinstance(self.fenced, SteeredFence) and self.fenced.cancelled
+        steered = isinstance(self.fenced, SteeredFence) and self.fenced.cancelled
+        return steered or self.cancelled_meanwhile
+
+    async def _lost_to_a_cancel(self) -> None:
+        """A write or renewal refused: was the job cancelled (its row ``cancelled`` at
+        this claim's epoch) before the follower told the run? Then it was not lost."""
+        try:
+            job = await self.store.job(self.claim.job_id)
+        except CheckpointError:
+            return
+        if job is not None and job.status == JobStatus.CANCELLED and job.epoch == self.claim.epoch:
+            self.cancelled_meanwhile = True
 
     def version_for(self, graph_hash: str) -> Graph:
         """The served version a checkpoint was written by, else the newest (which a
@@ -121,6 +135,8 @@ class ClaimedJob:
             raise
         finally:
             self.stats.refused_writes += self.fenced.refused
+        if self.lost and not self.cancelled:
+            await self._lost_to_a_cancel()
         if self.cancelled:
             self.stats.cancelled += 1
             log.info(
@@ -227,6 +243,8 @@ class ClaimedJob:
                     await self._settle(JobStatus.COMPLETED)
                 return
         entries = await self.store.decisions(claim.job_id)
+        if isinstance(self.fenced, SteeredFence):  # the follower's first read
+            self.fenced.primed = Steering(list(entries))
         decisions = StoredDecisions.ahead_of(entries, latest)
         s = self.settings
         executor = Executor(
