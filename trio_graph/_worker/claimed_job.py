@@ -30,7 +30,6 @@ from .._model.graph import Graph
 from .._model.retry import RetryPolicy
 from .._runtime.executor import Executor
 from .._runtime.run import Run
-from .._runtime.steering import Steering
 from ..errors import Cancelled, CheckpointError, GraphError
 from ..stores.queue import Claim, FencedStore, JobStatus, QueueStore
 from .failures import lease_lost_in, outage_in
@@ -242,9 +241,10 @@ class ClaimedJob:
                 else:
                     await self._settle(JobStatus.COMPLETED)
                 return
-        entries = await self.store.decisions(claim.job_id)
-        if isinstance(self.fenced, SteeredFence):  # the follower's first read
-            self.fenced.primed = Steering(list(entries))
+        if isinstance(self.fenced, SteeredFence):  # also the follower's first read
+            entries = list((await self.fenced.first_read()).decisions)
+        else:
+            entries = await self.store.decisions(claim.job_id)
         decisions = StoredDecisions.ahead_of(entries, latest)
         s = self.settings
         executor = Executor(

@@ -35,16 +35,22 @@ class SteeredFence(FencedStore):
         self.cancelled = False
         """Whether the store said the run was cancelled (``store.cancel``)."""
         self.primed: Steering | None = None
-        """The steering the worker read with its claim (the job's stored decisions): the
-        follower's first read, so a claim costs no second read before its first step. A
-        change committed since is seen at the follower's next look (at most a poll
-        interval later)."""
+        """The steering the worker read for its claim (:meth:`first_read`), handed to
+        the follower as its first read: a claim costs no second read before its first
+        step, and a change committed since wakes the follower's first wait (the read
+        took the store's change mark)."""
+
+    async def first_read(self) -> Steering:
+        """Read the job's steering (its stored decisions; cancelled?) for the claim, and
+        keep it as the follower's first read."""
+        self.primed = await self.steered.steering(self.job_id)
+        return self.primed
 
     async def steering(self, run_id: str) -> Steering:
-        if self.primed is not None:
-            found, self.primed = self.primed, None
-            return found
-        found = await self.steered.steering(run_id)
+        found = self.primed
+        self.primed = None
+        if found is None:
+            found = await self.steered.steering(run_id)
         self.cancelled |= found.cancelled
         return found
 
