@@ -3,7 +3,7 @@
     python tests/_worker_child.py postgres DSN SCHEMA [options]
     python tests/_worker_child.py sqlite STORE_PATH STEPS_PATH [options]
     options: [--concurrency N] [--lease S] [--delay S] [--until-idle] [--idle-tx-timeout S]
-        [--start-when FILE]
+        [--start-when FILE] [--park-after S]
 
 Serves three graphs from ``PostgresStore(DSN, schema=SCHEMA)`` (the side table in the same
 schema) or ``SQLiteStore(STORE_PATH)`` (the side table in the file STEPS_PATH):
@@ -144,6 +144,7 @@ async def main(args: argparse.Namespace) -> None:
             concurrency=args.concurrency,
             lease=args.lease,
             poll_interval=args.poll,
+            park_after=args.park_after,
         )
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
@@ -193,6 +194,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--until-idle", action="store_true")
     p.add_argument("--idle-tx-timeout", type=float, default=None)
+    p.add_argument("--park-after", type=float, default=0.0, help="Worker(park_after=...)")
     p.add_argument("--start-when", default=None, help="serve only once this file exists")
     return p.parse_args(argv)
 

@@ -321,3 +321,41 @@ def test_hints_repeat_the_postgres_options() -> None:
     assert _hint(args, "runs", quote="").endswith(" runs --dsn postgresql://u@h/db --schema s1")
     args = build_parser().parse_args(["runs", "--dsn", "host=h password=pw dbname=x"])
     assert _hint(args, "runs", quote="").endswith(" runs --dsn 'host=h password=*** dbname=x'")
+
+
+TALK = """
+from trio_graph import GraphBuilder
+
+async def talk(state, ctx):
+    await ctx.emit("hello\\nworld")
+    await ctx.emit({"tokens": list(range(300))})
+    return {"done": True}
+
+graph = GraphBuilder("talk").task("talk", talk).start("talk").end("talk").build()
+"""
+
+
+def test_the_worker_prints_what_its_runs_stream(tmp_path: Path) -> None:
+    """`worker` prints one shortened line per ``ctx.emit`` of a run it serves (job, node,
+    data); with `--json`, the ``NodeOutput`` event's JSON line."""
+    (tmp_path / "talk.py").write_text(TALK)
+    assert cli("demo", "--db", "q.db", cwd=tmp_path).returncode == 0
+    jobs = [cli("submit", "talk", "--db", "q.db", cwd=tmp_path).stdout.strip() for _ in range(2)]
+    serve = ["worker", "--graph", "talk:graph", "--until-idle", "--db", "q.db"]
+    served = cli(*serve, cwd=tmp_path)
+    assert served.returncode == 0, served.stderr
+    assert "2 completed" in served.stderr and "0 cancelled" in served.stderr
+    lines = served.stdout.splitlines()
+    assert [line.split(" > ")[0] for line in lines] == [
+        f"{job[:12]} talk" for job in jobs for _ in range(2)
+    ]  # one worker slot: the jobs one after the other, each node's outputs in order
+    assert lines[0].endswith("talk > hello world")
+    assert lines[1].split(" > ", 1)[1].startswith('{"tokens": [0, 1, 2')
+    assert lines[1].endswith("...") and len(lines[1].split(" > ", 1)[1]) == 120
+    again = cli("submit", "talk", "--db", "q.db", cwd=tmp_path).stdout.strip()
+    as_json = cli(*serve, "--json", cwd=tmp_path)
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [(e["trace_id"], e["node"], e["data"]) for e in events] == [
+        (again, "talk", "hello\nworld"),
+        (again, "talk", {"tokens": list(range(300))}),
+    ]

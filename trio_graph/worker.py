@@ -12,11 +12,15 @@ renews every third of the lease:
   the claim's ``(job_id, epoch)``: once another worker has claimed the job (this one was
   paused past its lease), every write is refused with ``LeaseLost`` and the run stops;
   a failed renewal stops it too;
-- a run reaching a barrier with no decision is checkpointed and *parked*: the worker
-  lets go of it, and ``store.decide`` makes it runnable again for any worker (durable
-  human-in-the-loop, no process kept waiting). A parked barrier's deadline holds while
-  parked: once it passes, a worker claims the job and the run applies the barrier's
-  default at once;
+- a claimed run follows the store's steering live, as any executing run does (DESIGN
+  §8): a decision sent through the store is applied in place within about a second,
+  and ``store.cancel`` stops it (its job is ``cancelled`` at once);
+- a run reaching a barrier with no decision waits there ``park_after`` seconds (a
+  decision sent meanwhile answers it in the same claim), then is checkpointed and
+  *parked*: the worker lets go of it, and ``store.decide`` makes it runnable again for
+  any worker (durable human-in-the-loop, no process kept waiting). A parked
+  barrier's deadline holds while parked: once it passes, a worker claims the job and
+  the run applies the barrier's default at once;
 - on cancellation (shutdown) in-flight runs checkpoint and their leases are released,
   so another worker takes them at once; a worker that dies loses its lease, and another
   resumes the run from its last checkpoint once the lease expires.
@@ -34,9 +38,11 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import trio
 
+from . import events as ev
 from ._model.checkpoint import CheckpointPolicy
 from ._model.graph import Graph
 from ._model.retry import RetryPolicy
@@ -47,6 +53,10 @@ from .errors import CheckpointError
 from .stores.queue import Claim, QueueStore
 
 log = logging.getLogger("trio_graph.worker")
+
+PARK_AFTER = 1.0
+"""Seconds a claimed run waits, live, at an unanswered barrier before it is parked:
+long enough for a decider that answers at once, short enough not to keep a slot."""
 
 
 class Worker:
@@ -67,6 +77,10 @@ class Worker:
     its last error (None: no limit; parking or releasing a job starts its count again).
     ``wall_clock`` (epoch seconds, injectable for tests) decides when a parked barrier's
     deadline has passed: such a job is claimed, and its run applies the default at once.
+    ``park_after`` (seconds, 0: at once) is how long a run waits, live, at a barrier
+    nobody answered before it is parked. ``on_event(job_id, event)``, if given, is called
+    (in the worker's task: keep it quick) with every event of every run it serves; a
+    node's streamed outputs (``NodeOutput``) are also logged at INFO, shortened.
     """
 
     def __init__(
@@ -84,6 +98,8 @@ class Worker:
         worker_id: str | None = None,
         max_attempts: int | None = None,
         wall_clock: Callable[[], float] = time.time,
+        park_after: float = PARK_AFTER,
+        on_event: Callable[[str, ev.Event], Any] | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -91,6 +107,8 @@ class Worker:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
         if not poll_interval > 0:
             raise ValueError(f"poll_interval must be positive seconds, got {poll_interval!r}")
+        if not park_after >= 0:
+            raise ValueError(f"park_after must be seconds >= 0, got {park_after!r}")
         if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
             raise ValueError(f"max_attempts must be a positive int or None, got {max_attempts!r}")
         self.versions = _versions(graphs)
@@ -107,6 +125,8 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.max_attempts = max_attempts
         self.wall_clock = wall_clock
+        self.park_after = float(park_after)
+        self.on_event = on_event
         self.stats = WorkerStats()
         self.retry = RetryPolicy(backoff=0.05, max_backoff=max(self.lease / 3, 0.05))
         """Back-off between attempts at a job after a store outage (pure arithmetic)."""
@@ -194,6 +214,8 @@ class Worker:
             retry=self.retry,
             wall_clock=self.wall_clock,
             max_attempts=self.max_attempts,
+            park_after=self.park_after,
+            on_event=self.on_event,
         )
 
 

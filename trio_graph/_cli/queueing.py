@@ -10,13 +10,19 @@ from typing import Any
 
 import trio
 
+from .. import events as ev
 from .. import serde
+from .._model.decisions import brief_value
+from .._worker.claimed_job import shorten
 from ..stores.queue import JobStatus, QueueStore
 from .graphs import load_graph
 from .hints import where
 from .store_options import open_store
 from .tables import format_time, print_table
 from .usage import EXIT_OK, UsageError
+
+OUTPUT_WIDTH = 120
+"""Characters of a streamed output the worker prints (the rest is cut, ``...``)."""
 
 
 async def cmd_submit(args: Any) -> int:
@@ -83,7 +89,8 @@ async def cmd_worker(args: Any) -> int:
             raise UsageError(
                 f"worker needs a store with a run queue: --dsn DSN (PostgreSQL); {store!r} has none"
             )
-        worker = Worker(store, graphs, concurrency=args.concurrency or 1)
+        show = _json_output if args.json else _output_line
+        worker = Worker(store, graphs, concurrency=args.concurrency or 1, on_event=show)
         names = ", ".join(repr(g.name) for g in graphs)
         until = "until no run is left" if args.until_idle else "Ctrl-C to stop"
         print(
@@ -100,11 +107,27 @@ async def cmd_worker(args: Any) -> int:
         print(
             f"worker stopped: {stats.claimed} claimed, {stats.completed} completed, "
             f"{stats.parked} parked at barriers, {stats.failed} failed, "
-            f"{stats.released} released",
+            f"{stats.cancelled} cancelled, {stats.released} released",
             file=sys.stderr,
             flush=True,
         )
     return EXIT_OK
+
+
+def _output_line(job_id: str, event: ev.Event) -> None:
+    """What a node of a served run streamed (``ctx.emit``): one shortened line on stdout,
+    ``JOB NODE > DATA`` (text as it is, anything else as JSON)."""
+    if isinstance(event, ev.NodeOutput):
+        where = event.node if event.branch is None else f"{event.node}.{event.branch}"
+        data = event.data if isinstance(event.data, str) else brief_value(event.data, OUTPUT_WIDTH)
+        print(f"{job_id[:12]} {where} > {shorten(data, OUTPUT_WIDTH)}", flush=True)
+
+
+def _json_output(job_id: str, event: ev.Event) -> None:
+    """With ``--json``: a served run's ``NodeOutput`` as its event's JSON line (the
+    event names its trace; its run is the job)."""
+    if isinstance(event, ev.NodeOutput):
+        print(serde.to_json(event, ev.Event), flush=True)
 
 
 async def _stop_on_signals(scope: trio.CancelScope) -> None:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import trio
 
 from .. import events as ev
 from .._model.checkpoint import Checkpoint, CheckpointPolicy, RunStatus
-from .._model.decisions import BarrierId, find_entry
+from .._model.decisions import BarrierId, brief_value, find_entry
 from .._model.graph import Graph
 from .._model.retry import RetryPolicy
 from .._runtime.executor import Executor
@@ -32,7 +33,9 @@ from .._runtime.run import Run
 from ..errors import Cancelled, CheckpointError, GraphError
 from ..stores.queue import Claim, FencedStore, JobStatus, QueueStore
 from .failures import lease_lost_in, outage_in
+from .parking import Parking
 from .stats import WorkerStats
+from .steered import SteeredFence, fence_for
 from .stored_decisions import StoredDecisions
 
 log = logging.getLogger("trio_graph.worker")
@@ -55,6 +58,10 @@ class JobSettings:
     max_attempts: int | None = None
     """Claims in a row whose worker stopped without letting go, after which the job
     fails (None: no limit)."""
+    park_after: float = 0.0
+    """Seconds a run waits, live, at an unanswered barrier before it is parked."""
+    on_event: Callable[[str, ev.Event], Any] | None = None
+    """Called with the job id and each event of the job's runs, as it comes."""
 
 
 @attrs.define
@@ -71,9 +78,28 @@ class ClaimedJob:
     fenced: FencedStore = attrs.field(init=False)
     lost: bool = False
     settled: bool = False
+    cancelled_meanwhile: bool = False
+    """The job row said ``cancelled`` (this claim's epoch) when the lease looked lost."""
 
     def __attrs_post_init__(self) -> None:
-        self.fenced = FencedStore(self.store, self.claim.job_id, self.claim.epoch)
+        self.fenced = fence_for(self.store, self.claim.job_id, self.claim.epoch)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the store said the job's run was cancelled (``store.cancel``): its
+        job row is ``cancelled`` already, and the fence refuses the run's last writes."""
+        steered = isinstance(self.fenced, SteeredFence) and self.fenced.cancelled
+        return steered or self.cancelled_meanwhile
+
+    async def _lost_to_a_cancel(self) -> None:
+        """A write or renewal refused: was the job cancelled (its row ``cancelled`` at
+        this claim's epoch) before the follower told the run? Then it was not lost."""
+        try:
+            job = await self.store.job(self.claim.job_id)
+        except CheckpointError:
+            return
+        if job is not None and job.status == JobStatus.CANCELLED and job.epoch == self.claim.epoch:
+            self.cancelled_meanwhile = True
 
     def version_for(self, graph_hash: str) -> Graph:
         """The served version a checkpoint was written by, else the newest (which a
@@ -108,7 +134,16 @@ class ClaimedJob:
             raise
         finally:
             self.stats.refused_writes += self.fenced.refused
-        if self.lost:
+        if self.lost and not self.cancelled:
+            await self._lost_to_a_cancel()
+        if self.cancelled:
+            self.stats.cancelled += 1
+            log.info(
+                "worker %s: job %s was cancelled; run stopped",
+                self.settings.worker_id,
+                claim.job_id,
+            )
+        elif self.lost:
             self.stats.lease_lost += 1
             log_lease_lost(self.settings.worker_id, claim)
 
@@ -206,7 +241,10 @@ class ClaimedJob:
                 else:
                     await self._settle(JobStatus.COMPLETED)
                 return
-        entries = await self.store.decisions(claim.job_id)
+        if isinstance(self.fenced, SteeredFence):  # also the follower's first read
+            entries = list((await self.fenced.first_read()).decisions)
+        else:
+            entries = await self.store.decisions(claim.job_id)
         decisions = StoredDecisions.ahead_of(entries, latest)
         s = self.settings
         executor = Executor(
@@ -243,7 +281,9 @@ class ClaimedJob:
     ) -> None:
         """Settle the job row by how the run ended (or re-raise an outage, to retry)."""
         error = run.error
-        if self.lost or lease_lost_in(error):
+        if self.cancelled and run.result is None:  # the job row says so already
+            self.settled = True
+        elif self.lost or lease_lost_in(error):
             self.lost = True
         elif outage_in(error):
             assert error is not None
@@ -278,8 +318,9 @@ class ClaimedJob:
     ) -> tuple[BarrierId | None, float | None]:
         """Give the run its stored decisions and consume its events; the barrier it was
         parked at (cancelled there, checkpointed), if any, and that barrier's deadline.
-        A barrier whose deadline has passed is not parked: the run applies its default
-        at once.
+        A barrier with no decision waits ``park_after`` seconds (:class:`.parking.Parking`)
+        while the executor's follower of the store's steering may answer it in place; one
+        whose deadline has passed is not parked: the run applies its default at once.
 
         Shielded: on shutdown or a lost lease the run itself is cancelled (the same
         enclosing scope reaches it) and saves its checkpoint on the way out; the consumer
@@ -287,21 +328,45 @@ class ClaimedJob:
         event without that checkpoint.
         """
         decisions.hand_to(run)
-        parked: BarrierId | None = None
-        deadline: float | None = None
         with trio.CancelScope(shield=True):
-            async for event in run:
-                if not isinstance(event, ev.BarrierWaiting) or parked is not None:
-                    continue
-                bid = event.barrier_id
-                if decisions.answers(bid) or _due(event.deadline, self.settings.wall_clock):
-                    continue  # the run takes it (or its default) at once
-                found = find_entry(await self.store.decisions(self.claim.job_id), bid)
-                if found is not None and decisions.take(run, found):
-                    continue
-                parked, deadline = bid, event.deadline
-                run.cancel()
-        return parked, deadline if parked is not None else None
+            async with trio.open_nursery() as nursery:
+                parking = Parking(run, self.settings.park_after, nursery)
+                async for event in run:
+                    self._show(event)
+                    if isinstance(event, ev.BarrierResolved):
+                        parking.resolved(event.barrier_id)
+                    if isinstance(event, ev.BarrierWaiting) and parking.parked is None:
+                        await self._waiting(run, event, decisions, parking)
+                parking.stop()
+        return parking.parked, parking.deadline if parking.parked is not None else None
+
+    async def _waiting(
+        self, run: Run, event: ev.BarrierWaiting, decisions: StoredDecisions, parking: Parking
+    ) -> None:
+        """The run waits at a barrier: it takes a decision it holds or the store keeps
+        (or its passed deadline's default) at once; else it is parked after a while."""
+        bid = event.barrier_id
+        if decisions.answers(bid) or _due(event.deadline, self.settings.wall_clock):
+            return  # the run takes it (or its default) at once
+        found = find_entry(await self.store.decisions(self.claim.job_id), bid)
+        if found is not None and decisions.take(run, found):
+            return
+        parking.waiting(bid, event.deadline)
+
+    def _show(self, event: ev.Event) -> None:
+        """Hand ``event`` to the worker's ``on_event``; log what nodes stream (shortened)."""
+        if isinstance(event, ev.NodeOutput) and log.isEnabledFor(logging.INFO):
+            where = event.node if event.branch is None else f"{event.node}.{event.branch}"
+            data = event.data if isinstance(event.data, str) else brief_value(event.data, 200)
+            log.info("job %s: %s > %s", self.claim.job_id, where, shorten(data, 200))
+        if self.settings.on_event is not None:
+            self.settings.on_event(self.claim.job_id, event)
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _due(deadline: float | None, wall_clock: Callable[[], float]) -> bool:

@@ -15,6 +15,8 @@ class WorkerStats:
     parked: int = 0
     released: int = 0
     """Claims given back on shutdown."""
+    cancelled: int = 0
+    """Runs stopped because they were cancelled through the store (``store.cancel``)."""
     lease_lost: int = 0
     """Claims lost to another worker (paused past the lease, or renewals failing)."""
     refused_writes: int = 0
