@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import trio
+from _campaign import sizes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
@@ -208,14 +209,19 @@ class StoreMachine(RuleBasedStateMachine):
         self.run(self.store.aclose)
 
 
+@pytest.mark.parametrize("examples", sizes(25, quick=6))
 @pytest.mark.parametrize("factory", _factories())
 def test_store_against_model(
-    factory: Callable[[Path], Store], tmp_path: Path, request: pytest.FixtureRequest
+    factory: Callable[[Path], Store],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    examples: int,
 ) -> None:
-    """Random save/load/latest/list/delete/runs/reopen sequences agree with the model."""
+    """Random save/load/latest/list/delete/runs/reopen sequences agree with the model
+    (six sequences in the fast loop, 25 in the campaign)."""
     run_state_machine_as_test(
         lambda: StoreMachine(factory, tmp_path),
-        settings=settings(max_examples=25, stateful_step_count=25, deadline=None),
+        settings=settings(max_examples=examples, stateful_step_count=25, deadline=None),
     )
 
 
