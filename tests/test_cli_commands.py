@@ -189,6 +189,7 @@ def test_show_prints_what_the_barrier_shows_and_its_deadline() -> None:
 
 
 # -- diff ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_diff_compares_two_checkpoints(tmp_path: Path, flows: Path) -> None:
     """`diff RUN` compares the last two checkpoints; `diff RUN A B` any two, by # or id."""
     _, decide = left_waiting(tmp_path, flows)
