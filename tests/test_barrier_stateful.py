@@ -20,12 +20,20 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
+from _campaign import sizes
 from hypothesis import event as note_event
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from trio_graph import (
     Approve,
@@ -382,5 +390,11 @@ def check_effects(events: list[ev.Event]) -> None:
             assert following[0].node == target
 
 
-TestBarrierDecisions = BarrierMachine.TestCase
-TestBarrierDecisions.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
+@pytest.mark.parametrize("examples", sizes(200))
+def test_barrier_decisions_agree_with_the_model(examples: int) -> None:
+    """Random decisions at random moments against the model (ten sequences in the fast
+    loop, 200 in the campaign)."""
+    run_state_machine_as_test(
+        BarrierMachine,
+        settings=settings(max_examples=examples, stateful_step_count=30, deadline=None),
+    )

@@ -48,6 +48,7 @@ def test_cancel_a_queued_job(tmp_path: Path, flows: Path) -> None:
     assert row.split()[:3] == [job, "flows", "cancelled"]
 
 
+@pytest.mark.slow
 def test_cancel_mistakes_are_one_line(tmp_path: Path, flows: Path) -> None:
     """A finished run, an unknown id and a short prefix: one line on stderr, exit 2."""
     finished = cli("run", "flows:plain", cwd=tmp_path, db=flows)

@@ -82,6 +82,16 @@ def flows(tmp_path: Path) -> Path:
     return tmp_path / "u.db"
 
 
+@pytest.fixture(scope="module")
+def waiting(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """One run left waiting, shared by the tests that only read it (one process, not
+    one per test): (folder, database, run id)."""
+    folder = tmp_path_factory.mktemp("waiting")
+    (folder / "flows.py").write_text(FLOWS)
+    run, _ = left_waiting(folder, folder / "u.db")
+    return folder, folder / "u.db", run
+
+
 def left_waiting(tmp_path: Path, db: Path) -> tuple[str, str]:
     """``run flows:graph`` with no terminal: (run id, the decide command it printed)."""
     proc = cli("run", "flows:graph", "--state", '{"n": 4}', cwd=tmp_path, db=db)
@@ -141,10 +151,10 @@ def test_run_mistakes_are_one_line(
 
 
 # -- show ----------------------------------------------------------------------------------
-def test_show_a_waiting_run(tmp_path: Path, flows: Path) -> None:
+def test_show_a_waiting_run(waiting: tuple[Path, Path, str]) -> None:
     """`show RUN` (a prefix is enough): status, graph, step, the barrier, the state."""
-    run, _ = left_waiting(tmp_path, flows)
-    proc = cli("show", run[:6], cwd=tmp_path, db=flows)
+    folder, db, run = waiting
+    proc = cli("show", run[:6], cwd=folder, db=db)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == f"run {run} (graph 'flows'): waiting"
@@ -153,10 +163,10 @@ def test_show_a_waiting_run(tmp_path: Path, flows: Path) -> None:
     assert lines[-3:] == ["state (2 keys):", "  n = 5", '  seen = ["a"]']
 
 
-def test_show_json_is_the_row_and_the_latest_checkpoint(tmp_path: Path, flows: Path) -> None:
+def test_show_json_is_the_row_and_the_latest_checkpoint(waiting: tuple[Path, Path, str]) -> None:
     """`show --json` prints one document: the run's row and its latest checkpoint."""
-    run, _ = left_waiting(tmp_path, flows)
-    doc = json.loads(cli("show", run, "--json", cwd=tmp_path, db=flows).stdout)
+    folder, db, run = waiting
+    doc = json.loads(cli("show", run, "--json", cwd=folder, db=db).stdout)
     assert doc["run"]["status"] == "waiting" and doc["run"]["graph_name"] == "flows"
     assert doc["checkpoint"]["state"] == {"n": 5, "seen": ["a"]}
     assert doc["checkpoint"]["pending_barrier"] == {"node": "gate", "occurrence": 1}
@@ -179,6 +189,7 @@ def test_show_prints_what_the_barrier_shows_and_its_deadline() -> None:
 
 
 # -- diff ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_diff_compares_two_checkpoints(tmp_path: Path, flows: Path) -> None:
     """`diff RUN` compares the last two checkpoints; `diff RUN A B` any two, by # or id."""
     _, decide = left_waiting(tmp_path, flows)
@@ -212,11 +223,11 @@ def test_diff_compares_two_checkpoints(tmp_path: Path, flows: Path) -> None:
     ],
 )
 def test_diff_mistakes_are_one_line(
-    tmp_path: Path, flows: Path, picks: list[str], message: str
+    waiting: tuple[Path, Path, str], picks: list[str], message: str
 ) -> None:
     """A checkpoint that does not exist or a missing B is one clear line, exit 2."""
-    run, _ = left_waiting(tmp_path, flows)
-    assert re.search(message, usage_error(cli("diff", run, *picks, cwd=tmp_path, db=flows)))
+    folder, db, run = waiting
+    assert re.search(message, usage_error(cli("diff", run, *picks, cwd=folder, db=db)))
 
 
 @pytest.mark.parametrize(
@@ -305,6 +316,7 @@ def test_a_run_is_named_by_a_unique_prefix_of_four_or_more(
             pick_run(ROWS, text, ARGS)
 
 
+@pytest.mark.slow
 def test_a_short_prefix_is_refused_on_the_command_line(tmp_path: Path, flows: Path) -> None:
     """Every command taking a run refuses a prefix under 4 characters, naming the match."""
     run, _ = left_waiting(tmp_path, flows)
@@ -334,6 +346,7 @@ def test_jobs_lists_the_queue(tmp_path: Path, flows: Path) -> None:
 
 
 # -- prune ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_prune_deletes_only_old_ended_runs(tmp_path: Path, flows: Path) -> None:
     """`prune --older-than DAYS` deletes ended runs older than that, says how many."""
     waiting, _ = left_waiting(tmp_path, flows)
@@ -366,6 +379,7 @@ def checkpoints(db: Path, cwd: Path) -> list[dict[str, object]]:
     return out
 
 
+@pytest.mark.slow
 def test_copy_saves_every_checkpoint_into_another_store(tmp_path: Path, flows: Path) -> None:
     """`copy --to PATH` copies every run's checkpoints, in order, exactly."""
     left_waiting(tmp_path, flows)

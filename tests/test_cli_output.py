@@ -155,6 +155,7 @@ def no_script_path(tmp_path: Path) -> str:
     return f"{empty}{os.pathsep}/usr/bin{os.pathsep}/bin"
 
 
+@pytest.mark.slow
 def test_hints_after_the_demo_run_as_printed(tmp_path: Path, no_script_path: str) -> None:
     """With no `trio-graph` on PATH the hints spell this Python, with --db and --max-steps."""
     left = cli("demo", "--leave-waiting", "--db", "x.db", "--max-steps", "60", cwd=tmp_path,

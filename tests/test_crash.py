@@ -23,6 +23,7 @@ KILLS = 50
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL needs POSIX")
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing_committed(tmp_path: Path) -> None:
     """50 SIGKILLs: the file stays intact, resume completes, committed steps never rerun."""
     seed = random.randrange(2**32)

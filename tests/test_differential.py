@@ -16,7 +16,8 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import given, reject, settings
+from _campaign import explore, sizes
+from hypothesis import reject
 
 from trio_graph import (
     Approve,
@@ -77,68 +78,13 @@ def check(scenario: Scenario) -> None:
 
 
 # -- random graphs ---------------------------------------------------------------------
+# Each property runs twice: a quick run in the fast loop and the full campaign under
+# ``pytest -m slow`` (tests/_campaign.py).
 
 
-@settings(max_examples=3000, deadline=None)
-@given(scenarios())
-def test_executor_agrees_with_reference(scenario: Scenario) -> None:
-    """Random graphs of every node kind: executor and reference produce the same trace."""
-    check(scenario)
-
-
-@settings(max_examples=600, deadline=None)
-@given(scenarios(node_kinds=("task", "barrier", "barrier"), max_steps=(12, 30)))
-def test_barrier_heavy_graphs_agree(scenario: Scenario) -> None:
-    """Graphs with many barriers (decisions before, at, after them) agree."""
-    check(scenario)
-
-
-@settings(max_examples=600, deadline=None)
-@given(scenarios(node_kinds=("task", "parallel", "parallel"), max_branches=4, failures=3))
-def test_parallel_heavy_graphs_agree(scenario: Scenario) -> None:
-    """Graphs with many parallel nodes (completion order shuffled by delays) agree."""
-    check(scenario)
-
-
-@settings(max_examples=400, deadline=None)
-@given(scenarios(node_kinds=("task", "parallel", "parallel"), max_branches=4, ties=True))
-def test_branches_finishing_together_agree(scenario: Scenario) -> None:
+def agree_allowing_ties(scenario: Scenario) -> None:
     """Branches finishing at the same instant: the same outcome (BranchCompleted in any
-    order), except a fail_fast failure among them after a wait, left to the scheduler."""
-    script = scenario.script
-    spec, state = scenario.spec, scenario.state
-    try:
-        expected = interpret(build_graph(spec), state, script, max_steps=spec.max_steps)
-    except Unsupported:
-        reject()
-    actual = run_graph(
-        build_graph(spec), state, script, max_steps=spec.max_steps, buffer=scenario.buffer
-    )
-    check_event_contract(actual.raw)
-    assert_same(expected, actual, branch_order="any")
-
-
-@settings(max_examples=600, deadline=None)
-@given(scenarios(node_kinds=("task", "map", "map"), max_branches=4, failures=3))
-def test_map_heavy_graphs_agree(scenario: Scenario) -> None:
-    """Graphs with many map nodes (0 to 4 items, every strategy, now and then an ``over``
-    giving a tuple or too few items for the quorum) agree."""
-    check(scenario)
-
-
-@settings(max_examples=600, deadline=None)
-@given(scenarios(node_kinds=("task", "parallel", "map"), max_branches=4, failures=3))
-def test_racing_fan_outs_agree(scenario: Scenario) -> None:
-    """Parallel and map nodes, first_completed and quorum included: who wins, who is
-    cancelled, what merges, agree."""
-    check(scenario)
-
-
-@settings(max_examples=300, deadline=None)
-@given(scenarios(node_kinds=("task", "parallel", "map"), max_branches=4, ties=True))
-def test_fan_outs_finishing_together_agree(scenario: Scenario) -> None:
-    """Parallel and map branches finishing at the same instant, every strategy: the same
-    outcome (BranchCompleted in any order), except what only the scheduler decides."""
+    order), except what only the scheduler decides (the reference says Unsupported)."""
     spec, state, script = scenario.spec, scenario.state, scenario.script
     try:
         expected = interpret(build_graph(spec), state, script, max_steps=spec.max_steps)
@@ -149,6 +95,59 @@ def test_fan_outs_finishing_together_agree(scenario: Scenario) -> None:
     )
     check_event_contract(actual.raw)
     assert_same(expected, actual, branch_order="any")
+
+
+@pytest.mark.parametrize("examples", sizes(3000, quick=100))
+def test_executor_agrees_with_reference(examples: int) -> None:
+    """Random graphs of every node kind: executor and reference produce the same trace."""
+    explore(scenarios(), examples, check)
+
+
+@pytest.mark.parametrize("examples", sizes(600, quick=25))
+def test_barrier_heavy_graphs_agree(examples: int) -> None:
+    """Graphs with many barriers (decisions before, at, after them) agree."""
+    explore(
+        scenarios(node_kinds=("task", "barrier", "barrier"), max_steps=(12, 30)), examples, check
+    )
+
+
+@pytest.mark.parametrize("examples", sizes(600, quick=25))
+def test_parallel_heavy_graphs_agree(examples: int) -> None:
+    """Graphs with many parallel nodes (completion order shuffled by delays) agree."""
+    strategy = scenarios(node_kinds=("task", "parallel", "parallel"), max_branches=4, failures=3)
+    explore(strategy, examples, check)
+
+
+@pytest.mark.parametrize("examples", sizes(400, quick=25))
+def test_branches_finishing_together_agree(examples: int) -> None:
+    """Branches finishing at the same instant: the same outcome (BranchCompleted in any
+    order), except a fail_fast failure among them after a wait, left to the scheduler."""
+    strategy = scenarios(node_kinds=("task", "parallel", "parallel"), max_branches=4, ties=True)
+    explore(strategy, examples, agree_allowing_ties)
+
+
+@pytest.mark.parametrize("examples", sizes(600, quick=25))
+def test_map_heavy_graphs_agree(examples: int) -> None:
+    """Graphs with many map nodes (0 to 4 items, every strategy, now and then an ``over``
+    giving a tuple or too few items for the quorum) agree."""
+    strategy = scenarios(node_kinds=("task", "map", "map"), max_branches=4, failures=3)
+    explore(strategy, examples, check)
+
+
+@pytest.mark.parametrize("examples", sizes(600, quick=25))
+def test_racing_fan_outs_agree(examples: int) -> None:
+    """Parallel and map nodes, first_completed and quorum included: who wins, who is
+    cancelled, what merges, agree."""
+    strategy = scenarios(node_kinds=("task", "parallel", "map"), max_branches=4, failures=3)
+    explore(strategy, examples, check)
+
+
+@pytest.mark.parametrize("examples", sizes(300, quick=25))
+def test_fan_outs_finishing_together_agree(examples: int) -> None:
+    """Parallel and map branches finishing at the same instant, every strategy: the same
+    outcome (BranchCompleted in any order), except what only the scheduler decides."""
+    strategy = scenarios(node_kinds=("task", "parallel", "map"), max_branches=4, ties=True)
+    explore(strategy, examples, agree_allowing_ties)
 
 
 # -- pinned semantics: the reference says what DESIGN says ------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -114,15 +116,34 @@ def test_readme_example_runs(tmp_path: Path) -> None:
     assert lines[-1] == "draft 2"
 
 
+TEST_COMMANDS = (
+    ".venv/bin/python -m pytest -q",  # the fast loop (pyproject: -m 'not slow')
+    ".venv/bin/python -m pytest -q -m slow",  # the slow tests it leaves out
+)
+
+
 def test_readme_commands_match_ci() -> None:
-    """The README's two fresh-clone commands are the ones CI runs (install extra, test command)."""
+    """The README's fresh-clone commands are the ones CI runs: the install extra, and both
+    test commands (the fast loop and the slow tests), so CI still runs every test."""
     text = README.read_text()
     install = (
         "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
         ".venv/bin/python -m trio_graph demo"
     )
     assert install in text
-    assert "\n.venv/bin/python -m pytest -q\n" in text
+    for command in TEST_COMMANDS:
+        assert f"\n{command}\n" in text, command
     ci = EXAMPLES.parent / ".ci" / "run"
     if ci.exists():
-        assert "\n.venv/bin/python -m pytest -q" in ci.read_text()
+        lines = ci.read_text().splitlines()
+        for command in TEST_COMMANDS:
+            assert command in lines, command
+
+
+def test_the_fast_loop_leaves_out_only_the_slow_marker() -> None:
+    """The default selection is `not slow` and nothing else, so the README's two test
+    commands (the second one's `-m slow` replaces it) together select every test."""
+    config = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())
+    addopts = shlex.split(config["tool"]["pytest"]["ini_options"]["addopts"])
+    assert [a for a in addopts if a.startswith("-m")] == ["-m"]
+    assert addopts[addopts.index("-m") + 1] == "not slow"

@@ -9,7 +9,7 @@ unreachable nodes, nodes that cannot reach the end, bad options...).
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from _campaign import explore, sizes
 from hypothesis import strategies as st
 
 from trio_graph import InvalidGraph
@@ -27,10 +27,13 @@ from trio_graph.testing import (
 from trio_graph.testing.invalid import INJECTIONS, injections_for
 
 
-@settings(max_examples=400, deadline=None)
-@given(graphs())
-def test_generated_graphs_are_valid(spec: GraphSpec) -> None:
+@pytest.mark.parametrize("examples", sizes(400))
+def test_generated_graphs_are_valid(examples: int) -> None:
     """Every graph graphs() draws builds, with the nodes, edges and reducers of its spec."""
+    explore(graphs(), examples, builds_as_specified)
+
+
+def builds_as_specified(spec: GraphSpec) -> None:
     graph = build_graph(spec)
     assert list(graph.nodes) == spec.node_names()
     assert (graph.start, graph.end) == (spec.start, spec.end)
@@ -44,10 +47,13 @@ def test_generated_graphs_are_valid(spec: GraphSpec) -> None:
     assert [(e.frm, e.to, e.kind) for e in graph.edges] == registered
 
 
-@settings(max_examples=600, deadline=None)
-@given(invalid_graphs())
-def test_invalid_graphs_list_every_problem(case: InvalidGraphCase) -> None:
+@pytest.mark.parametrize("examples", sizes(600))
+def test_invalid_graphs_list_every_problem(examples: int) -> None:
     """build() raises InvalidGraph listing each injected problem, and nothing else."""
+    explore(invalid_graphs(), examples, lists_every_problem)
+
+
+def lists_every_problem(case: InvalidGraphCase) -> None:
     with pytest.raises(InvalidGraph) as info:
         case.builder().build()
     assert info.value.problems, "InvalidGraph with no problems"
@@ -55,11 +61,15 @@ def test_invalid_graphs_list_every_problem(case: InvalidGraphCase) -> None:
     assert str(len(info.value.problems)) in str(info.value)
 
 
-@settings(max_examples=200, deadline=None)
-@given(graphs(), st.lists(st.sampled_from(INJECTIONS), min_size=2, max_size=2, unique=True))
-def test_two_problems_are_both_listed(spec: GraphSpec, kinds: list[str]) -> None:
+@pytest.mark.parametrize("examples", sizes(200))
+def test_two_problems_are_both_listed(examples: int) -> None:
     """Two different problems at once: both listed (build() does not stop at the first)."""
-    case = injections_for(spec, kinds)
+    kinds = st.lists(st.sampled_from(INJECTIONS), min_size=2, max_size=2, unique=True)
+    explore(st.tuples(graphs(), kinds), examples, both_listed)
+
+
+def both_listed(drawn: tuple[GraphSpec, list[str]]) -> None:
+    case = injections_for(*drawn)
     with pytest.raises(InvalidGraph) as info:
         case.builder().build()
     assert case.check(info.value.problems) == []

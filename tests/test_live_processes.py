@@ -158,6 +158,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_decide_for_a_run_nobody_executes_records_it_for_the_printed_resume(
     tmp_path: Path,
 ) -> None:
@@ -182,6 +183,7 @@ def test_decide_for_a_run_nobody_executes_records_it_for_the_printed_resume(
     assert re.search(r"^completed in ", done.stdout, re.M), done.stdout
 
 
+@pytest.mark.slow
 def test_decide_resume_on_a_live_run_records_and_leaves_it_to_the_runner(
     tmp_path: Path,
 ) -> None:

@@ -78,7 +78,7 @@ def counting_graph(outage: Outage, at: int, requests: int) -> Any:
     )
 
 
-@pytest.mark.parametrize("requests", [1, 3, 8])
+@pytest.mark.parametrize("requests", [1, 3, pytest.param(8, marks=pytest.mark.slow)])
 async def test_a_store_outage_mid_run_is_retried_not_a_failed_job(
     backend: PostgresBackend, monkeypatch: pytest.MonkeyPatch, requests: int
 ) -> None:

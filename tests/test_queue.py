@@ -279,6 +279,7 @@ def _store_flags(backend: Any) -> list[str]:
     return ["--db", backend.path]
 
 
+@pytest.mark.slow
 async def test_five_concurrent_cli_decides_continue_the_run_once(
     backend: Any, store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

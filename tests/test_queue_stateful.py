@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from _campaign import sizes
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -187,10 +188,11 @@ class QueueMachine(RuleBasedStateMachine):
             self.run(store.aclose)
 
 
-def test_decide_cancel_resume_claim_agree_with_the_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("examples", sizes(15, quick=5))
+def test_decide_cancel_resume_claim_agree_with_the_model(tmp_path: Path, examples: int) -> None:
     """Random submit/decide/cancel/work/resume sequences through three store objects on
     one SQLite file keep every job's status and decision log as the model says."""
     run_state_machine_as_test(
         lambda: QueueMachine(tmp_path),
-        settings=settings(max_examples=15, stateful_step_count=15, deadline=None),
+        settings=settings(max_examples=examples, stateful_step_count=15, deadline=None),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import trio
+from _campaign import explore, sizes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
@@ -89,30 +90,33 @@ def test_restore_of_base_and_deltas_equals_live_state(
         assert restore(base, replay) == json_copy(w.state)
 
 
+@pytest.mark.parametrize("examples", sizes(25, quick=8))
 @pytest.mark.parametrize("factory", _factories())
-@settings(max_examples=25)
-@given(steps=st.lists(st.tuples(UPDATES, st.booleans()), min_size=1, max_size=30))
 def test_stores_restore_the_live_state(
-    factory: Callable[[Path], Store],
-    tmp_path_factory: pytest.TempPathFactory,
-    steps: list[tuple[dict[str, Any], bool]],
+    factory: Callable[[Path], Store], tmp_path_factory: pytest.TempPathFactory, examples: int
 ) -> None:
     """Every checkpoint a store gives back holds the live state as it was when saved."""
-    tmp = tmp_path_factory.mktemp("restore")
 
-    async def main() -> None:
-        w = Writer(state={})
-        saved: list[tuple[Checkpoint, Any]] = []
-        async with factory(tmp) as store:
-            for updates, save in steps:
-                w.apply(updates)
-                if save:
-                    saved.append((await w.save(store), json_copy(w.state)))
-            for checkpoint, state in saved:
-                assert (await store.load(checkpoint.checkpoint_id)).state == state
-            assert [c.state for c in await store.list(w.trace_id)] == [s for _, s in saved]
+    def restores(steps: list[tuple[dict[str, Any], bool]]) -> None:
+        tmp = tmp_path_factory.mktemp("restore")
 
-    trio.run(main)
+        async def main() -> None:
+            w = Writer(state={})
+            saved: list[tuple[Checkpoint, Any]] = []
+            async with factory(tmp) as store:
+                for updates, save in steps:
+                    w.apply(updates)
+                    if save:
+                        saved.append((await w.save(store), json_copy(w.state)))
+                for checkpoint, state in saved:
+                    assert (await store.load(checkpoint.checkpoint_id)).state == state
+                assert [c.state for c in await store.list(w.trace_id)] == [s for _, s in saved]
+
+        trio.run(main)
+
+    explore(
+        st.lists(st.tuples(UPDATES, st.booleans()), min_size=1, max_size=30), examples, restores
+    )
 
 
 # -- the stateful machine ---------------------------------------------------------------------
@@ -208,14 +212,19 @@ class StoreMachine(RuleBasedStateMachine):
         self.run(self.store.aclose)
 
 
+@pytest.mark.parametrize("examples", sizes(25, quick=6))
 @pytest.mark.parametrize("factory", _factories())
 def test_store_against_model(
-    factory: Callable[[Path], Store], tmp_path: Path, request: pytest.FixtureRequest
+    factory: Callable[[Path], Store],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    examples: int,
 ) -> None:
-    """Random save/load/latest/list/delete/runs/reopen sequences agree with the model."""
+    """Random save/load/latest/list/delete/runs/reopen sequences agree with the model
+    (six sequences in the fast loop, 25 in the campaign)."""
     run_state_machine_as_test(
         lambda: StoreMachine(factory, tmp_path),
-        settings=settings(max_examples=25, stateful_step_count=25, deadline=None),
+        settings=settings(max_examples=examples, stateful_step_count=25, deadline=None),
     )
 
 

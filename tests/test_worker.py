@@ -101,6 +101,7 @@ def expected_count(tag: str, steps: int) -> dict[str, Any]:
 
 
 # -- contention -------------------------------------------------------------------------------
+@pytest.mark.slow
 async def test_four_workers_share_200_runs(
     store: QueueStore, backend: Backend, children: list[Child]
 ) -> None:
@@ -135,6 +136,7 @@ async def test_four_workers_share_200_runs(
 
 
 # -- failover ---------------------------------------------------------------------------------
+@pytest.mark.slow
 async def test_a_killed_workers_run_is_taken_over_after_its_lease(
     store: QueueStore, backend: Backend, children: list[Child]
 ) -> None:
@@ -164,6 +166,7 @@ async def test_a_killed_workers_run_is_taken_over_after_its_lease(
 
 
 # -- fencing ----------------------------------------------------------------------------------
+@pytest.mark.slow
 async def test_a_paused_worker_cannot_write_after_losing_its_lease(
     store: QueueStore, backend: Backend, children: list[Child], tmp_path: Path
 ) -> None:
@@ -239,6 +242,7 @@ async def test_a_paused_worker_cannot_write_after_losing_its_lease(
 
 
 # -- durable human-in-the-loop -------------------------------------------------------------------
+@pytest.mark.slow
 async def test_a_decision_sent_after_every_worker_exited_completes_the_run(
     store: QueueStore, backend: Backend, children: list[Child]
 ) -> None:
@@ -267,6 +271,7 @@ async def test_a_decision_sent_after_every_worker_exited_completes_the_run(
 
 
 # -- graceful shutdown ---------------------------------------------------------------------------
+@pytest.mark.slow
 async def test_shutdown_checkpoints_and_releases_in_flight_runs(
     store: QueueStore, backend: Backend, children: list[Child]
 ) -> None:
@@ -605,6 +610,7 @@ async def test_a_branch_record_refused_by_the_fence_counts_as_a_lost_lease(
     assert "failed unexpectedly" not in caplog.text
 
 
+@pytest.mark.slow
 async def test_a_worker_that_lost_its_lease_in_a_fan_out_stops_cleanly_on_sigterm(
     store: QueueStore, backend: Backend, children: list[Child], tmp_path: Path
 ) -> None:
