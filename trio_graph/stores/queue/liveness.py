@@ -125,8 +125,10 @@ class RunsRules:
         status = found[0].status if found else RunStatus.RUNNING
         if job is not None and job[0] == RunStatus.CANCELLED:
             status = RunStatus.CANCELLED
-        if status is RunStatus.COMPLETED and latest is not None:
-            return _result(latest)
+        if status is RunStatus.COMPLETED:  # read again: it may have ended since the first read
+            latest = await self.latest(run)
+            done = latest is not None and latest.status is RunStatus.COMPLETED
+            return _result(latest) if done and latest is not None else None
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):
             error = latest.error if latest is not None else None
             raise RunEnded(run, status.value, error or (job[1] if job else None) or "")
