@@ -58,8 +58,6 @@ MAPS = 20
 BUFFER = 256  # Executor(buffer=...)'s default
 YIELD_EVERY = 16
 
-Emit = Callable[[ev.Event], Awaitable[None]]
-
 
 # -- the floor's skeleton: a channel, a draining consumer, back-pressured sends -----------
 async def _consume(receive: trio.MemoryReceiveChannel[ev.Event]) -> None:
@@ -77,45 +75,56 @@ async def _consume(receive: trio.MemoryReceiveChannel[ev.Event]) -> None:
                 pass
 
 
-async def _with_consumer(body: Callable[[Emit], Awaitable[None]]) -> float:
-    """Seconds ``body`` takes sending its events to a drained consumer."""
-    send, receive = trio.open_memory_channel[ev.Event](BUFFER)
-
-    async def emit(event: ev.Event) -> None:
-        try:
-            send.send_nowait(event)
-        except trio.WouldBlock:
-            await send.send(event)
-
-    start = time.perf_counter()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_consume, receive)
-        async with send:
-            await body(emit)
-    return time.perf_counter() - start
-
-
 class _Steps:
-    """One floor run's step loop: node, delta, three events, cancel check, yields."""
+    """One floor run: its channel's send side and its step loop (node, delta, three
+    events, cancel check, a yield every few steps)."""
 
-    def __init__(self, emit: Emit) -> None:
-        self.emit = emit
+    def __init__(self, send: trio.MemorySendChannel[ev.Event]) -> None:
+        self.send = send
         self.trace = uuid.uuid4().hex
         self.number = 0
+
+    async def emit(self, event: ev.Event) -> None:
+        """``send_nowait``, or ``await send`` when the channel is full (back-pressure)."""
+        try:
+            self.send.send_nowait(event)
+        except trio.WouldBlock:
+            await self.send.send(event)
 
     async def step(self, name: str, fn: Callable[[Any], Awaitable[Any]], state: dict) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
         self.number += 1
-        number, trace = self.number, self.trace
+        number, trace, send = self.number, self.trace, self.send
         if number % YIELD_EVERY == 0:
             await trio.lowlevel.checkpoint()
         now = trio.current_time()
-        await self.emit(ev.NodeStart(trace, name, number, number))
+        try:
+            send.send_nowait(ev.NodeStart(trace, name, number, number))
+        except trio.WouldBlock:
+            await send.send(ev.NodeStart(trace, name, number, number))
         delta = await fn(state)
         for key, value in delta.items():
-            await self.emit(ev.StateChanged(trace, name, number, key, value))
+            try:
+                send.send_nowait(ev.StateChanged(trace, name, number, key, value))
+            except trio.WouldBlock:
+                await send.send(ev.StateChanged(trace, name, number, key, value))
         state.update(delta)
-        await self.emit(ev.NodeEnd(trace, name, number, True, trio.current_time() - now))
+        end = ev.NodeEnd(trace, name, number, True, trio.current_time() - now)
+        try:
+            send.send_nowait(end)
+        except trio.WouldBlock:
+            await send.send(end)
+
+
+async def _with_consumer(body: Callable[[_Steps], Awaitable[None]]) -> float:
+    """Seconds ``body`` takes sending its events to a drained consumer."""
+    send, receive = trio.open_memory_channel[ev.Event](BUFFER)
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_consume, receive)
+        async with send:
+            await body(_Steps(send))
+    return time.perf_counter() - start
 
 
 async def _bump(state: Any) -> dict[str, int]:
@@ -126,8 +135,8 @@ async def _bump(state: Any) -> dict[str, int]:
 def floor_loop(steps: int) -> float:
     """Node-steps/s of the loop floor."""
 
-    async def body(emit: Emit) -> None:
-        run, state = _Steps(emit), {"n": 0}
+    async def body(run: _Steps) -> None:
+        state = {"n": 0}
         for i in range(steps + 1):
             await run.step("ab"[i % 2], _bump, state)
 
@@ -167,8 +176,8 @@ def floor_sqlite(steps: int, path: Path, size: tuple[int, int]) -> float:
             db.execute(statement)
     header, body = "h" * size[0], "b" * size[1]
 
-    async def body_(emit: Emit) -> None:
-        run, state = _Steps(emit), {"n": 0}
+    async def body_(run: _Steps) -> None:
+        state = {"n": 0}
         trace, base = run.trace, uuid.uuid4().hex
         prev = base
         for i in range(steps):
@@ -179,7 +188,7 @@ def floor_sqlite(steps: int, path: Path, size: tuple[int, int]) -> float:
             db.execute(_UPSERT, (trace, trace, "loop", "running", time.time(), cid, None, i, None))
             db.execute("COMMIT")
             prev = cid
-            await emit(ev.CheckpointSaved(trace, cid, "ab"[i % 2], run.number))
+            await run.emit(ev.CheckpointSaved(trace, cid, "ab"[i % 2], run.number))
 
     try:
         return steps / trio.run(_with_consumer, body_)
@@ -234,8 +243,8 @@ def floor_fanout(rounds: int, width: int = WIDTH) -> float:
     async def join(state: Any) -> dict[str, Any]:
         return {}
 
-    async def body(emit: Emit) -> None:
-        run, state = _Steps(emit), {"rounds": 0, "results": []}
+    async def body(run: _Steps) -> None:
+        state = {"rounds": 0, "results": []}
         for _ in range(rounds):
             await run.step("fan", fan, state)
             await _fork(run, "par", width, state)

@@ -115,7 +115,8 @@ class RunState:
         self.resume_count = 0
         self.resumed_branches: dict[str, Mapping[str, Any]] = {}
         # The last ``log_limit`` entries and a count: memory O(1) in steps (DESIGN §13).
-        self.log: deque[ev.ExecutionEntry] = deque(maxlen=log_limit)
+        # Kept as tuples (an entry is built only when the log is read: not per step).
+        self._log: deque[tuple[int, str, float, float, bool]] = deque(maxlen=log_limit)
         self.log_count = 0
         self.changes = ChangeLog() if durable else None
         self.last_checkpoint: str | None = None
@@ -165,6 +166,11 @@ class RunState:
         return run
 
     @property
+    def log(self) -> list[ev.ExecutionEntry]:
+        """The last ``log_limit`` entries of the execution log, oldest first."""
+        return [ev.ExecutionEntry(*entry) for entry in self._log]
+
+    @property
     def root(self) -> Level:
         return self.levels[0]
 
@@ -194,48 +200,56 @@ class RunState:
 
     def finish(self, step: Step, outcome: Outcome, now: float) -> Finished:
         """Commit the step's updates, route, and say what to send and save."""
-        level, name = step.level, step.node.name
-        out = level.graph.out[name]
+        level, node = step.level, step.node
+        name, graph = node.name, level.graph
+        out = graph.out[name]
         target: str | None = None
-        if outcome.fallback is not None:
+        fallback = outcome.fallback
+        if fallback is not None:
             target = route_fallback(name, out)
             if target is None:
                 raise NodeExecutionFailed(
                     name,
                     "Fallback",
-                    f"Fallback({outcome.fallback!r}) but the node has no fallback edge",
+                    f"Fallback({fallback!r}) but the node has no fallback edge",
                 )
         items = outcome.items
         if items:
             self.commit(level, name, items)
-        level.step = step.number
+        number = level.step = step.number
         error: GraphError | None = None
-        try:
-            if target is not None:
-                pass
-            elif outcome.goto is not None:  # honoured even at the end node (needs an edge)
-                target = check_target(name, out, outcome.goto)
-            elif name != level.graph.end:
-                target = route(name, out, level.view)
-        except GraphError as exc:
-            error = exc
-        level.resumable = target is not None
+        if target is None:
+            try:
+                if outcome.goto is not None:  # honoured even at the end node (needs an edge)
+                    target = check_target(name, out, outcome.goto)
+                elif name != graph.end:
+                    target = route(name, out, level.view)
+            except GraphError as exc:
+                error = exc
         if target is not None:
             level.current = target
+            level.resumable = True
+        else:
+            level.resumable = False
         step.committed = now
-        took = now - step.started
+        started = step.started
+        took = now - started
         if level is self.levels[0]:
-            self.log.append(ev.ExecutionEntry(step.number, name, step.started, now, True))
+            self._log.append((number, name, started, now, True))
             self.log_count += 1
         trace, path, span = self.trace_id, step.path, step.span
-        events: list[ev.Event] = [ev.StateChanged(trace, path, span, k, v) for k, v in items]
-        events.append(ev.NodeEnd(trace, path, span, True, took))
+        end = ev.NodeEnd(trace, path, span, True, took)
+        events: list[ev.Event]
+        if len(items) == 1:  # the common case, without a comprehension's frame
+            key, value = items[0]
+            events = [ev.StateChanged(trace, path, span, key, value), end]
+        else:
+            events = [ev.StateChanged(trace, path, span, k, v) for k, v in items]
+            events.append(end)
         after: Sequence[ev.Event] = ()
-        if outcome.fallback is not None:
-            after = [ev.ObservedError(trace, path, ev.Observed("Degraded", outcome.fallback))]
-        save = (
-            self.policy.site_after(step.node, took) if self.durable and target is not None else None
-        )
+        if fallback is not None:
+            after = [ev.ObservedError(trace, path, ev.Observed("Degraded", fallback))]
+        save = self.policy.site_after(node, took) if self.durable and target is not None else None
         return Finished(events, after, target is None and error is None, error, save)
 
     def ended(self, step: Step) -> None:
@@ -263,8 +277,7 @@ class RunState:
             else:
                 took, ok = now - step.started, False
                 if level is self.levels[0]:
-                    entry = ev.ExecutionEntry(step.number, step.node.name, step.started, now, False)
-                    self.log.append(entry)
+                    self._log.append((step.number, step.node.name, step.started, now, False))
                     self.log_count += 1
             ends.append(ev.NodeEnd(self.trace_id, step.path, step.span, ok, took))
         return ends

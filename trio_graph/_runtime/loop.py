@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
+from trio.lowlevel import checkpoint as trio_checkpoint
+from trio.lowlevel import checkpoint_if_cancelled
 
 from .. import events as ev
 from .._model.checkpoint import BranchResult, RunStatus
@@ -38,11 +40,11 @@ from ..errors import (
     GraphError,
     NodeExecutionFailed,
 )
-from .calls import call, call_task
+from .calls import call, call_task, failure
 from .context import NodeContext
 from .fanout import Fork, run_parallel
 from .groups import only_cancelled
-from .outbox import ConsumerGone, Outbox, not_started
+from .outbox import UNSENT, ConsumerGone, Outbox, not_started
 from .saving import save
 from .services import Services
 
@@ -71,6 +73,9 @@ class StepLoop:
         self.error: GraphError | None = None
         self.finished = False
         self.emit: Callable[[ev.Event], Awaitable[None]] = not_started  # Outbox.put, in main
+        self._nowait: Callable[[ev.Event], None] = _refuse  # Outbox.send_nowait, in main
+        self._now: Callable[[], float] = trio.current_time  # the run's clock, in main
+        self._limited = True  # some node may hold a shared limiter (set in main)
         self._wakeup: trio.Event | None = None  # set when a decision may answer the wait
         self._started = 0.0
         self._final = False  # cancelled through the store
@@ -126,7 +131,11 @@ class StepLoop:
     async def main(self, send: trio.MemorySendChannel[ev.Event]) -> None:
         """Run to one terminal event, then close the channel."""
         outbox = Outbox(send)
-        self.emit = outbox.put
+        self.emit, self._nowait = outbox.put, outbox.send_nowait
+        # The clock itself: trio.current_time() looks it up through the run context on
+        # every call, twice per step.
+        self._now = trio.lowlevel.current_clock().current_time
+        self._limited = bool(self.services.limiters) or bool(self.state.graph.limiters())
         self._started = trio.current_time()
         terminal: ev.Event | None = None
         try:
@@ -182,7 +191,7 @@ class StepLoop:
         self.result = ev.RunResult(
             state.trace_id,
             dict(root.state),
-            list(state.log),
+            state.log,
             took,
             state.log_count,
             run_id=state.run_id,
@@ -191,25 +200,36 @@ class StepLoop:
 
     async def step(self) -> bool:
         """Run the innermost level's next node; True when that level is complete."""
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_if_cancelled()
         state = self.state
         if state.checkpoint_requested:
             state.checkpoint_requested = False
             await self.checkpoint("requested")
         step = state.begin()
         if step.number % _YIELD_EVERY == 0:
-            await trio.lowlevel.checkpoint()
-        slot = self.services.slot(step.node)  # a shared limiter's (None: today's path)
+            await trio_checkpoint()
+        # Events go out with send_nowait while the channel has room, else the awaited
+        # emit (which waits for room, drops or raises ConsumerGone): no coroutine per event.
+        nowait, now = self._nowait, self._now
+        slot = self.services.slot(step.node) if self._limited else None
         waited = 0.0 if slot is None else await self.services.wait(slot)
         try:
-            await self.emit(ev.NodeStart(state.trace_id, step.path, step.span, step.number, waited))
-            state.opened(step, trio.current_time())
+            start = ev.NodeStart(state.trace_id, step.path, step.span, step.number, waited)
+            try:
+                nowait(start)
+            except UNSENT:
+                await self.emit(start)
+            state.opened(step, now())
             outcome = await RUNNERS[type(step.node)](self, step)
         finally:
-            self.services.release(slot)
-        finished = state.finish(step, outcome, trio.current_time())
+            if slot is not None:
+                self.services.release(slot)
+        finished = state.finish(step, outcome, now())
         for event in finished.events:
-            await self.emit(event)
+            try:
+                nowait(event)
+            except UNSENT:
+                await self.emit(event)
         state.ended(step)  # only now: a NodeEnd whose send was cancelled is still owed
         for event in finished.after:
             await self.emit(event)
@@ -226,7 +246,14 @@ class StepLoop:
         view = step.level.view
         ctx = NodeContext.of(self, step) if node.takes_context else None
         try:
-            if node.retry is None:
+            if ctx is None and node.retry is None and node.timeout is None and not node.blocking:
+                # calls.call's own path for a plain call, without its frame: the same
+                # funnel (calls.failure), nothing else can be raised here.
+                try:
+                    raw = (await node.fn(view)) if node.is_async else node.fn(view)
+                except Exception as exc:
+                    raise failure(node.name, exc) from exc
+            elif node.retry is None:
                 fn, limit = node.fn, node.timeout
                 raw = await call(node.name, fn, node.is_async, view, limit, node.blocking, ctx=ctx)
             else:
@@ -369,6 +396,11 @@ class StepLoop:
         )
         await save(self.store, state, checkpoint, changes, site, done=done, typed=self.typed)
         await self.emit(state.saved(checkpoint))
+
+
+def _refuse(event: ev.Event) -> None:
+    """The send of a run that has not started: never sent (its emit raises)."""
+    raise trio.ClosedResourceError
 
 
 Runner = Callable[[StepLoop, Step], Awaitable[Outcome]]
