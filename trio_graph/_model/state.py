@@ -14,8 +14,12 @@ import attrs
 
 from ..errors import StateError
 from ..reducers import Reducer
+from ..reducers import append as _append
+from ..reducers import extend as _extend
 
 State = dict[str, Any]
+_SEQUENCES = (list, tuple)
+_NONE: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -38,11 +42,19 @@ def reduce_updates(
     state exactly as it stood (a ``StateError`` naming node and key). O(update).
     """
     merged: dict[str, Any] = {}
+    grown: frozenset[str] | set[str] = _NONE  # keys whose merged list was made here
     for key, value in updates:
         reducer = reducers.get(key)
         if reducer is None:
             merged[key] = value
             continue
+        if key in grown:  # a fan-out folding many updates into one list: O(total), not O(n^2)
+            if reducer is _extend and type(value) in _SEQUENCES:
+                merged[key].extend(value)
+                continue
+            if reducer is _append:
+                merged[key].append(value)
+                continue
         if key in merged:
             old = merged[key]
         elif key in state:
@@ -54,6 +66,9 @@ def reduce_updates(
             continue
         try:
             merged[key] = reducer.fn(old, value)
+            if (reducer is _extend or reducer is _append) and type(merged[key]) is list:
+                grown = set(grown) if grown is _NONE else grown
+                grown.add(key)  # a new list the built-in made: ours to grow in place
         except Exception as exc:
             raise StateError(
                 f"reducer {reducer.name!r} failed: {type(exc).__name__}: {exc}",
