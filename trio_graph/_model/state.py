@@ -67,8 +67,7 @@ def reduce_updates(
         try:
             merged[key] = reducer.fn(old, value)
             if (reducer is _extend or reducer is _append) and type(merged[key]) is list:
-                grown = set(grown) if grown is _NONE else grown
-                grown.add(key)  # a new list the built-in made: ours to grow in place
+                grown = grown | {key}  # a new list the built-in made: ours to grow in place
         except Exception as exc:
             raise StateError(
                 f"reducer {reducer.name!r} failed: {type(exc).__name__}: {exc}",
