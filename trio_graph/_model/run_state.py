@@ -214,8 +214,10 @@ class RunState:
                     f"Fallback({fallback!r}) but the node has no fallback edge",
                 )
         items = outcome.items
-        if items:
-            self.commit(level, name, items)
+        if items:  # self.commit, without its frame
+            merged = level.commit(name, items, durable=self.durable)
+            if self.changes is not None and level is self.levels[0]:
+                self.changes.record_all(items, merged, graph.reducers)
         number = level.step = step.number
         error: GraphError | None = None
         if target is None:
