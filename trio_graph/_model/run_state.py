@@ -43,13 +43,9 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from .. import events as ev
 from ..errors import (
-    Cancelled,
     GraphError,
-    LeaseLost,
     NodeExecutionFailed,
     NodeNotFound,
     StepsExceeded,
@@ -60,31 +56,27 @@ from .checkpoint import (
     Changes,
     Checkpoint,
     CheckpointPolicy,
-    Frame,
     RunStatus,
     new_branches,
     new_id,
 )
 from .decisions import BarrierId, Decision, DecisionRegistry, decision_updates, timeout_decision
 from .graph import BarrierNode, Graph, MapNode, ParallelNode, SubgraphNode
-from .levels import Fanout, Level, Step, Wait, barrier_wait, subgraph_level, subgraph_outcome
+from .levels import (
+    Fanout,
+    Finished,
+    Level,
+    Step,
+    Wait,
+    barrier_wait,
+    subgraph_level,
+    subgraph_outcome,
+    unsaved_terminal,
+)
 from .mapping import forking
 from .results import NEXT, Outcome
 from .routing import check_target, route, route_fallback
 from .steering import check_steering
-
-
-@attrs.define(slots=True)
-class Finished:
-    """What :meth:`RunState.finish` settled: the events to send before and after ``ended``,
-    whether the run is complete, the routing error to raise once the events are out, and
-    the checkpoint the policy wants (its site) before the next step."""
-
-    events: list[ev.Event]
-    after: Sequence[ev.Event]
-    complete: bool
-    error: GraphError | None
-    save: str | None
 
 
 class RunState:
@@ -345,16 +337,8 @@ class RunState:
     def unsaved_terminal(
         self, error: GraphError, exc: GraphError
     ) -> tuple[GraphError, ev.ObservedError | None]:
-        """The failure/cancel checkpoint of ``error`` was not saved (``exc``): the terminal
-        error (the first; only a lost lease wins, so a worker learns it no longer owns the
-        run) and the warning to send before it (also a note on the error)."""
-        cancelled = isinstance(error, Cancelled)
-        if isinstance(exc, LeaseLost) and not cancelled:
-            return exc, None
-        message = f"the {'cancel' if cancelled else 'failure'} checkpoint was not saved: {exc}"
-        error.add_note(message)
-        warning = ev.Observed("Warning", message)
-        return error, ev.ObservedError(self.trace_id, self.levels[0].current, warning)
+        """See :func:`~trio_graph._model.levels.unsaved_terminal`."""
+        return unsaved_terminal(self.trace_id, self.levels[0].current, error, exc)
 
     def checkpoint(
         self,
@@ -391,10 +375,7 @@ class RunState:
             resumed_from=self.resumed_from,
             resume_count=self.resume_count,
             error=error,
-            frames=[
-                Frame(lv.name, lv.current, lv.step, dict(lv.state), list(lv.collected or ()))
-                for lv in self.levels[1:]
-            ],
+            frames=[lv.frame() for lv in self.levels[1:]],
             run_id=self.run_id,
             policy=self.policy,
         )

@@ -15,7 +15,6 @@ the terminal event once, in :meth:`StepLoop.main`; store failures become
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -40,11 +39,12 @@ from ..errors import (
     GraphError,
     NodeExecutionFailed,
 )
+from .barriers import run_barrier
 from .calls import call, call_task, failure
 from .context import NodeContext
 from .fanout import Fork, run_parallel
 from .groups import only_cancelled
-from .outbox import UNSENT, ConsumerGone, Outbox, not_started
+from .outbox import UNSENT, ConsumerGone, Outbox, not_sent, not_started
 from .saving import save
 from .services import Services
 
@@ -73,10 +73,10 @@ class StepLoop:
         self.error: GraphError | None = None
         self.finished = False
         self.emit: Callable[[ev.Event], Awaitable[None]] = not_started  # Outbox.put, in main
-        self._nowait: Callable[[ev.Event], None] = _refuse  # Outbox.send_nowait, in main
+        self._nowait: Callable[[ev.Event], None] = not_sent  # Outbox.send_nowait, in main
         self._now: Callable[[], float] = trio.current_time  # the run's clock, in main
         self._limited = True  # some node may hold a shared limiter (set in main)
-        self._wakeup: trio.Event | None = None  # set when a decision may answer the wait
+        self.wakeup: trio.Event | None = None  # set when a decision may answer the wait
         self._started = 0.0
         self._final = False  # cancelled through the store
         self.typed = is_typed(state.graph)
@@ -109,8 +109,8 @@ class StepLoop:
 
     def _wake(self, node: str) -> None:
         waiting = self.state.waiting()
-        if self._wakeup is not None and waiting is not None and waiting.node == node:
-            self._wakeup.set()
+        if self.wakeup is not None and waiting is not None and waiting.node == node:
+            self.wakeup.set()
 
     def cancel(self, *, cancelled: bool = False) -> None:
         """Stop the run at once; ``cancelled``: for good (sent through the store), its
@@ -272,53 +272,6 @@ class StepLoop:
     async def _condition(self, step: Step) -> Outcome:
         return NEXT  # routed by its conditional edges
 
-    async def _barrier(self, step: Step) -> Outcome:
-        node, state = step.node, self.state
-        assert isinstance(node, BarrierNode)
-        payload = None
-        if node.show is not None:  # what the person decides on (DESIGN §6)
-            payload = await call(node.name, node.show, node.show_is_async, step.level.view, None)
-        # A cancel from here on names this occurrence.
-        bid = state.arrive(node, now=self.wall_clock(), payload=payload)
-        if self.store is not None and state.policy.on_barrier:
-            await self.checkpoint("barrier-waiting", status=RunStatus.WAITING, pending=bid)
-        answered = state.registry.answers(bid)  # answered at once (DESIGN §6)
-        wait = step.level.wait
-        await self.emit(
-            ev.BarrierWaiting(
-                self.trace_id, step.path, step.span, bid, answered, payload, wait.deadline
-            )
-        )
-        decision, timed_out = await self._wait(node, bid, wait.limit)
-        self._wakeup = None
-        outcome = state.resolve(node, decision)
-        by = None if decision is None else decision.by
-        resolved = ev.BarrierResolved(
-            self.trace_id, step.path, bid, decision, timed_out, by, self.wall_clock()
-        )
-        await self.emit(resolved)
-        return outcome
-
-    async def _wait(
-        self, node: BarrierNode, bid: BarrierId, limit: float | None
-    ) -> tuple[Decision | None, bool]:
-        """The decision for ``bid``, or the default once ``limit`` seconds (trio time)
-        passed with none; True when it timed out."""
-        registry = self.state.registry
-        with trio.move_on_after(math.inf if limit is None else limit):
-            while True:
-                decision = registry.take(bid)
-                if decision is not None:
-                    return decision, False
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
-        # A decision accepted after the deadline passed but before we woke up wins:
-        # decide() returned without error, so it must not be dropped.
-        decision = registry.take(bid)
-        if decision is not None:
-            return decision, False
-        return self.state.time_out(node, bid), True
-
     async def _parallel(self, step: Step) -> Outcome:
         node, state, level = step.node, self.state, step.level  # or a map node's fork
         assert isinstance(node, ParallelNode | MapNode)
@@ -398,16 +351,11 @@ class StepLoop:
         await self.emit(state.saved(checkpoint))
 
 
-def _refuse(event: ev.Event) -> None:
-    """The send of a run that has not started: never sent (its emit raises)."""
-    raise trio.ClosedResourceError
-
-
 Runner = Callable[[StepLoop, Step], Awaitable[Outcome]]
 RUNNERS: dict[type, Runner] = {
     TaskNode: StepLoop._task,
     ConditionNode: StepLoop._condition,
-    BarrierNode: StepLoop._barrier,
+    BarrierNode: run_barrier,
     ParallelNode: StepLoop._parallel,
     MapNode: StepLoop._parallel,
     SubgraphNode: StepLoop._subgraph,

@@ -24,6 +24,11 @@ UNSENT = (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError)
 (it waits for room, drops it, or raises :class:`ConsumerGone`, as the channel says)."""
 
 
+def not_sent(event: ev.Event) -> None:
+    """The ``send_nowait`` of a run that has not started: nothing is sent."""
+    raise trio.ClosedResourceError
+
+
 class ConsumerGone(Exception):
     """The receive side of the event channel was closed: stop quietly."""
 
