@@ -20,7 +20,7 @@ from typing import Any
 from ... import serde
 from ..._model.checkpoint import Checkpoint, CheckpointPolicy, RunStatus
 
-_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 """``json.dumps(text)`` for a str (``ensure_ascii``, the default), without the encoder."""
 
 
