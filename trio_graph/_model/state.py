@@ -88,16 +88,26 @@ def merge_branches(
     branches with no reducer is a ``StateError("parallel merge conflict", ...)``
     naming the key and the branches; with a reducer the updates fold in order.
     """
+    return [StateDelta(key, value) for key, value in merged_items(node, reducers, results)]
+
+
+def merged_items(
+    node: str,
+    reducers: Mapping[str, Reducer],
+    results: Sequence[tuple[str, Mapping[str, Any]]],
+) -> list[tuple[str, Any]]:
+    """:func:`merge_branches` as ``(key, value)`` pairs, what a step commits (no delta
+    object per update)."""
     writers: dict[str, list[str]] = {}
-    deltas: list[StateDelta] = []
+    items: list[tuple[str, Any]] = []
     for branch, updates in results:
         for key, value in updates.items():
             writers.setdefault(key, []).append(branch)
-            deltas.append(StateDelta(key, value))
+            items.append((key, value))
     for key, branches in writers.items():
         if len(branches) > 1 and key not in reducers:
             raise StateError("parallel merge conflict", node=node, key=key, branches=branches)
-    return deltas
+    return items
 
 
 def check_state(state: object) -> dict[str, Any]:
