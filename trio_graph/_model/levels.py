@@ -15,7 +15,8 @@ from typing import Any
 
 import attrs
 
-from ..errors import Cancelled, CheckpointError, GraphError
+from ..errors import Cancelled, CheckpointError, GraphError, LeaseLost
+from ..events import Event, Observed, ObservedError
 from .checkpoint import BranchResult, Frame, RunStatus
 from .decisions import BarrierId
 from .graph import Graph, Node, ParallelNode, SubgraphNode
@@ -69,6 +70,19 @@ class Step:
     """When its updates were committed (it succeeded; its ``NodeEnd`` may be owed)."""
 
 
+@attrs.define(slots=True)
+class Finished:
+    """What ``RunState.finish`` settled: the events to send before and after ``ended``,
+    whether the run is complete, the routing error to raise once the events are out, and
+    the checkpoint the policy wants (its site) before the next step."""
+
+    events: list[Event]
+    after: Sequence[Event]
+    complete: bool
+    error: GraphError | None
+    save: str | None
+
+
 @attrs.define(slots=True, eq=False)
 class Level:
     """The run itself, or a subgraph it is inside: a graph, its state and where it is."""
@@ -117,6 +131,12 @@ class Level:
         if self.collected is not None:
             self.collected.extend(items)
         return merged
+
+    def frame(self) -> Frame:
+        """This subgraph level as a checkpoint's frame."""
+        return Frame(
+            self.name, self.current, self.step, dict(self.state), list(self.collected or ())
+        )
 
     def cancelled(self) -> Cancelled:
         """The ``Cancelled`` error naming where this level was: the barrier or the node."""
@@ -203,3 +223,18 @@ def subgraph_outcome(level: Level, node: SubgraphNode) -> Outcome:
     if node.output is not None:
         return normalise(node.name, node.output(level.view))
     return Outcome(list(level.collected or ()))
+
+
+def unsaved_terminal(
+    trace_id: str, node: str, error: GraphError, exc: GraphError
+) -> tuple[GraphError, ObservedError | None]:
+    """The failure/cancel checkpoint of ``error`` was not saved (``exc``): the terminal
+    error (the first; only a lost lease wins, so a worker learns it no longer owns the
+    run) and the warning (at ``node``) to send before it (also a note on the error)."""
+    cancelled = isinstance(error, Cancelled)
+    if isinstance(exc, LeaseLost) and not cancelled:
+        return exc, None
+    message = f"the {'cancel' if cancelled else 'failure'} checkpoint was not saved: {exc}"
+    error.add_note(message)
+    warning = Observed("Warning", message)
+    return error, ObservedError(trace_id, node, warning)

@@ -54,8 +54,9 @@ def normalise(node: str, result: object) -> Outcome:
     if result is None:
         return NEXT
     if type(result) is dict:  # the common case, without an ABC check
-        if not all(type(k) is str for k in result):
-            _check_keys(node, result)
+        for key in result:  # a plain loop: all() over a generator costs more than the rest
+            if type(key) is not str:
+                _check_keys(node, result)
         return Outcome(list(result.items()))
     if isinstance(result, Mapping):
         _check_keys(node, result)

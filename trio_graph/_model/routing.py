@@ -17,7 +17,6 @@ from .graph import OutEdges
 
 def route(node: str, out: OutEdges, state: Mapping[str, Any]) -> str:
     """The next node after ``node`` finished with "go to next"."""
-    attempted: list[ConditionResult] = []
     for edge in out.conditional:
         assert edge.condition is not None
         try:
@@ -30,12 +29,12 @@ def route(node: str, out: OutEdges, state: Mapping[str, Any]) -> str:
             ) from exc
         if ok:
             return edge.to
-        attempted.append(ConditionResult(edge.to, False))
     if out.normal:
         return out.normal[0].to
     if out.fallback:
         return out.fallback[0].to
-    raise Unrouted(node, attempted)
+    # Every condition was tried and was false (listed only now: not built per step).
+    raise Unrouted(node, [ConditionResult(edge.to, False) for edge in out.conditional])
 
 
 def route_fallback(node: str, out: OutEdges) -> str | None:

@@ -43,13 +43,9 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from .. import events as ev
 from ..errors import (
-    Cancelled,
     GraphError,
-    LeaseLost,
     NodeExecutionFailed,
     NodeNotFound,
     StepsExceeded,
@@ -60,31 +56,27 @@ from .checkpoint import (
     Changes,
     Checkpoint,
     CheckpointPolicy,
-    Frame,
     RunStatus,
     new_branches,
     new_id,
 )
 from .decisions import BarrierId, Decision, DecisionRegistry, decision_updates, timeout_decision
 from .graph import BarrierNode, Graph, MapNode, ParallelNode, SubgraphNode
-from .levels import Fanout, Level, Step, Wait, barrier_wait, subgraph_level, subgraph_outcome
+from .levels import (
+    Fanout,
+    Finished,
+    Level,
+    Step,
+    Wait,
+    barrier_wait,
+    subgraph_level,
+    subgraph_outcome,
+    unsaved_terminal,
+)
 from .mapping import forking
 from .results import NEXT, Outcome
 from .routing import check_target, route, route_fallback
 from .steering import check_steering
-
-
-@attrs.define(slots=True)
-class Finished:
-    """What :meth:`RunState.finish` settled: the events to send before and after ``ended``,
-    whether the run is complete, the routing error to raise once the events are out, and
-    the checkpoint the policy wants (its site) before the next step."""
-
-    events: list[ev.Event]
-    after: Sequence[ev.Event]
-    complete: bool
-    error: GraphError | None
-    save: str | None
 
 
 class RunState:
@@ -115,7 +107,8 @@ class RunState:
         self.resume_count = 0
         self.resumed_branches: dict[str, Mapping[str, Any]] = {}
         # The last ``log_limit`` entries and a count: memory O(1) in steps (DESIGN §13).
-        self.log: deque[ev.ExecutionEntry] = deque(maxlen=log_limit)
+        # Kept as tuples (an entry is built only when the log is read: not per step).
+        self._log: deque[tuple[int, str, float, float, bool]] = deque(maxlen=log_limit)
         self.log_count = 0
         self.changes = ChangeLog() if durable else None
         self.last_checkpoint: str | None = None
@@ -165,6 +158,11 @@ class RunState:
         return run
 
     @property
+    def log(self) -> list[ev.ExecutionEntry]:
+        """The last ``log_limit`` entries of the execution log, oldest first."""
+        return [ev.ExecutionEntry(*entry) for entry in self._log]
+
+    @property
     def root(self) -> Level:
         return self.levels[0]
 
@@ -194,48 +192,58 @@ class RunState:
 
     def finish(self, step: Step, outcome: Outcome, now: float) -> Finished:
         """Commit the step's updates, route, and say what to send and save."""
-        level, name = step.level, step.node.name
-        out = level.graph.out[name]
+        level, node = step.level, step.node
+        name, graph = node.name, level.graph
+        out = graph.out[name]
         target: str | None = None
-        if outcome.fallback is not None:
+        fallback = outcome.fallback
+        if fallback is not None:
             target = route_fallback(name, out)
             if target is None:
                 raise NodeExecutionFailed(
                     name,
                     "Fallback",
-                    f"Fallback({outcome.fallback!r}) but the node has no fallback edge",
+                    f"Fallback({fallback!r}) but the node has no fallback edge",
                 )
         items = outcome.items
-        if items:
-            self.commit(level, name, items)
-        level.step = step.number
+        if items:  # self.commit, without its frame
+            merged = level.commit(name, items, durable=self.durable)
+            if self.changes is not None and level is self.levels[0]:
+                self.changes.record_all(items, merged, graph.reducers)
+        number = level.step = step.number
         error: GraphError | None = None
-        try:
-            if target is not None:
-                pass
-            elif outcome.goto is not None:  # honoured even at the end node (needs an edge)
-                target = check_target(name, out, outcome.goto)
-            elif name != level.graph.end:
-                target = route(name, out, level.view)
-        except GraphError as exc:
-            error = exc
-        level.resumable = target is not None
+        if target is None:
+            try:
+                if outcome.goto is not None:  # honoured even at the end node (needs an edge)
+                    target = check_target(name, out, outcome.goto)
+                elif name != graph.end:
+                    target = route(name, out, level.view)
+            except GraphError as exc:
+                error = exc
         if target is not None:
             level.current = target
+            level.resumable = True
+        else:
+            level.resumable = False
         step.committed = now
-        took = now - step.started
+        started = step.started
+        took = now - started
         if level is self.levels[0]:
-            self.log.append(ev.ExecutionEntry(step.number, name, step.started, now, True))
+            self._log.append((number, name, started, now, True))
             self.log_count += 1
         trace, path, span = self.trace_id, step.path, step.span
-        events: list[ev.Event] = [ev.StateChanged(trace, path, span, k, v) for k, v in items]
-        events.append(ev.NodeEnd(trace, path, span, True, took))
+        end = ev.NodeEnd(trace, path, span, True, took)
+        events: list[ev.Event]
+        if len(items) == 1:  # the common case, without a comprehension's frame
+            key, value = items[0]
+            events = [ev.StateChanged(trace, path, span, key, value), end]
+        else:
+            events = [ev.StateChanged(trace, path, span, k, v) for k, v in items]
+            events.append(end)
         after: Sequence[ev.Event] = ()
-        if outcome.fallback is not None:
-            after = [ev.ObservedError(trace, path, ev.Observed("Degraded", outcome.fallback))]
-        save = (
-            self.policy.site_after(step.node, took) if self.durable and target is not None else None
-        )
+        if fallback is not None:
+            after = [ev.ObservedError(trace, path, ev.Observed("Degraded", fallback))]
+        save = self.policy.site_after(node, took) if self.durable and target is not None else None
         return Finished(events, after, target is None and error is None, error, save)
 
     def ended(self, step: Step) -> None:
@@ -263,8 +271,7 @@ class RunState:
             else:
                 took, ok = now - step.started, False
                 if level is self.levels[0]:
-                    entry = ev.ExecutionEntry(step.number, step.node.name, step.started, now, False)
-                    self.log.append(entry)
+                    self._log.append((step.number, step.node.name, step.started, now, False))
                     self.log_count += 1
             ends.append(ev.NodeEnd(self.trace_id, step.path, step.span, ok, took))
         return ends
@@ -330,16 +337,8 @@ class RunState:
     def unsaved_terminal(
         self, error: GraphError, exc: GraphError
     ) -> tuple[GraphError, ev.ObservedError | None]:
-        """The failure/cancel checkpoint of ``error`` was not saved (``exc``): the terminal
-        error (the first; only a lost lease wins, so a worker learns it no longer owns the
-        run) and the warning to send before it (also a note on the error)."""
-        cancelled = isinstance(error, Cancelled)
-        if isinstance(exc, LeaseLost) and not cancelled:
-            return exc, None
-        message = f"the {'cancel' if cancelled else 'failure'} checkpoint was not saved: {exc}"
-        error.add_note(message)
-        warning = ev.Observed("Warning", message)
-        return error, ev.ObservedError(self.trace_id, self.levels[0].current, warning)
+        """See :func:`~trio_graph._model.levels.unsaved_terminal`."""
+        return unsaved_terminal(self.trace_id, self.levels[0].current, error, exc)
 
     def checkpoint(
         self,
@@ -376,10 +375,7 @@ class RunState:
             resumed_from=self.resumed_from,
             resume_count=self.resume_count,
             error=error,
-            frames=[
-                Frame(lv.name, lv.current, lv.step, dict(lv.state), list(lv.collected or ()))
-                for lv in self.levels[1:]
-            ],
+            frames=[lv.frame() for lv in self.levels[1:]],
             run_id=self.run_id,
             policy=self.policy,
         )

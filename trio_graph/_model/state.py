@@ -14,8 +14,12 @@ import attrs
 
 from ..errors import StateError
 from ..reducers import Reducer
+from ..reducers import append as _append
+from ..reducers import extend as _extend
 
 State = dict[str, Any]
+_SEQUENCES = (list, tuple)
+_NONE: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -38,11 +42,19 @@ def reduce_updates(
     state exactly as it stood (a ``StateError`` naming node and key). O(update).
     """
     merged: dict[str, Any] = {}
+    grown: frozenset[str] | set[str] = _NONE  # keys whose merged list was made here
     for key, value in updates:
         reducer = reducers.get(key)
         if reducer is None:
             merged[key] = value
             continue
+        if key in grown:  # a fan-out folding many updates into one list: O(total), not O(n^2)
+            if reducer is _extend and type(value) in _SEQUENCES:
+                merged[key].extend(value)
+                continue
+            if reducer is _append:
+                merged[key].append(value)
+                continue
         if key in merged:
             old = merged[key]
         elif key in state:
@@ -54,6 +66,8 @@ def reduce_updates(
             continue
         try:
             merged[key] = reducer.fn(old, value)
+            if (reducer is _extend or reducer is _append) and type(merged[key]) is list:
+                grown = grown | {key}  # a new list the built-in made: ours to grow in place
         except Exception as exc:
             raise StateError(
                 f"reducer {reducer.name!r} failed: {type(exc).__name__}: {exc}",
@@ -74,16 +88,26 @@ def merge_branches(
     branches with no reducer is a ``StateError("parallel merge conflict", ...)``
     naming the key and the branches; with a reducer the updates fold in order.
     """
+    return [StateDelta(key, value) for key, value in merged_items(node, reducers, results)]
+
+
+def merged_items(
+    node: str,
+    reducers: Mapping[str, Reducer],
+    results: Sequence[tuple[str, Mapping[str, Any]]],
+) -> list[tuple[str, Any]]:
+    """:func:`merge_branches` as ``(key, value)`` pairs, what a step commits (no delta
+    object per update)."""
     writers: dict[str, list[str]] = {}
-    deltas: list[StateDelta] = []
+    items: list[tuple[str, Any]] = []
     for branch, updates in results:
         for key, value in updates.items():
             writers.setdefault(key, []).append(branch)
-            deltas.append(StateDelta(key, value))
+            items.append((key, value))
     for key, branches in writers.items():
         if len(branches) > 1 and key not in reducers:
             raise StateError("parallel merge conflict", node=node, key=key, branches=branches)
-    return deltas
+    return items
 
 
 def check_state(state: object) -> dict[str, Any]:

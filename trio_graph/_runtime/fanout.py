@@ -66,7 +66,7 @@ from .._model.jsonvalue import check_update
 from .._model.mapping import fanout_records, items_key
 from .._model.results import Outcome
 from .._model.schema import StateView
-from .._model.state import merge_branches
+from .._model.state import merged_items
 from .._model.strategies import Tally, needed
 from ..errors import BranchFailure, GraphError, NodeExecutionFailed, StateError
 from .calls import call, call_task, failure, raised
@@ -149,7 +149,13 @@ class _Branches:
         t0 = self.running[bname] = trio.current_time()
         try:
             ctx = fork.context(bname) if branch.takes_context and fork.context else None
-            if branch.retry is None:  # one attempt (the common case: no extra frame)
+            if branch.retry is None and ctx is None and branch.timeout is None:
+                try:  # calls.call's plain path without its frame: the same funnel
+                    fn = branch.fn
+                    result = (await fn(self.view)) if branch.is_async else fn(self.view)
+                except Exception as exc:
+                    raise failure(name, exc, branch=bname) from exc
+            elif branch.retry is None:  # one attempt
                 fn, limit, view = branch.fn, branch.timeout, self.view
                 result = await call(name, fn, branch.is_async, view, limit, branch=bname, ctx=ctx)
             else:
@@ -251,8 +257,7 @@ async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
         raise branches.unsaved[0]
     if branches.tally.fails():
         raise _failure(node, branches.failures)
-    deltas = merge_branches(node.name, fork.reducers, _ordered(node, done))
-    return Outcome([(d.key, d.value) for d in deltas])
+    return Outcome(merged_items(node.name, fork.reducers, _ordered(node, done)))
 
 
 async def _report(node: ParallelNode, fork: Fork, branches: _Branches, t_fork: float) -> None:

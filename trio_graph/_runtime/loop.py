@@ -15,12 +15,13 @@ the terminal event once, in :meth:`StepLoop.main`; store failures become
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
+from trio.lowlevel import checkpoint as trio_checkpoint
+from trio.lowlevel import checkpoint_if_cancelled
 
 from .. import events as ev
 from .._model.checkpoint import BranchResult, RunStatus
@@ -38,11 +39,12 @@ from ..errors import (
     GraphError,
     NodeExecutionFailed,
 )
-from .calls import call, call_task
+from .barriers import run_barrier
+from .calls import call, call_task, failure
 from .context import NodeContext
 from .fanout import Fork, run_parallel
 from .groups import only_cancelled
-from .outbox import ConsumerGone, Outbox, not_started
+from .outbox import UNSENT, ConsumerGone, Outbox, not_sent, not_started
 from .saving import save
 from .services import Services
 
@@ -71,7 +73,10 @@ class StepLoop:
         self.error: GraphError | None = None
         self.finished = False
         self.emit: Callable[[ev.Event], Awaitable[None]] = not_started  # Outbox.put, in main
-        self._wakeup: trio.Event | None = None  # set when a decision may answer the wait
+        self._nowait: Callable[[ev.Event], None] = not_sent  # Outbox.send_nowait, in main
+        self._now: Callable[[], float] = trio.current_time  # the run's clock, in main
+        self._limited = True  # some node may hold a shared limiter (set in main)
+        self.wakeup: trio.Event | None = None  # set when a decision may answer the wait
         self._started = 0.0
         self._final = False  # cancelled through the store
         self.typed = is_typed(state.graph)
@@ -104,8 +109,8 @@ class StepLoop:
 
     def _wake(self, node: str) -> None:
         waiting = self.state.waiting()
-        if self._wakeup is not None and waiting is not None and waiting.node == node:
-            self._wakeup.set()
+        if self.wakeup is not None and waiting is not None and waiting.node == node:
+            self.wakeup.set()
 
     def cancel(self, *, cancelled: bool = False) -> None:
         """Stop the run at once; ``cancelled``: for good (sent through the store), its
@@ -126,7 +131,11 @@ class StepLoop:
     async def main(self, send: trio.MemorySendChannel[ev.Event]) -> None:
         """Run to one terminal event, then close the channel."""
         outbox = Outbox(send)
-        self.emit = outbox.put
+        self.emit, self._nowait = outbox.put, outbox.send_nowait
+        # The clock itself: trio.current_time() looks it up through the run context on
+        # every call, twice per step.
+        self._now = trio.lowlevel.current_clock().current_time
+        self._limited = bool(self.services.limiters) or bool(self.state.graph.limiters())
         self._started = trio.current_time()
         terminal: ev.Event | None = None
         try:
@@ -182,7 +191,7 @@ class StepLoop:
         self.result = ev.RunResult(
             state.trace_id,
             dict(root.state),
-            list(state.log),
+            state.log,
             took,
             state.log_count,
             run_id=state.run_id,
@@ -191,25 +200,36 @@ class StepLoop:
 
     async def step(self) -> bool:
         """Run the innermost level's next node; True when that level is complete."""
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_if_cancelled()
         state = self.state
         if state.checkpoint_requested:
             state.checkpoint_requested = False
             await self.checkpoint("requested")
         step = state.begin()
         if step.number % _YIELD_EVERY == 0:
-            await trio.lowlevel.checkpoint()
-        slot = self.services.slot(step.node)  # a shared limiter's (None: today's path)
+            await trio_checkpoint()
+        # Events go out with send_nowait while the channel has room, else the awaited
+        # emit (which waits for room, drops or raises ConsumerGone): no coroutine per event.
+        nowait, now = self._nowait, self._now
+        slot = self.services.slot(step.node) if self._limited else None
         waited = 0.0 if slot is None else await self.services.wait(slot)
         try:
-            await self.emit(ev.NodeStart(state.trace_id, step.path, step.span, step.number, waited))
-            state.opened(step, trio.current_time())
+            start = ev.NodeStart(state.trace_id, step.path, step.span, step.number, waited)
+            try:
+                nowait(start)
+            except UNSENT:
+                await self.emit(start)
+            state.opened(step, now())
             outcome = await RUNNERS[type(step.node)](self, step)
         finally:
-            self.services.release(slot)
-        finished = state.finish(step, outcome, trio.current_time())
+            if slot is not None:
+                self.services.release(slot)
+        finished = state.finish(step, outcome, now())
         for event in finished.events:
-            await self.emit(event)
+            try:
+                nowait(event)
+            except UNSENT:
+                await self.emit(event)
         state.ended(step)  # only now: a NodeEnd whose send was cancelled is still owed
         for event in finished.after:
             await self.emit(event)
@@ -226,7 +246,14 @@ class StepLoop:
         view = step.level.view
         ctx = NodeContext.of(self, step) if node.takes_context else None
         try:
-            if node.retry is None:
+            if ctx is None and node.retry is None and node.timeout is None and not node.blocking:
+                # calls.call's own path for a plain call, without its frame: the same
+                # funnel (calls.failure), nothing else can be raised here.
+                try:
+                    raw = (await node.fn(view)) if node.is_async else node.fn(view)
+                except Exception as exc:
+                    raise failure(node.name, exc) from exc
+            elif node.retry is None:
                 fn, limit = node.fn, node.timeout
                 raw = await call(node.name, fn, node.is_async, view, limit, node.blocking, ctx=ctx)
             else:
@@ -244,53 +271,6 @@ class StepLoop:
 
     async def _condition(self, step: Step) -> Outcome:
         return NEXT  # routed by its conditional edges
-
-    async def _barrier(self, step: Step) -> Outcome:
-        node, state = step.node, self.state
-        assert isinstance(node, BarrierNode)
-        payload = None
-        if node.show is not None:  # what the person decides on (DESIGN §6)
-            payload = await call(node.name, node.show, node.show_is_async, step.level.view, None)
-        # A cancel from here on names this occurrence.
-        bid = state.arrive(node, now=self.wall_clock(), payload=payload)
-        if self.store is not None and state.policy.on_barrier:
-            await self.checkpoint("barrier-waiting", status=RunStatus.WAITING, pending=bid)
-        answered = state.registry.answers(bid)  # answered at once (DESIGN §6)
-        wait = step.level.wait
-        await self.emit(
-            ev.BarrierWaiting(
-                self.trace_id, step.path, step.span, bid, answered, payload, wait.deadline
-            )
-        )
-        decision, timed_out = await self._wait(node, bid, wait.limit)
-        self._wakeup = None
-        outcome = state.resolve(node, decision)
-        by = None if decision is None else decision.by
-        resolved = ev.BarrierResolved(
-            self.trace_id, step.path, bid, decision, timed_out, by, self.wall_clock()
-        )
-        await self.emit(resolved)
-        return outcome
-
-    async def _wait(
-        self, node: BarrierNode, bid: BarrierId, limit: float | None
-    ) -> tuple[Decision | None, bool]:
-        """The decision for ``bid``, or the default once ``limit`` seconds (trio time)
-        passed with none; True when it timed out."""
-        registry = self.state.registry
-        with trio.move_on_after(math.inf if limit is None else limit):
-            while True:
-                decision = registry.take(bid)
-                if decision is not None:
-                    return decision, False
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
-        # A decision accepted after the deadline passed but before we woke up wins:
-        # decide() returned without error, so it must not be dropped.
-        decision = registry.take(bid)
-        if decision is not None:
-            return decision, False
-        return self.state.time_out(node, bid), True
 
     async def _parallel(self, step: Step) -> Outcome:
         node, state, level = step.node, self.state, step.level  # or a map node's fork
@@ -375,7 +355,7 @@ Runner = Callable[[StepLoop, Step], Awaitable[Outcome]]
 RUNNERS: dict[type, Runner] = {
     TaskNode: StepLoop._task,
     ConditionNode: StepLoop._condition,
-    BarrierNode: StepLoop._barrier,
+    BarrierNode: run_barrier,
     ParallelNode: StepLoop._parallel,
     MapNode: StepLoop._parallel,
     SubgraphNode: StepLoop._subgraph,

@@ -19,6 +19,16 @@ async def not_started(event: ev.Event) -> None:
     raise RuntimeError("the run has not started: no event can be sent")
 
 
+UNSENT = (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError)
+"""What ``send_nowait`` raises when it did not send: :meth:`Outbox.put` the event then
+(it waits for room, drops it, or raises :class:`ConsumerGone`, as the channel says)."""
+
+
+def not_sent(event: ev.Event) -> None:
+    """The ``send_nowait`` of a run that has not started: nothing is sent."""
+    raise trio.ClosedResourceError
+
+
 class ConsumerGone(Exception):
     """The receive side of the event channel was closed: stop quietly."""
 
@@ -28,6 +38,9 @@ class Outbox:
 
     def __init__(self, send: trio.MemorySendChannel[ev.Event]) -> None:
         self._send = send
+        self.send_nowait = send.send_nowait
+        """Send at once or raise one of :data:`UNSENT` (no checkpoint, no scheduler
+        round trip): the step loop's fast path, with :meth:`put` as its fallback."""
         self.closing = False
         """Set once the consumer is gone or an outer scope cancelled the run."""
 

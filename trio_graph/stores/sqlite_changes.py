@@ -3,12 +3,14 @@
 Runtime layer. SQLite has no notifications; ``PRAGMA data_version`` on a connection
 changes when *another* connection (of this process or any other) has committed to the
 file since the last time it was asked, and costs a few microseconds, with no row read.
-A :class:`ChangeWatch` keeps one such connection and asks every ``interval`` seconds, so
-a run waiting for a decision notices one within that time without re-reading rows.
+A :class:`ChangeWatch` keeps one such connection and asks every ``interval`` seconds (at
+most), so a run waiting for a decision notices one within that time without re-reading
+rows.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 
 import trio
@@ -26,6 +28,7 @@ class ChangeWatch:
         self._interval = interval
         self._db: sqlite3.Connection | None = None
         self._version: int | None = None
+        self._due = -math.inf  # trio time at which the next look may happen
 
     def _look(self) -> int:
         if self._db is None:  # opened on the Trio thread, used only there
@@ -40,19 +43,31 @@ class ChangeWatch:
 
     async def wait(self, seconds: float) -> bool:
         """Return once another connection has committed since the last call (or, the
-        first time, since now), True; or after ``seconds``, False."""
+        first time, since now), True; or after ``seconds``, False.
+
+        Looks at most once per ``interval``, across calls: a run's own commits change
+        the data version too, and a follower that read its steering and waits again at
+        once must not turn into a busy loop of reads (one per commit) while the run
+        writes a checkpoint every step. A commit is still noticed within ``interval``.
+        """
         deadline = trio.current_time() + seconds
         if self._version is None:
             self._version = self._look()
+            self._due = trio.current_time() + self._interval
         while True:
+            now = trio.current_time()
+            if now < self._due <= now + self._interval:  # looked less than an interval ago
+                if deadline <= now:
+                    return False
+                await trio.sleep(min(self._due, deadline) - now)
+                continue
+            self._due = now + self._interval
             version = self._look()
             if version != self._version:
                 self._version = version
                 return True
-            left = deadline - trio.current_time()
-            if left <= 0:
+            if deadline <= now:
                 return False
-            await trio.sleep(min(self._interval, left))
 
     def close(self) -> None:
         if self._db is not None:

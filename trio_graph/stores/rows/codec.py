@@ -22,6 +22,7 @@ from ... import errors, serde
 from ..._model.checkpoint import Checkpoint, CheckpointPolicy, RunStatus, StoredDelta
 from ..._model.decisions import Modify
 from ...reducers import BUILTINS
+from .header import plain_header
 
 
 def fail(message: str, checkpoint_id: str = "") -> errors.CheckpointError:
@@ -151,6 +152,12 @@ def encode_header(checkpoint: Checkpoint, new_at: tuple[int, ...] | None = None)
     """The checkpoint without its state, as JSON; with ``new_at``, only the branches at
     those places (the others are the previous row's). A non-JSON value names its key."""
     _check_header_values(checkpoint)
+    plain = plain_header(checkpoint, new_at)  # the common case, the same text, faster
+    return document_header(checkpoint, new_at) if plain is None else plain
+
+
+def document_header(checkpoint: Checkpoint, new_at: tuple[int, ...] | None) -> str:
+    """:func:`encode_header`'s general way: a document of every field, then JSON."""
     doc: dict[str, Any] = {}
     for name in _HEADER_FIELDS:
         value = getattr(checkpoint, name)
