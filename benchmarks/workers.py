@@ -2,25 +2,43 @@
 
 Each measurement uses a fresh schema on the ``TRIO_GRAPH_PG_DSN`` server (loopback;
 ``eval "$(scripts/postgres.sh)"`` starts one). ``W`` worker processes (this file with
-``--serve``, each a ``Worker`` with ``concurrency`` 4) start and report ready; then
-``RUNS`` runs of a graph of ``STEPS`` steps (``step`` looped, then ``done``: plain async
-nodes that add to a counter) are submitted and the clock runs until the last one is
-completed in the queue table. Workers checkpoint after every step (their default,
+``--serve``, each a ``Worker`` with ``concurrency`` 4) start, open their store and report
+ready, then wait for the word to serve. ``RUNS`` runs of a graph of ``STEPS`` steps
+(``step`` looped, then ``done``: plain async nodes that add to a counter) are either all
+submitted before that word (*queued*: the workers' own throughput) or submitted one by
+one after it (*trickle*: one NOTIFY each while the workers serve; the submitter paces
+them). The clock starts at the word and runs until the last run is completed in the
+queue table. Workers checkpoint after every step (their default,
 ``CheckpointPolicy(every_step=True)``), through the fenced save (epoch check, checkpoint
-row, runs row and job row in one transaction). runs/s = RUNS / time; steps/s = node
-executions / time.
+row, runs row and job row in one statement). runs/s = RUNS / time; steps/s = node
+executions / time, and per worker process. Each worker process also reports its CPU
+time from the word to its exit and its claims (those that found nothing, and its idle
+waits that ended); the server processes of its connections (named by ``PGAPPNAME``)
+report their CPU time from ``/proc``.
 
 The per-step checkpoint cost is measured in one process: one run of ``LONG`` steps
 through a ``FencedStore`` with every_step, minus the same run checkpointed only at
 completion, divided by the steps. Both are measured with durable commits (the default:
 each commit waits for the WAL flush, a disk sync) and with ``synchronous_commit=False``.
 
-Run: ``python benchmarks/workers.py [runs] [steps]`` (defaults 200, 5).
+**The floor** of that checkpoint, measured in the same run, interleaved with it: what
+the store's save does in the database with no engine around it, issued by psycopg
+directly on one held connection (no thread hand-off, no pool, no encoding: the
+parameters are built before the clock starts). It is the store's shape of save, one
+statement with CTEs: the job row locked ``FOR UPDATE`` where its epoch is the claim's
+(the fence), the insert of a checkpoint row of ``FLOOR_BYTES`` bytes of JSON text
+(the size of this graph's rows) into the checkpoints table, the upsert of the runs
+row, the update of the job row. ratio = floor ms / checkpoint ms (1.0: no overhead).
+
+Run: ``python benchmarks/workers.py [runs] [steps]`` (defaults 200, 5; ``runs`` 0: only the
+checkpoint cost beside its floor).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +47,7 @@ import time
 import uuid
 from typing import Any
 
+import attrs
 import psycopg
 import trio
 
@@ -42,6 +61,36 @@ CONCURRENCY = 4
 """Jobs each worker process runs at once."""
 LONG = 200
 """Steps of the run that measures the per-step checkpoint cost."""
+ROUNDS = 5
+"""Interleaved rounds of (checkpointed run, plain run, floor); the best of each counts."""
+FLOOR_BYTES = 600
+"""Bytes of header + body text in the floor's checkpoint row (this graph's are ~660)."""
+FLOOR = """
+WITH fence AS (
+    SELECT 1 FROM trio_graph_jobs
+    WHERE job_id = %(job)s AND epoch = %(epoch)s AND status = 'running' FOR UPDATE
+),
+ins AS (
+    INSERT INTO trio_graph_checkpoints
+        (checkpoint_id, trace_id, base_id, prev_id, link, header, body, checksum, run_id)
+    SELECT %(cid)s, %(job)s, NULL, %(prev)s, 0, %(header)s, %(body)s, %(sum)s, %(job)s
+    FROM fence RETURNING 1
+),
+run AS (
+    INSERT INTO trio_graph_runs (trace_id, graph_name, status, updated_at, checkpoint_id,
+        run_id, step)
+    SELECT %(job)s, 'count', 'running', %(at)s, %(cid)s, %(job)s, %(step)s FROM ins
+    ON CONFLICT (trace_id) DO UPDATE SET status = EXCLUDED.status,
+        updated_at = EXCLUDED.updated_at, checkpoint_id = EXCLUDED.checkpoint_id,
+        step = EXCLUDED.step
+),
+job AS (
+    UPDATE trio_graph_jobs SET checkpoint_id = %(cid)s, updated_at = clock_timestamp()
+    WHERE job_id = %(job)s AND EXISTS (SELECT 1 FROM ins)
+)
+SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM ins)
+"""
+"""The floor's one statement: a fenced checkpoint with no engine (see the module notes)."""
 
 
 def count_graph() -> Graph:
@@ -65,15 +114,50 @@ def count_graph() -> Graph:
 
 # -- worker processes -------------------------------------------------------------------------
 async def serve(dsn: str, schema: str, sync: str) -> None:
-    """A worker process: serve ``count`` until SIGTERM."""
+    """A worker process: serve ``count`` until SIGTERM, then print what it did (its CPU
+    seconds since it was ready, claims, empty claims, wake-ups) as one JSON line."""
     async with PostgresStore(dsn, schema=schema, synchronous_commit=sync == "on") as store:
         worker = Worker(store, {"count": count_graph()}, concurrency=CONCURRENCY, lease=10)
+        counts = {"claims": 0, "empty": 0, "wakes": 0}
+        claim, wait = store.claim, store.wait_for_work
+
+        async def counted_claim(*args: Any, **kwargs: Any) -> Any:
+            got = await claim(*args, **kwargs)
+            counts["claims"] += 1
+            counts["empty"] += not got
+            return got
+
+        async def counted_wait(seconds: float) -> None:
+            await wait(seconds)
+            counts["wakes"] += 1
+
+        store.claim, store.wait_for_work = counted_claim, counted_wait  # type: ignore[method-assign]
         with trio.open_signal_receiver(signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                await nursery.start(worker.serve)
                 print("ready", flush=True)
+                assert await trio.to_thread.run_sync(sys.stdin.readline) == "go\n"
+                ready = time.process_time()
+                await nursery.start(worker.serve)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
+        print(json.dumps({"cpu": time.process_time() - ready, **counts}), flush=True)
+
+
+def backend_cpu(conn: psycopg.Connection[Any], app: str) -> float:
+    """CPU seconds so far of the server processes serving connections named ``app``
+    (``/proc``: the server runs on this machine; 0 where it cannot be read)."""
+    pids = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,)
+    ).fetchall()
+    total = 0
+    for (pid,) in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def drop(dsn: str, schema: str) -> None:
@@ -81,18 +165,33 @@ def drop(dsn: str, schema: str) -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-async def measure_workers(dsn: str, workers: int, runs: int, steps: int, sync: bool) -> float:
-    """Seconds for ``workers`` processes to complete ``runs`` submitted runs."""
+@attrs.frozen
+class Measured:
+    """One workers measurement: wall seconds, and per run the CPU milliseconds of the
+    worker processes and of their server processes, claims and empty claims."""
+
+    seconds: float
+    worker_cpu: float
+    server_cpu: float
+    claims: float
+    empty: float
+    wakes: float
+
+
+async def measure_workers(
+    dsn: str, workers: int, runs: int, steps: int, sync: bool, backlog: bool
+) -> Measured:
+    """``workers`` processes complete ``runs`` submitted runs: all queued before the
+    workers start (``backlog``), or submitted one by one while they serve."""
     schema = "bench_" + uuid.uuid4().hex[:10]
+    env = {**os.environ, "PGAPPNAME": schema}  # names the workers' server connections
     try:
         async with PostgresStore(dsn, schema=schema) as store:
             command = [sys.executable, __file__, "--serve", dsn, schema, "on" if sync else "off"]
-            procs = [
-                await trio.to_thread.run_sync(
-                    functools.partial(subprocess.Popen, command, stdout=subprocess.PIPE, text=True)
-                )
-                for _ in range(workers)
-            ]
+            pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
+            popen = functools.partial(subprocess.Popen, command, text=True, env=env, **pipes)
+            procs = [await trio.to_thread.run_sync(popen) for _ in range(workers)]
+            outputs = []
             try:
                 for p in procs:
                     assert p.stdout is not None
@@ -103,8 +202,15 @@ async def measure_workers(dsn: str, workers: int, runs: int, steps: int, sync: b
                         dsn, autocommit=True, options=f"-c search_path={schema}"
                     )
                 )
+                for _ in range(runs if backlog else 0):
+                    await store.submit("count", {"n": 0, "steps": steps})
+                server_start = backend_cpu(conn, schema)
                 t0 = time.perf_counter()
-                for _ in range(runs):
+                for p in procs:
+                    assert p.stdin is not None
+                    p.stdin.write("go\n")
+                    p.stdin.flush()
+                for _ in range(0 if backlog else runs):
                     await store.submit("count", {"n": 0, "steps": steps})
                 while True:
                     done = conn.execute(
@@ -114,37 +220,89 @@ async def measure_workers(dsn: str, workers: int, runs: int, steps: int, sync: b
                         break
                     await trio.sleep(0.01)
                 elapsed = time.perf_counter() - t0
+                server = backend_cpu(conn, schema) - server_start
                 conn.close()
             finally:
                 for p in procs:
                     p.send_signal(signal.SIGTERM)
                 for p in procs:
-                    await trio.to_thread.run_sync(functools.partial(p.communicate, timeout=60))
-        return elapsed
+                    out, _ = await trio.to_thread.run_sync(
+                        functools.partial(p.communicate, timeout=60)
+                    )
+                    outputs.append(json.loads(out.strip().splitlines()[-1]))
+        total = {k: sum(o[k] for o in outputs) for k in ("cpu", "claims", "empty", "wakes")}
+        return Measured(
+            elapsed,
+            total["cpu"] / runs * 1000,
+            server / runs * 1000,
+            total["claims"] / runs,
+            total["empty"] / runs,
+            total["wakes"] / runs,
+        )
     finally:
         drop(dsn, schema)
 
 
-async def measure_checkpoint_cost(dsn: str, sync: bool) -> tuple[float, float]:
-    """(ms per step with a fenced checkpoint each step, ms per step without)."""
+async def timed_run(store: PostgresStore, every_step: bool) -> float:
+    """ms per step of one fenced run of ``LONG`` steps (checkpointed each step or not)."""
+    job = await store.submit("count", {"n": 0, "steps": LONG})
+    [claim] = await store.claim("bench", ["count"], 1, 60.0)
+    fenced = FencedStore(store, job, claim.epoch)
+    policy = CheckpointPolicy(every_step=every_step)
+    executor = Executor(store=fenced, policy=policy, max_steps=LONG + 10)
+    t0 = time.perf_counter()
+    await executor.run(count_graph(), {"n": 0, "steps": LONG})
+    return (time.perf_counter() - t0) / (LONG + 1) * 1000
+
+
+def floor_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
+    """ms per fenced save of the floor: ``LONG`` statements on one held connection."""
+    header = json.dumps({"pad": "x" * (FLOOR_BYTES - 60)}, separators=(",", ":"))
+    body = json.dumps([["n", 1, None]], separators=(",", ":"))
+    params = [
+        {
+            "job": job,
+            "epoch": epoch,
+            "cid": uuid.uuid4().hex,
+            "prev": None,
+            "header": header,
+            "body": body,
+            "sum": "0" * 32,
+            "at": time.time(),
+            "step": i,
+        }
+        for i in range(LONG)
+    ]
+    for prev, p in itertools.pairwise(params):
+        p["prev"] = prev["cid"]
+    t0 = time.perf_counter()
+    for p in params:
+        row = conn.execute(FLOOR, p).fetchone()
+        assert row == (1, 1), row
+    return (time.perf_counter() - t0) / LONG * 1000
+
+
+async def measure_checkpoint_cost(dsn: str, sync: bool) -> tuple[float, float, float]:
+    """(ms per step with a fenced checkpoint each step, ms per step without, ms per floor
+    save), each the best of ``ROUNDS`` interleaved rounds."""
     schema = "bench_" + uuid.uuid4().hex[:10]
-    graph = count_graph()
     try:
         async with PostgresStore(dsn, schema=schema, synchronous_commit=sync) as store:
-            times = {}
-            for every_step in (True, False):
-                best = float("inf")
-                for _ in range(3):
-                    job = await store.submit("count", {"n": 0, "steps": LONG})
-                    [claim] = await store.claim("bench", ["count"], 1, 60.0)
-                    fenced = FencedStore(store, job, claim.epoch)
-                    policy = CheckpointPolicy(every_step=every_step)
-                    executor = Executor(store=fenced, policy=policy, max_steps=LONG + 10)
-                    t0 = time.perf_counter()
-                    await executor.run(graph, {"n": 0, "steps": LONG})
-                    best = min(best, time.perf_counter() - t0)
-                times[every_step] = best / (LONG + 1) * 1000
-            return times[True], times[False]
+            job = await store.submit("count", {"n": 0, "steps": LONG})
+            [claim] = await store.claim("floor", ["count"], 1, 600.0)
+            options = f"-c search_path={schema} -c synchronous_commit={'on' if sync else 'off'}"
+            conn = psycopg.connect(dsn, autocommit=True, options=options)
+            try:
+                floor_run(conn, job, claim.epoch)  # warm-up: plans, caches
+                await timed_run(store, True)
+                best = [float("inf")] * 3
+                for _ in range(ROUNDS):
+                    best[0] = min(best[0], await timed_run(store, True))
+                    best[1] = min(best[1], await timed_run(store, False))
+                    best[2] = min(best[2], floor_run(conn, job, claim.epoch))
+            finally:
+                conn.close()
+            return best[0], best[1], best[2]
     finally:
         drop(dsn, schema)
 
@@ -153,26 +311,43 @@ async def main(runs: int, steps: int) -> None:
     dsn = os.environ.get("TRIO_GRAPH_PG_DSN")
     if not dsn:
         sys.exit('benchmarks/workers.py needs TRIO_GRAPH_PG_DSN (eval "$(scripts/postgres.sh)")')
-    print(f"\nWorkers on PostgreSQL (loopback): {runs} runs of {steps + 1} node executions,")
-    print(f"{CONCURRENCY} jobs at once per worker process, a fenced checkpoint after every step")
-    print(f"  {'commit':<13}  {'workers':>7}  {'seconds':>8}  {'runs/s':>8}  {'steps/s':>8}")
+    if runs > 0:
+        await print_workers(dsn, runs, steps)
     costs = {}
     for sync in (True, False):
-        label = "durable" if sync else "async commit"
+        costs["durable" if sync else "async commit"] = await measure_checkpoint_cost(dsn, sync)
+    print(f"\nPer-step checkpoint cost (one run of {LONG} steps in one process, fenced save)")
+    print(f"beside its floor (one statement by psycopg on one connection; best of {ROUNDS}):")
+    print(f"  {'commit':<13}  {'ckpt ms':>8}  {'floor ms':>8}  {'floor/ckpt':>10}")
+    for label, (with_ckpt, without, floor) in costs.items():
+        cost = with_ckpt - without
+        print(f"  {label:<13}  {cost:>8.3f}  {floor:>8.3f}  {floor / cost:>9.2f}x")
+
+
+async def print_workers(dsn: str, runs: int, steps: int) -> None:
+    """The workers table: 1, 2 and 4 processes, durable and with asynchronous commit."""
+    print(f"\nWorkers on PostgreSQL (loopback): {runs} runs of {steps + 1} node executions,")
+    print(f"{CONCURRENCY} jobs at once per worker process, a fenced checkpoint after every step;")
+    print("per wkr: steps/s per worker process; CPU ms per run of the worker processes (from")
+    print("the word to exit) and of their server processes (during the runs); per run: claims,")
+    print("claims that found nothing, idle waits that ended (a NOTIFY or the poll interval).")
+    print("queued: all runs submitted before the workers start; trickle: submitted one by one")
+    print("(one NOTIFY each) while the workers serve, so the submitter paces them")
+    print(
+        f"  {'commit, runs':<22}  {'workers':>7}  {'seconds':>7}  {'runs/s':>7}  {'steps/s':>7}  "
+        f"{'per wkr':>7}  {'wkr cpu':>7}  {'db cpu':>7}  {'claims':>6}  {'empty':>6}  {'wakes':>6}"
+    )
+    for backlog, sync in ((True, True), (True, False), (False, True)):
+        label = ("durable" if sync else "async commit") + (", queued" if backlog else ", trickle")
         for workers in (1, 2, 4):
-            elapsed = await measure_workers(dsn, workers, runs, steps, sync)
-            rate = runs / elapsed
+            m = await measure_workers(dsn, workers, runs, steps, sync, backlog)
+            rate = runs / m.seconds
+            steps_s = rate * (steps + 1)
             print(
-                f"  {label:<13}  {workers:>7}  {elapsed:>8.2f}  {rate:>8.1f}  "
-                f"{rate * (steps + 1):>8.0f}"
+                f"  {label:<22}  {workers:>7}  {m.seconds:>7.2f}  {rate:>7.1f}  {steps_s:>7.0f}"
+                f"  {steps_s / workers:>7.0f}  {m.worker_cpu:>7.2f}  {m.server_cpu:>7.2f}"
+                f"  {m.claims:>6.2f}  {m.empty:>6.2f}  {m.wakes:>6.2f}"
             )
-        costs[label] = await measure_checkpoint_cost(dsn, sync)
-    print(f"\nPer-step checkpoint cost (one run of {LONG} steps in one process, fenced save):")
-    for label, (with_ckpt, without) in costs.items():
-        print(
-            f"  {label:<13}  {with_ckpt:.2f} ms/step checkpointed, {without:.3f} ms/step not: "
-            f"{with_ckpt - without:.2f} ms per checkpoint"
-        )
 
 
 if __name__ == "__main__":
