@@ -28,7 +28,9 @@ parameters are built before the clock starts). It is the store's shape of save, 
 statement with CTEs: the job row locked ``FOR UPDATE`` where its epoch is the claim's
 (the fence), the insert of a checkpoint row of ``FLOOR_BYTES`` bytes of JSON text
 (the size of this graph's rows) into the checkpoints table, the upsert of the runs
-row, the update of the job row. ratio = floor ms / checkpoint ms (1.0: no overhead).
+row, the update of the job row. ratio = floor ms / checkpoint ms (1.0: no overhead), of
+the medians of ``ROUNDS`` interleaved rounds (each round's cost is its checkpointed run
+minus its plain run, back to back) and of the best of each.
 
 Run: ``python benchmarks/workers.py [runs] [steps]`` (defaults 200, 5; ``runs`` 0: only the
 checkpoint cost beside its floor).
@@ -41,6 +43,7 @@ import itertools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -61,8 +64,8 @@ CONCURRENCY = 4
 """Jobs each worker process runs at once."""
 LONG = 200
 """Steps of the run that measures the per-step checkpoint cost."""
-ROUNDS = 5
-"""Interleaved rounds of (checkpointed run, plain run, floor); the best of each counts."""
+ROUNDS = 7
+"""Interleaved rounds of (checkpointed run, plain run, floor)."""
 FLOOR_BYTES = 600
 """Bytes of header + body text in the floor's checkpoint row (this graph's are ~660)."""
 FLOOR = """
@@ -282,12 +285,14 @@ def floor_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
     return (time.perf_counter() - t0) / LONG * 1000
 
 
-async def measure_checkpoint_cost(dsn: str, sync: bool) -> tuple[float, float, float]:
-    """(ms per step with a fenced checkpoint each step, ms per step without, ms per floor
-    save), each the best of ``ROUNDS`` interleaved rounds."""
+async def measure_checkpoint_cost(dsn: str, sync: bool) -> tuple[list[float], list[float]]:
+    """Per round of ``ROUNDS`` interleaved rounds: the per-step checkpoint cost (ms per
+    step of a run checkpointed each step minus that of a run checkpointed at the end,
+    measured back to back) and the floor's ms per save."""
     schema = "bench_" + uuid.uuid4().hex[:10]
     try:
         async with PostgresStore(dsn, schema=schema, synchronous_commit=sync) as store:
+            await store.announce("bench", ["count"])  # so that submit does not warn
             job = await store.submit("count", {"n": 0, "steps": LONG})
             [claim] = await store.claim("floor", ["count"], 1, 600.0)
             options = f"-c search_path={schema} -c synchronous_commit={'on' if sync else 'off'}"
@@ -295,14 +300,14 @@ async def measure_checkpoint_cost(dsn: str, sync: bool) -> tuple[float, float, f
             try:
                 floor_run(conn, job, claim.epoch)  # warm-up: plans, caches
                 await timed_run(store, True)
-                best = [float("inf")] * 3
+                costs, floors = [], []
                 for _ in range(ROUNDS):
-                    best[0] = min(best[0], await timed_run(store, True))
-                    best[1] = min(best[1], await timed_run(store, False))
-                    best[2] = min(best[2], floor_run(conn, job, claim.epoch))
+                    with_ckpt = await timed_run(store, True)
+                    costs.append(with_ckpt - await timed_run(store, False))
+                    floors.append(floor_run(conn, job, claim.epoch))
             finally:
                 conn.close()
-            return best[0], best[1], best[2]
+            return costs, floors
     finally:
         drop(dsn, schema)
 
@@ -313,15 +318,18 @@ async def main(runs: int, steps: int) -> None:
         sys.exit('benchmarks/workers.py needs TRIO_GRAPH_PG_DSN (eval "$(scripts/postgres.sh)")')
     if runs > 0:
         await print_workers(dsn, runs, steps)
-    costs = {}
-    for sync in (True, False):
-        costs["durable" if sync else "async commit"] = await measure_checkpoint_cost(dsn, sync)
     print(f"\nPer-step checkpoint cost (one run of {LONG} steps in one process, fenced save)")
-    print(f"beside its floor (one statement by psycopg on one connection; best of {ROUNDS}):")
-    print(f"  {'commit':<13}  {'ckpt ms':>8}  {'floor ms':>8}  {'floor/ckpt':>10}")
-    for label, (with_ckpt, without, floor) in costs.items():
-        cost = with_ckpt - without
-        print(f"  {label:<13}  {cost:>8.3f}  {floor:>8.3f}  {floor / cost:>9.2f}x")
+    print("beside its floor (one statement by psycopg on one connection), medians of")
+    print(f"{ROUNDS} interleaved rounds; best: the ratio of the best of each:")
+    print(f"  {'commit':<13}  {'ckpt ms':>8}  {'floor ms':>8}  {'floor/ckpt':>10}  {'best':>6}")
+    for sync in (True, False):
+        costs, floors = await measure_checkpoint_cost(dsn, sync)
+        cost, floor = statistics.median(costs), statistics.median(floors)
+        label = "durable" if sync else "async commit"
+        print(
+            f"  {label:<13}  {cost:>8.3f}  {floor:>8.3f}  {floor / cost:>9.2f}x"
+            f"  {min(floors) / min(costs):>5.2f}x"
+        )
 
 
 async def print_workers(dsn: str, runs: int, steps: int) -> None:
