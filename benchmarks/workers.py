@@ -258,8 +258,8 @@ async def timed_run(store: PostgresStore, every_step: bool) -> float:
     return (time.perf_counter() - t0) / (LONG + 1) * 1000
 
 
-def floor_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
-    """ms per fenced save of the floor: ``LONG`` statements on one held connection."""
+def floor_params(job: str, epoch: int) -> list[dict[str, Any]]:
+    """The parameters of ``LONG`` floor saves, a chain of checkpoints of the claimed job."""
     header = json.dumps({"pad": "x" * (FLOOR_BYTES - 60)}, separators=(",", ":"))
     body = json.dumps([["n", 1, None]], separators=(",", ":"))
     params = [
@@ -278,17 +278,39 @@ def floor_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
     ]
     for prev, p in itertools.pairwise(params):
         p["prev"] = prev["cid"]
+    return params
+
+
+def floor_save(conn: psycopg.Connection[Any], params: dict[str, Any]) -> None:
+    row = conn.execute(FLOOR, params).fetchone()
+    assert row == (1, 1), row
+
+
+def floor_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
+    """ms per fenced save of the floor: ``LONG`` statements on one held connection."""
+    params = floor_params(job, epoch)
     t0 = time.perf_counter()
     for p in params:
-        row = conn.execute(FLOOR, p).fetchone()
-        assert row == (1, 1), row
+        floor_save(conn, p)
     return (time.perf_counter() - t0) / LONG * 1000
 
 
-async def measure_checkpoint_cost(dsn: str, sync: bool) -> tuple[list[float], list[float]]:
+async def floor_thread_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
+    """ms per fenced save of the floor issued from Trio the design's way (DESIGN §11):
+    each statement in ``trio.to_thread.run_sync``, still on the one held connection."""
+    params = floor_params(job, epoch)
+    t0 = time.perf_counter()
+    for p in params:
+        await trio.to_thread.run_sync(floor_save, conn, p)
+    return (time.perf_counter() - t0) / LONG * 1000
+
+
+async def measure_checkpoint_cost(
+    dsn: str, sync: bool
+) -> tuple[list[float], list[float], list[float]]:
     """Per round of ``ROUNDS`` interleaved rounds: the per-step checkpoint cost (ms per
     step of a run checkpointed each step minus that of a run checkpointed at the end,
-    measured back to back) and the floor's ms per save."""
+    measured back to back), the floor's ms per save, and the floor's through a thread."""
     schema = "bench_" + uuid.uuid4().hex[:10]
     try:
         async with PostgresStore(dsn, schema=schema, synchronous_commit=sync) as store:
@@ -300,14 +322,15 @@ async def measure_checkpoint_cost(dsn: str, sync: bool) -> tuple[list[float], li
             try:
                 floor_run(conn, job, claim.epoch)  # warm-up: plans, caches
                 await timed_run(store, True)
-                costs, floors = [], []
+                costs, floors, threaded = [], [], []
                 for _ in range(ROUNDS):
                     with_ckpt = await timed_run(store, True)
                     costs.append(with_ckpt - await timed_run(store, False))
                     floors.append(floor_run(conn, job, claim.epoch))
+                    threaded.append(await floor_thread_run(conn, job, claim.epoch))
             finally:
                 conn.close()
-            return costs, floors
+            return costs, floors, threaded
     finally:
         drop(dsn, schema)
 
@@ -320,15 +343,20 @@ async def main(runs: int, steps: int) -> None:
         await print_workers(dsn, runs, steps)
     print(f"\nPer-step checkpoint cost (one run of {LONG} steps in one process, fenced save)")
     print("beside its floor (one statement by psycopg on one connection), medians of")
-    print(f"{ROUNDS} interleaved rounds; best: the ratio of the best of each:")
-    print(f"  {'commit':<13}  {'ckpt ms':>8}  {'floor ms':>8}  {'floor/ckpt':>10}  {'best':>6}")
+    print(f"{ROUNDS} interleaved rounds; best: the ratio of the best of each; thread: the floor")
+    print("with each statement through trio.to_thread.run_sync (the design's way, DESIGN §11):")
+    print(
+        f"  {'commit':<13}  {'ckpt ms':>8}  {'floor ms':>8}  {'floor/ckpt':>10}  {'best':>6}"
+        f"  {'thread ms':>9}  {'thread/ckpt':>11}"
+    )
     for sync in (True, False):
-        costs, floors = await measure_checkpoint_cost(dsn, sync)
+        costs, floors, threaded = await measure_checkpoint_cost(dsn, sync)
         cost, floor = statistics.median(costs), statistics.median(floors)
+        thread = statistics.median(threaded)
         label = "durable" if sync else "async commit"
         print(
             f"  {label:<13}  {cost:>8.3f}  {floor:>8.3f}  {floor / cost:>9.2f}x"
-            f"  {min(floors) / min(costs):>5.2f}x"
+            f"  {min(floors) / min(costs):>5.2f}x  {thread:>9.3f}  {thread / cost:>10.2f}x"
         )
 
 
