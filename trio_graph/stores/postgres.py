@@ -3,7 +3,8 @@
 Many workers on many machines share one database; nothing home-made sits between them
 (DESIGN §11). psycopg 3's async API is asyncio-only, so every call runs its own short
 transaction on a pooled connection (``psycopg_pool.ConnectionPool``) in a worker thread
-via ``trio.to_thread.run_sync``. All SQL is parameterised.
+via ``trio.to_thread.run_sync``. All SQL is parameterised. The pool checks a connection
+it hands out without a round trip (:func:`check_on_checkout`): a save is one round trip.
 
 **Schema.** Created on open and migrated by version (``trio_graph_schema`` holds it),
 under an advisory lock so that workers starting together do not race. ``schema=`` picks
@@ -346,4 +347,4 @@ class PostgresStore(QueueRules):
         await self._write(checkpoint, changes, (job_id, epoch))
 
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "dumps", "loads", "store_error"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "check_on_checkout", "dumps", "loads", "store_error"]
