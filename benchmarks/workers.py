@@ -30,7 +30,9 @@ statement with CTEs: the job row locked ``FOR UPDATE`` where its epoch is the cl
 (the size of this graph's rows) into the checkpoints table, the upsert of the runs
 row, the update of the job row. ratio = floor ms / checkpoint ms (1.0: no overhead), of
 the medians of ``ROUNDS`` interleaved rounds (each round's cost is its checkpointed run
-minus its plain run, back to back) and of the best of each.
+minus its plain run, back to back) and of the best of each. *thread* is the floor issued
+the design's way (DESIGN §11): each statement through ``trio.to_thread.run_sync``, still
+on the one held connection, so thread/ckpt is the engine's overhead beyond the hand-off.
 
 Run: ``python benchmarks/workers.py [runs] [steps]`` (defaults 200, 5; ``runs`` 0: only the
 checkpoint cost beside its floor).
