@@ -28,7 +28,11 @@ parameters are built before the clock starts). It is the store's shape of save, 
 statement with CTEs: the job row locked ``FOR UPDATE`` where its epoch is the claim's
 (the fence), the insert of a checkpoint row of ``FLOOR_BYTES`` bytes of JSON text
 (the size of this graph's rows) into the checkpoints table, the upsert of the runs
-row, the update of the job row. ratio = floor ms / checkpoint ms (1.0: no overhead).
+row, the update of the job row. ratio = floor ms / checkpoint ms (1.0: no overhead), of
+the medians of ``ROUNDS`` interleaved rounds (each round's cost is its checkpointed run
+minus its plain run, back to back) and of the best of each. *thread* is the floor issued
+the design's way (DESIGN §11): each statement through ``trio.to_thread.run_sync``, still
+on the one held connection, so thread/ckpt is the engine's overhead beyond the hand-off.
 
 Run: ``python benchmarks/workers.py [runs] [steps]`` (defaults 200, 5; ``runs`` 0: only the
 checkpoint cost beside its floor).
@@ -41,6 +45,7 @@ import itertools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -61,8 +66,8 @@ CONCURRENCY = 4
 """Jobs each worker process runs at once."""
 LONG = 200
 """Steps of the run that measures the per-step checkpoint cost."""
-ROUNDS = 5
-"""Interleaved rounds of (checkpointed run, plain run, floor); the best of each counts."""
+ROUNDS = 7
+"""Interleaved rounds of (checkpointed run, plain run, floor)."""
 FLOOR_BYTES = 600
 """Bytes of header + body text in the floor's checkpoint row (this graph's are ~660)."""
 FLOOR = """
@@ -255,8 +260,8 @@ async def timed_run(store: PostgresStore, every_step: bool) -> float:
     return (time.perf_counter() - t0) / (LONG + 1) * 1000
 
 
-def floor_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
-    """ms per fenced save of the floor: ``LONG`` statements on one held connection."""
+def floor_params(job: str, epoch: int) -> list[dict[str, Any]]:
+    """The parameters of ``LONG`` floor saves, a chain of checkpoints of the claimed job."""
     header = json.dumps({"pad": "x" * (FLOOR_BYTES - 60)}, separators=(",", ":"))
     body = json.dumps([["n", 1, None]], separators=(",", ":"))
     params = [
@@ -275,19 +280,43 @@ def floor_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
     ]
     for prev, p in itertools.pairwise(params):
         p["prev"] = prev["cid"]
+    return params
+
+
+def floor_save(conn: psycopg.Connection[Any], params: dict[str, Any]) -> None:
+    row = conn.execute(FLOOR, params).fetchone()
+    assert row == (1, 1), row
+
+
+def floor_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
+    """ms per fenced save of the floor: ``LONG`` statements on one held connection."""
+    params = floor_params(job, epoch)
     t0 = time.perf_counter()
     for p in params:
-        row = conn.execute(FLOOR, p).fetchone()
-        assert row == (1, 1), row
+        floor_save(conn, p)
     return (time.perf_counter() - t0) / LONG * 1000
 
 
-async def measure_checkpoint_cost(dsn: str, sync: bool) -> tuple[float, float, float]:
-    """(ms per step with a fenced checkpoint each step, ms per step without, ms per floor
-    save), each the best of ``ROUNDS`` interleaved rounds."""
+async def floor_thread_run(conn: psycopg.Connection[Any], job: str, epoch: int) -> float:
+    """ms per fenced save of the floor issued from Trio the design's way (DESIGN §11):
+    each statement in ``trio.to_thread.run_sync``, still on the one held connection."""
+    params = floor_params(job, epoch)
+    t0 = time.perf_counter()
+    for p in params:
+        await trio.to_thread.run_sync(floor_save, conn, p)
+    return (time.perf_counter() - t0) / LONG * 1000
+
+
+async def measure_checkpoint_cost(
+    dsn: str, sync: bool
+) -> tuple[list[float], list[float], list[float]]:
+    """Per round of ``ROUNDS`` interleaved rounds: the per-step checkpoint cost (ms per
+    step of a run checkpointed each step minus that of a run checkpointed at the end,
+    measured back to back), the floor's ms per save, and the floor's through a thread."""
     schema = "bench_" + uuid.uuid4().hex[:10]
     try:
         async with PostgresStore(dsn, schema=schema, synchronous_commit=sync) as store:
+            await store.announce("bench", ["count"])  # so that submit does not warn
             job = await store.submit("count", {"n": 0, "steps": LONG})
             [claim] = await store.claim("floor", ["count"], 1, 600.0)
             options = f"-c search_path={schema} -c synchronous_commit={'on' if sync else 'off'}"
@@ -295,14 +324,15 @@ async def measure_checkpoint_cost(dsn: str, sync: bool) -> tuple[float, float, f
             try:
                 floor_run(conn, job, claim.epoch)  # warm-up: plans, caches
                 await timed_run(store, True)
-                best = [float("inf")] * 3
+                costs, floors, threaded = [], [], []
                 for _ in range(ROUNDS):
-                    best[0] = min(best[0], await timed_run(store, True))
-                    best[1] = min(best[1], await timed_run(store, False))
-                    best[2] = min(best[2], floor_run(conn, job, claim.epoch))
+                    with_ckpt = await timed_run(store, True)
+                    costs.append(with_ckpt - await timed_run(store, False))
+                    floors.append(floor_run(conn, job, claim.epoch))
+                    threaded.append(await floor_thread_run(conn, job, claim.epoch))
             finally:
                 conn.close()
-            return best[0], best[1], best[2]
+            return costs, floors, threaded
     finally:
         drop(dsn, schema)
 
@@ -313,15 +343,23 @@ async def main(runs: int, steps: int) -> None:
         sys.exit('benchmarks/workers.py needs TRIO_GRAPH_PG_DSN (eval "$(scripts/postgres.sh)")')
     if runs > 0:
         await print_workers(dsn, runs, steps)
-    costs = {}
-    for sync in (True, False):
-        costs["durable" if sync else "async commit"] = await measure_checkpoint_cost(dsn, sync)
     print(f"\nPer-step checkpoint cost (one run of {LONG} steps in one process, fenced save)")
-    print(f"beside its floor (one statement by psycopg on one connection; best of {ROUNDS}):")
-    print(f"  {'commit':<13}  {'ckpt ms':>8}  {'floor ms':>8}  {'floor/ckpt':>10}")
-    for label, (with_ckpt, without, floor) in costs.items():
-        cost = with_ckpt - without
-        print(f"  {label:<13}  {cost:>8.3f}  {floor:>8.3f}  {floor / cost:>9.2f}x")
+    print("beside its floor (one statement by psycopg on one connection), medians of")
+    print(f"{ROUNDS} interleaved rounds; best: the ratio of the best of each; thread: the floor")
+    print("with each statement through trio.to_thread.run_sync (the design's way, DESIGN §11):")
+    print(
+        f"  {'commit':<13}  {'ckpt ms':>8}  {'floor ms':>8}  {'floor/ckpt':>10}  {'best':>6}"
+        f"  {'thread ms':>9}  {'thread/ckpt':>11}"
+    )
+    for sync in (True, False):
+        costs, floors, threaded = await measure_checkpoint_cost(dsn, sync)
+        cost, floor = statistics.median(costs), statistics.median(floors)
+        thread = statistics.median(threaded)
+        label = "durable" if sync else "async commit"
+        print(
+            f"  {label:<13}  {cost:>8.3f}  {floor:>8.3f}  {floor / cost:>9.2f}x"
+            f"  {min(floors) / min(costs):>5.2f}x  {thread:>9.3f}  {thread / cost:>10.2f}x"
+        )
 
 
 async def print_workers(dsn: str, runs: int, steps: int) -> None:

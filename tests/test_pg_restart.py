@@ -17,6 +17,7 @@ import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from psycopg_pool import ConnectionPool
 
 from trio_graph import GraphBuilder, reducers
 from trio_graph.errors import CheckpointError, StoreUnavailable
-from trio_graph.stores.postgres import PostgresStore, store_error
+from trio_graph.stores.postgres import PostgresStore, check_on_checkout, store_error
 from trio_graph.stores.queue import JobStatus
 from trio_graph.worker import Worker
 
@@ -112,7 +113,50 @@ async def test_store_errors_are_classified_in_one_place(backend: PostgresBackend
     assert store_error(psycopg.errors.UniqueViolation("dup")) is CheckpointError
     assert issubclass(StoreUnavailable, CheckpointError)
     store = backend.store()
-    assert store._pool._check == ConnectionPool.check_connection
+    assert store._pool._check is check_on_checkout
+
+
+async def test_a_connection_the_server_closed_is_replaced_on_checkout(
+    backend: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A healthy pooled connection is handed out without a check's round trip; one whose
+    server process was terminated while it sat in the pool (what a restart does) is
+    checked, dropped and replaced: the next operation succeeds on a new connection."""
+    checks = []
+    real = ConnectionPool.check_connection
+
+    def counted(conn: Any) -> None:
+        checks.append(conn.info.backend_pid)
+        real(conn)
+
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(counted))
+    async with PostgresStore(backend.dsn, schema=backend.schema, max_size=1) as store:
+        pid = await store._call(lambda conn: conn.info.backend_pid)
+        for _ in range(3):
+            assert await store._call(lambda conn: conn.info.backend_pid) == pid
+        assert checks == []
+        with psycopg.connect(backend.dsn, autocommit=True) as admin:
+            row = admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone()
+            assert row == (True,)
+        job = await store.submit("count", {"n": 0})
+        assert checks == [pid]
+        assert await store.job(job) is not None
+        assert await store._call(lambda conn: conn.info.backend_pid) != pid
+
+
+async def test_a_connection_cut_on_our_side_is_replaced_on_checkout(
+    backend: PostgresBackend,
+) -> None:
+    """A pooled connection whose socket was shut while it sat in the pool (its end of
+    the stream is there to read) is dropped by the check and replaced: no error."""
+    async with PostgresStore(backend.dsn, schema=backend.schema, max_size=1) as store:
+        conn = await store._call(lambda conn: conn)
+        pid = conn.info.backend_pid
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        job = await store.submit("count", {"n": 0})
+        assert await store.job(job) is not None
+        assert await store._call(lambda conn: conn.info.backend_pid) != pid
 
 
 _SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"

@@ -213,3 +213,28 @@ async def test_closed_store_raises(schema: str) -> None:
     await store.aclose()
     with pytest.raises(CheckpointError, match=r"^the store is closed$"):
         await store.latest("x")
+
+
+async def test_a_fenced_save_is_one_statement_on_the_wire(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's fenced save sends the server one statement: no check query when the
+    pool hands out its connection, no BEGIN/COMMIT around it (one round trip)."""
+    job = await store.submit("g", {"n": 0})
+    [claim] = await store.claim("w", ["g"], 1, 30.0)
+    sent: list[Any] = []
+    real_execute, real_command = psycopg.Cursor.execute, psycopg.Connection._exec_command
+
+    def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return real_execute(self, query, *args, **kwargs)
+
+    def command(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return real_command(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", command)
+    await store.save_fenced(checkpoint(job, "c1"), job, claim.epoch)
+    assert len(sent) == 1 and str(sent[0]).lstrip().startswith("WITH fence AS"), sent
+    assert (await store.load("c1")).trace_id == job

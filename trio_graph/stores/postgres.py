@@ -3,7 +3,8 @@
 Many workers on many machines share one database; nothing home-made sits between them
 (DESIGN §11). psycopg 3's async API is asyncio-only, so every call runs its own short
 transaction on a pooled connection (``psycopg_pool.ConnectionPool``) in a worker thread
-via ``trio.to_thread.run_sync``. All SQL is parameterised.
+via ``trio.to_thread.run_sync``. All SQL is parameterised. The pool checks a connection
+it hands out without a round trip (:func:`check_on_checkout`): a save is one round trip.
 
 **Schema.** Created on open and migrated by version (``trio_graph_schema`` holds it),
 under an advisory lock so that workers starting together do not race. ``schema=`` picks
@@ -30,10 +31,11 @@ from __future__ import annotations
 import builtins
 import functools
 import re
+import select
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 import psycopg
@@ -73,6 +75,46 @@ def store_error(exc: BaseException) -> type[CheckpointError]:
     is a plain ``CheckpointError``."""
     outage = (psycopg.OperationalError, psycopg.InterfaceError)
     return StoreUnavailable if isinstance(exc, outage) else CheckpointError
+
+
+def check_on_checkout(conn: Conn) -> None:
+    """The pool's check of a connection it hands out, with no round trip unless needed.
+
+    A pooled connection is idle: the server sends it nothing, unless it closed it since
+    its last use (a restart, an administrator's ``pg_terminate_backend``), when its
+    FATAL notice or the end of the stream waits to be read. Only then is the round trip
+    of ``ConnectionPool.check_connection`` paid; it raises for a dead connection, which
+    the pool then drops and replaces. A connection that died without a word fails its
+    statement instead (an outage, ``StoreUnavailable``) and is replaced when returned.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    if poller.poll(0):
+        ConnectionPool.check_connection(conn)
+
+
+class _ThreadLimiter:
+    """The limiter of the store's ``trio.to_thread.run_sync`` calls: Trio's default one
+    (the same tokens, the same bound), but a free token is taken without a scheduler
+    round trip; the call already checked for cancellation, and the hand-off to the
+    thread is its schedule point."""
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        limiter = trio.to_thread.current_default_thread_limiter()
+        try:
+            limiter.acquire_on_behalf_of_nowait(borrower)
+        except trio.WouldBlock:
+            await limiter.acquire_on_behalf_of(borrower)
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        trio.to_thread.current_default_thread_limiter().release_on_behalf_of(borrower)
+
+
+# ``limiter=`` takes any "CapacityLimiter-like object" (trio's documentation); the
+# annotation names the class only.
+_LIMITER = cast(trio.CapacityLimiter, _ThreadLimiter())
 
 
 class PostgresStore(QueueRules):
@@ -121,7 +163,7 @@ class PostgresStore(QueueRules):
             max_size=max_size,
             timeout=timeout,
             open=False,
-            check=ConnectionPool.check_connection,  # a connection a restart killed is dropped
+            check=check_on_checkout,  # a connection a restart killed is dropped
             kwargs={"options": options, "autocommit": True},
             name=f"trio_graph.{schema}",
         )
@@ -147,7 +189,8 @@ class PostgresStore(QueueRules):
     def _tx(self, fn: Callable[[Conn], T], checkpoint_id: str, atomic: bool) -> T:
         """Run ``fn(conn)`` in a worker thread: in one transaction when ``atomic`` (else
         each statement commits on its own: for single statements and plain reads)."""
-        self._open_sync()
+        if not self._opened:
+            self._open_sync()
         try:
             with self._pool.connection() as conn:
                 if not atomic:
@@ -163,7 +206,8 @@ class PostgresStore(QueueRules):
     async def _call(
         self, fn: Callable[[Conn], T], *, checkpoint_id: str = "", atomic: bool = True
     ) -> T:
-        return await trio.to_thread.run_sync(functools.partial(self._tx, fn, checkpoint_id, atomic))
+        call = functools.partial(self._tx, fn, checkpoint_id, atomic)
+        return await trio.to_thread.run_sync(call, limiter=_LIMITER)
 
     async def _queue_tx(self, fn: Callable[[Conn], T], tx: Tx) -> T:
         """A queue operation: one transaction when it has several statements."""
@@ -214,7 +258,11 @@ class PostgresStore(QueueRules):
             entry = self._trace_locks[trace_id] = _TraceLock(trio.Lock())
         entry.users += 1
         try:
-            async with entry.lock:  # FIFO: rows are written in the order taken
+            try:  # a free lock is taken without a scheduler round trip (the hand-off is one)
+                entry.lock.acquire_nowait()
+            except trio.WouldBlock:
+                await entry.lock.acquire()  # FIFO: rows are written in the order taken
+            try:
                 plan, new_at = self._planner.plan(checkpoint, changes)
 
                 def write(conn: Conn) -> codec.Row:
@@ -228,6 +276,8 @@ class PostgresStore(QueueRules):
                     # The run has ended (a later save of this trace would just be full):
                     # a long-lived worker does not keep a chain per run it ever served.
                     self._planner.forget(trace_id)
+            finally:
+                entry.lock.release()
         finally:
             entry.users -= 1
             if not entry.users:
@@ -297,4 +347,4 @@ class PostgresStore(QueueRules):
         await self._write(checkpoint, changes, (job_id, epoch))
 
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "dumps", "loads", "store_error"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "check_on_checkout", "dumps", "loads", "store_error"]
