@@ -220,7 +220,16 @@ class StepLoop:
             except UNSENT:
                 await self.emit(start)
             state.opened(step, now())
-            outcome = await RUNNERS[type(step.node)](self, step)
+            node = step.node
+            if type(node) is TaskNode and node.plain:  # _task's plain call, without its frame
+                try:
+                    view = step.level.view
+                    raw = (await node.fn(view)) if node.is_async else node.fn(view)
+                except Exception as exc:  # the funnel of calls.call: nothing else is raised
+                    raise failure(node.name, exc) from exc
+                outcome = normalise(node.name, raw)
+            else:
+                outcome = await RUNNERS[type(node)](self, step)
         finally:
             if slot is not None:
                 self.services.release(slot)
@@ -246,14 +255,7 @@ class StepLoop:
         view = step.level.view
         ctx = NodeContext.of(self, step) if node.takes_context else None
         try:
-            if ctx is None and node.retry is None and node.timeout is None and not node.blocking:
-                # calls.call's own path for a plain call, without its frame: the same
-                # funnel (calls.failure), nothing else can be raised here.
-                try:
-                    raw = (await node.fn(view)) if node.is_async else node.fn(view)
-                except Exception as exc:
-                    raise failure(node.name, exc) from exc
-            elif node.retry is None:
+            if node.retry is None:
                 fn, limit = node.fn, node.timeout
                 raw = await call(node.name, fn, node.is_async, view, limit, node.blocking, ctx=ctx)
             else:
