@@ -292,6 +292,8 @@ class StepLoop:
             context=functools.partial(NodeContext.of, self, step),
             typed=level.graph.schema is not None,
             limiter=self.services.shared(node.limiter),
+            now=self._now,
+            nowait=self._nowait,
         )
         outcome = await run_parallel(forked, fork)
         state.fanned_in()
