@@ -5,8 +5,9 @@ Runtime layer. A :class:`StepLoop` is started by ``executor.stream()`` as a chil
 only: every rule of what the run does next is the pure ``RunState``'s (as httpcore
 drives h11). One step, as DESIGN §5 reads (:meth:`StepLoop.step`): honour a pending
 cancel and checkpoint request; ``begin`` (budget, node lookup, span); ``NodeStart``; run
-the node by its kind (:data:`RUNNERS`); ``finish`` (commit, route); its events; the
-checkpoint the policy wants. A subgraph node runs its steps inline, one level down.
+the node by its kind (:data:`RUNNERS`; a plain task inline, see ``TaskNode.plain``);
+``finish`` (commit, route); its events; the checkpoint the policy wants. A subgraph
+node runs its steps inline, one level down.
 Events go out through an :class:`~trio_graph._runtime.outbox.Outbox`. Exceptions become
 the terminal event once, in :meth:`StepLoop.main`; store failures become
 ``CheckpointError`` once, in :func:`~trio_graph._runtime.saving.save`.
