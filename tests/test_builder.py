@@ -6,11 +6,12 @@ import itertools
 import re
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_graph import GraphBuilder, GraphError, InvalidGraph
+from trio_graph import GraphBuilder, GraphError, InvalidGraph, RetryPolicy
 from trio_graph._model.analysis import CycleInfo
 from trio_graph._model.graph import Edge, Graph, TaskNode, index_edges, structural_hash
 from trio_graph.testing import TASKS_AND_CONDITIONS, GraphSpec, build_graph, graphs
@@ -356,3 +357,30 @@ def test_mermaid_distinct_nodes_get_distinct_ids() -> None:
     )
     decls, _ = parse_mermaid(g.to_mermaid())
     assert len(decls) == 2
+
+
+def test_task_node_is_plain_only_without_options() -> None:
+    """``TaskNode.plain`` (the step loop's inline call) is set only for a node called as
+    ``fn(state)``: any context, retry, timeout, thread or fallback option clears it, and
+    a rebuilt node (``attrs.evolve``) recomputes it."""
+
+    def fn(state: Any) -> None:
+        return None
+
+    def with_ctx(state: Any, ctx: Any) -> None:
+        return None
+
+    assert TaskNode("a", fn).plain
+    assert TaskNode("a", fn, limiter="db").plain  # the slot is the loop's, not the call's
+    not_plain = [
+        TaskNode("a", with_ctx, takes_context=True),
+        TaskNode("a", fn, retry=RetryPolicy(max_attempts=2)),
+        TaskNode("a", fn, timeout=1.0),
+        TaskNode("a", fn, blocking=True),
+        TaskNode("a", fn, fallback_on=(ValueError,)),
+    ]
+    assert [node.plain for node in not_plain] == [False] * 5
+    assert not attrs.evolve(TaskNode("a", fn), timeout=2.0).plain
+    graph = GraphBuilder("g").task("a", fn, timeout=1.0).start("a").end("a").build()
+    node = graph.nodes["a"]
+    assert isinstance(node, TaskNode) and not node.plain

@@ -79,7 +79,15 @@ class TaskNode:
     """``fn(state, ctx)``: called with a ``NodeContext`` (DESIGN §14)."""
     limiter: str | None = None
     """The executor's shared limiter it holds a slot of while it runs (DESIGN §14)."""
+    plain: bool = attrs.field(init=False, eq=False, repr=False)
+    """Called as ``fn(state)`` and nothing else: no context, retry, timeout, thread or
+    fallback (the step loop's path without a frame of its own; set from the fields)."""
     kind: ClassVar[str] = "task"
+
+    def __attrs_post_init__(self) -> None:
+        plain = not (self.takes_context or self.blocking or self.fallback_on)
+        plain = plain and self.retry is None and self.timeout is None
+        object.__setattr__(self, "plain", plain)
 
 
 @attrs.frozen

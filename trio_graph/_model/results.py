@@ -36,10 +36,15 @@ class Fallback:
     updates: dict[str, Any] = attrs.field(factory=dict, converter=_updates_field)
 
 
-@attrs.frozen
+@attrs.define(slots=True)
 class Outcome:
     """A node result, normalised: ``(key, value)`` updates in order (a key may repeat when a
-    fan-out folds several branches into it), and where to go (``goto``) or a fallback."""
+    fan-out folds several branches into it), and where to go (``goto``) or a fallback.
+
+    Built once per step and read once, by ``RunState.finish``, like ``Finished``: not
+    frozen, as a frozen class's ``__init__`` costs about 0.2 µs more, a tenth of what the
+    engine adds to a step above its floor (``benchmarks/limits.py``). Never mutated
+    (``NEXT`` is shared)."""
 
     items: Sequence[tuple[str, Any]]
     goto: str | None = None

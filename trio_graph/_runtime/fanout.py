@@ -71,6 +71,7 @@ from .._model.strategies import Tally, needed
 from ..errors import BranchFailure, GraphError, NodeExecutionFailed, StateError
 from .calls import call, call_task, failure, raised
 from .context import NodeContext
+from .outbox import UNSENT, not_sent
 
 
 @attrs.frozen
@@ -97,6 +98,11 @@ class Fork:
     """The level's state is typed: branches read a ``StateView`` (DESIGN §16)."""
     limiter: trio.CapacityLimiter | None = None
     """The executor's shared limiter the node names: each branch holds a slot of it."""
+    now: Callable[[], float] = trio.current_time
+    """The run's clock (the step loop's: its ``current_time``, not looked up per call)."""
+    nowait: Callable[[ev.Event], None] = not_sent
+    """``send_nowait`` of the run's channel: sends at once or raises one of ``UNSENT``
+    (then ``emit`` waits for room, drops or raises; by default always ``emit``)."""
 
 
 @attrs.define
@@ -146,7 +152,7 @@ class _Branches:
 
     async def run(self, branch: Branch) -> None:
         fork, bname, name = self.fork, branch.name, self.node.name
-        t0 = self.running[bname] = trio.current_time()
+        t0 = self.running[bname] = fork.now()
         try:
             ctx = fork.context(bname) if branch.takes_context and fork.context else None
             if branch.retry is None and ctx is None and branch.timeout is None:
@@ -179,14 +185,17 @@ class _Branches:
             else:
                 self.discarded.add(bname)
         del self.running[bname]
-        took = trio.current_time() - t0
+        took = fork.now() - t0
         outcome: ev.BranchOutcome = "succeeded" if kept else "discarded" if ok else "failed"
         event = ev.BranchCompleted(fork.trace_id, fork.path, bname, ok, took, outcome=outcome)
         try:
-            await fork.emit(event)
-        except trio.Cancelled:
-            self.unsent.append(event)
-            raise
+            fork.nowait(event)  # no coroutine while the channel has room (as the loop's)
+        except UNSENT:
+            try:
+                await fork.emit(event)
+            except trio.Cancelled:
+                self.unsent.append(event)
+                raise
         if kept and fork.record is not None:
             await self._record(bname, updates)
 
@@ -229,7 +238,7 @@ class _Branches:
 
 async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
     """Run the branches of ``node``; return their merged updates in declaration order."""
-    t_fork = trio.current_time()
+    t_fork = fork.now()
     await fork.emit(ev.ParallelStarted(fork.trace_id, fork.path, fork.span, len(node.branches)))
     done = fork.done
     copy = dict(fork.state)  # the one copy
@@ -263,7 +272,7 @@ async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
 async def _report(node: ParallelNode, fork: Fork, branches: _Branches, t_fork: float) -> None:
     """The events owed once the branches are over: those handed back, a failed
     ``BranchCompleted`` for each branch a failing sibling cancelled, ``ParallelCompleted``."""
-    now = trio.current_time()
+    now = fork.now()
     for event in branches.unsent:
         await fork.emit(event)
     ended = branches.failures.keys() | branches.discarded

@@ -5,8 +5,9 @@ Runtime layer. A :class:`StepLoop` is started by ``executor.stream()`` as a chil
 only: every rule of what the run does next is the pure ``RunState``'s (as httpcore
 drives h11). One step, as DESIGN §5 reads (:meth:`StepLoop.step`): honour a pending
 cancel and checkpoint request; ``begin`` (budget, node lookup, span); ``NodeStart``; run
-the node by its kind (:data:`RUNNERS`); ``finish`` (commit, route); its events; the
-checkpoint the policy wants. A subgraph node runs its steps inline, one level down.
+the node by its kind (:data:`RUNNERS`; a plain task inline, see ``TaskNode.plain``);
+``finish`` (commit, route); its events; the checkpoint the policy wants. A subgraph
+node runs its steps inline, one level down.
 Events go out through an :class:`~trio_graph._runtime.outbox.Outbox`. Exceptions become
 the terminal event once, in :meth:`StepLoop.main`; store failures become
 ``CheckpointError`` once, in :func:`~trio_graph._runtime.saving.save`.
@@ -220,7 +221,16 @@ class StepLoop:
             except UNSENT:
                 await self.emit(start)
             state.opened(step, now())
-            outcome = await RUNNERS[type(step.node)](self, step)
+            node = step.node
+            if type(node) is TaskNode and node.plain:  # _task's plain call, without its frame
+                try:
+                    view = step.level.view
+                    raw = (await node.fn(view)) if node.is_async else node.fn(view)
+                except Exception as exc:  # the funnel of calls.call: nothing else is raised
+                    raise failure(node.name, exc) from exc
+                outcome = normalise(node.name, raw)
+            else:
+                outcome = await RUNNERS[type(node)](self, step)
         finally:
             if slot is not None:
                 self.services.release(slot)
@@ -246,14 +256,7 @@ class StepLoop:
         view = step.level.view
         ctx = NodeContext.of(self, step) if node.takes_context else None
         try:
-            if ctx is None and node.retry is None and node.timeout is None and not node.blocking:
-                # calls.call's own path for a plain call, without its frame: the same
-                # funnel (calls.failure), nothing else can be raised here.
-                try:
-                    raw = (await node.fn(view)) if node.is_async else node.fn(view)
-                except Exception as exc:
-                    raise failure(node.name, exc) from exc
-            elif node.retry is None:
+            if node.retry is None:
                 fn, limit = node.fn, node.timeout
                 raw = await call(node.name, fn, node.is_async, view, limit, node.blocking, ctx=ctx)
             else:
@@ -290,6 +293,8 @@ class StepLoop:
             context=functools.partial(NodeContext.of, self, step),
             typed=level.graph.schema is not None,
             limiter=self.services.shared(node.limiter),
+            now=self._now,
+            nowait=self._nowait,
         )
         outcome = await run_parallel(forked, fork)
         state.fanned_in()
