@@ -198,6 +198,8 @@ _LEAD = "SELECT pg_advisory_lock(%s) FROM (SELECT set_config('lock_timeout', %s,
 """Wait for the idle workers' lock, at most the ``lock_timeout`` set first (in the
 subquery, so before the wait begins)."""
 _TRY_LEAD = "SELECT pg_try_advisory_lock(%s)"
+_MAX_MS = 2**31 - 1
+"""The longest ``lock_timeout`` (milliseconds)."""
 _UNLOCK = "SELECT pg_advisory_unlock(%s)"
 
 
@@ -221,7 +223,9 @@ class _WorkListener(_Listener):
     def _connect(self) -> Conn:
         if self._conn is None or self._conn.closed:
             self.leading = False
-            self._conn = psycopg.connect(self._dsn, autocommit=True)
+            conn = psycopg.connect(self._dsn, autocommit=True)
+            conn.execute("SET statement_timeout = 0")  # the wait for the lock is long
+            self._conn = conn
         return self._conn
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
@@ -242,7 +246,7 @@ class _WorkListener(_Listener):
 
     def _lead(self, conn: Conn, timeout: float) -> bool:
         """Take the lock within ``timeout`` seconds and LISTEN; False if another holds it."""
-        ms = int(timeout * 1000)
+        ms = min(int(timeout * 1000), _MAX_MS)
         if ms < 1:
             row = conn.execute(_TRY_LEAD, (self._key,)).fetchone()
             if row is None or not row[0]:
