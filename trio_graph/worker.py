@@ -148,30 +148,40 @@ class Worker:
             await self._announce()
             nursery.start_soon(self._keep_announcing)
             task_status.started()
-            while True:
-                await slots.acquire()
-                want = 1
-                while slots.value > 0:
-                    slots.acquire_nowait()
-                    want += 1
-                try:
-                    claims = await self.store.claim(
-                        self.worker_id, names, want, self.lease, now=self.wall_clock()
-                    )
-                except CheckpointError as exc:
-                    log.warning("worker %s: claim failed: %s", self.worker_id, exc)
-                    claims = []
-                # No checkpoint between the claim and start_soon: a claim is never dropped.
-                for claim in claims:
-                    nursery.start_soon(self._serve_claim, claim, slots)
-                for _ in range(want - len(claims)):
-                    slots.release()
-                if claims:
-                    continue
-                if until_idle and slots.value == self.concurrency:
-                    nursery.cancel_scope.cancel()  # the announcing task
-                    return
-                await self.store.wait_for_work(self.poll_interval)
+            try:
+                while True:
+                    await slots.acquire()
+                    want = 1
+                    while slots.value > 0:
+                        slots.acquire_nowait()
+                        want += 1
+                    claims = await self._claim(names, want)
+                    # No checkpoint between the claim and start_soon: a claim is never dropped.
+                    for claim in claims:
+                        nursery.start_soon(self._serve_claim, claim, slots)
+                    for _ in range(want - len(claims)):
+                        slots.release()
+                    if len(claims) == want:  # a full batch: there may be more
+                        if slots.value == 0:  # busy: another idle worker listens meanwhile
+                            await self.store.stop_waiting()
+                        continue
+                    if until_idle and slots.value == self.concurrency:
+                        nursery.cancel_scope.cancel()  # the announcing task
+                        return
+                    await self.store.wait_for_work(self.poll_interval)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self.store.stop_waiting()
+
+    async def _claim(self, names: list[str], want: int) -> list[Claim]:
+        """Up to ``want`` claims (none when the store fails: it is logged)."""
+        try:
+            return await self.store.claim(
+                self.worker_id, names, want, self.lease, now=self.wall_clock()
+            )
+        except CheckpointError as exc:
+            log.warning("worker %s: claim failed: %s", self.worker_id, exc)
+            return []
 
     async def _announce(self) -> None:
         """Say in the store which graph names this worker serves (``submit`` warns of a

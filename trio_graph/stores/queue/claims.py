@@ -4,9 +4,10 @@ Runtime layer. :class:`ClaimRules` is mixed into :class:`~.rules.QueueRules`: ``
 (the table's ``CLAIM`` guard as SQL: queued, or running with a lapsed lease and no
 cancel mark), ``renew``, ``release``, ``finish`` (fenced single statements),
 ``park`` (one transaction: a decision that arrived meanwhile keeps the job runnable),
-``decisions``, ``wait_for_work``, and ``announce``/``served``: the graph names workers
-serve, as a heartbeat row per worker and name (``workers`` table), so that ``submit``
-of a name no worker serves warns.
+``decisions``, ``wait_for_work`` and ``stop_waiting`` (an idle worker's wait, and the
+word that it will not wait for a while), and ``announce``/``served``: the graph names
+workers serve, as a heartbeat row per worker and name (``workers`` table), so that
+``submit`` of a name no worker serves warns.
 """
 
 from __future__ import annotations
@@ -167,6 +168,11 @@ class ClaimRules:
     async def wait_for_work(self, seconds: float) -> None:
         """Return when work may have arrived or after ``seconds`` (SQLite: after them)."""
         await self._dialect.wait_for_work(seconds)
+
+    async def stop_waiting(self) -> None:
+        """A worker will not wait for work for a while (no free slot, or it stops): on
+        PostgreSQL, where one idle worker at a time listens, another takes over."""
+        await self._dialect.stop_waiting()
 
     async def announce(self, worker_id: str, graph_names: Sequence[str]) -> None:
         """A worker's heartbeat: it serves ``graph_names`` now (``submit`` of a name no

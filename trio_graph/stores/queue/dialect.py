@@ -20,6 +20,8 @@ import enum
 import json
 from typing import Any
 
+import trio
+
 from .feed import Feed
 
 Conn = Any
@@ -147,3 +149,8 @@ class Dialect:
     async def wait_for_work(self, seconds: float) -> None:
         """Return when work may have arrived, or after ``seconds``."""
         raise NotImplementedError
+
+    async def stop_waiting(self) -> None:
+        """The caller will not wait for work for a while (nothing, where idle workers do
+        not share one listener)."""
+        await trio.lowlevel.checkpoint()
