@@ -50,6 +50,7 @@ from ..errors import CheckpointError
 from . import rows as codec
 from .protocol import RunInfo
 from .queue.dialect import Tx
+from .queue.jobs import Hold, settles
 from .queue.rules import QueueRules, fence_save
 from .queue.sqlite import SQLiteDialect, create_queue
 from .sqlite_connections import Connections, in_transaction
@@ -64,6 +65,9 @@ _WAL_PAGES = 1000
 """Checkpoint the WAL (in a worker thread) after about this many pages (SQLite's default)."""
 _PAGES_PER_COMMIT = 4
 """Pages a small commit dirties: the row, two index entries, the ``runs`` row."""
+
+_LINKS_KEPT = 10_000
+"""At most this many linked traces remembered (past it, saves link again: a no-op)."""
 
 _INSERT = (
     f"INSERT INTO checkpoints ({codec.Row.COLUMNS}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -116,6 +120,9 @@ class SQLiteStore(QueueRules):
         self._inline_max = inline_max
         self._wal_pages = 0  # WAL pages written since our last checkpoint (an estimate)
         self._planner = codec.Planner()  # touched only under the write limiter
+        self._linked: set[tuple[str, int, str]] = set()
+        """``(job_id, epoch, trace_id)`` of fenced saves committed here: the trace is linked
+        to its job (``job_traces``), so later saves of it skip that statement."""
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -253,10 +260,12 @@ class SQLiteStore(QueueRules):
         """Check the fence, insert the row and upsert the run inside the open
         transaction, then commit (or roll back: nothing written)."""
         cid = checkpoint.checkpoint_id
+        link = None if fence is None else (*fence, checkpoint.trace_id)
         try:
             try:
                 if fence is not None:
-                    fence_save(self._dialect, db, checkpoint, *fence)
+                    linked = link in self._linked
+                    fence_save(self._dialect, db, checkpoint, *fence, linked=linked)
                 db.execute(_INSERT, (*row.values(), checkpoint.run_id))
                 db.execute(_UPSERT_RUN, run_row(checkpoint))
                 db.execute("COMMIT")
@@ -273,7 +282,26 @@ class SQLiteStore(QueueRules):
             raise CheckpointError(f"cannot save: {exc}", checkpoint_id=cid) from exc
         nbytes = len(row.header) + len(row.body)
         self._planner.wrote(checkpoint, row)
+        if link is not None:
+            self._remember_link(link, ended=settles(checkpoint) is not None)
         self._wal_pages += _PAGES_PER_COMMIT + nbytes // 4096
+
+    def _remember_link(self, link: tuple[str, int, str], *, ended: bool) -> None:
+        if ended:  # the job ends: no more fenced saves under this claim
+            self._linked.discard(link)
+        elif len(self._linked) < _LINKS_KEPT:
+            self._linked.add(link)
+
+    def _forget_links(self, job_id: str) -> None:
+        self._linked = {link for link in self._linked if link[0] != job_id}
+
+    async def unhold(self, held: Hold) -> None:
+        """End a hold (see :meth:`QueueRules.unhold`); a run outside the queue loses its
+        job row and the links of its traces, so they are linked again if held again."""
+        try:
+            await super().unhold(held)
+        finally:
+            self._forget_links(held.job_id)
 
     # -- reading and deleting ----------------------------------------------------------------
     async def load(self, checkpoint_id: str) -> Checkpoint:
@@ -331,6 +359,7 @@ class SQLiteStore(QueueRules):
                 raise CheckpointError(f"cannot delete run {run_id!r}: {exc}") from exc
             for trace in traces:
                 self._planner.forget(trace)
+            self._linked.clear()
 
         await self._db.write(write)
 
