@@ -1,7 +1,8 @@
 """``SQLiteStore``: the embedded default, one SQLite file.
 
 Runtime layer. The connections (one writer, a pool of readers, WAL, worker threads)
-are :mod:`.sqlite_connections`, the schema and its migrations :mod:`.sqlite_schema`,
+are :mod:`.sqlite_connections`, the statements of a save and the load of a checkpoint
+:mod:`.sqlite_rows`, the schema and its migrations :mod:`.sqlite_schema`,
 the run queue :mod:`.queue` (its rules once, with :mod:`.queue.sqlite`'s dialect).
 Checkpoints are written in the order they were taken. Every ``save`` is one
 transaction: the checkpoint row and the run's ``runs`` row (and for a worker's fenced
@@ -10,9 +11,11 @@ save, the fence check and its job row) commit together or not at all.
 One exception, for speed: a small delta row (up to ``inline_max`` bytes, 64 KiB by
 default) is committed on the Trio thread when nothing can make it wait: the writer
 is free, no other process holds the file's write lock (``busy_timeout`` is 0 there:
-a locked file sends the write to a thread, which waits), and no WAL checkpoint is
-due (automatic WAL checkpoints are off; the store runs them in a thread every
-~1000 pages). Such a commit appends a few pages to the WAL without syncing, in tens
+a locked file sends the write to a thread, which waits), and the WAL is not behind
+(automatic WAL checkpoints are off: every ~1000 pages the store starts one in a thread
+of its own that no save waits for, see :class:`~.sqlite_connections.Checkpointer`;
+only a WAL that grew past its bound all the same is checkpointed by the writer, after a
+write in a thread). Such a commit appends a few pages to the WAL without syncing, in tens
 of microseconds, while handing a write to a thread and back costs 40-100 us on a
 2-core VM: with it, a checkpoint every step costs ~3x less. ``inline_max=0`` sends
 every write to a thread (e.g. for a network file system).
@@ -45,15 +48,15 @@ from typing import TypeVar
 import trio
 
 from .. import serde
-from .._model.checkpoint import Changes, Checkpoint, RunStatus
+from .._model.checkpoint import Changes, Checkpoint
 from ..errors import CheckpointError
 from . import rows as codec
-from .protocol import RunInfo
 from .queue.dialect import Tx
 from .queue.jobs import Hold, settles
 from .queue.rules import QueueRules, fence_save
 from .queue.sqlite import SQLiteDialect, create_queue
 from .sqlite_connections import Connections, in_transaction
+from .sqlite_rows import INSERT, RUN_OF, UPSERT_RUN, load, run_row
 from .sqlite_schema import MIGRATIONS as MIGRATIONS
 from .sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 
@@ -62,25 +65,11 @@ Fence = tuple[str, int]
 """A worker's claim, ``(job_id, epoch)``, that a fenced save checks in its transaction."""
 
 _WAL_PAGES = 1000
-"""Checkpoint the WAL (in a worker thread) after about this many pages (SQLite's default)."""
+"""Start a WAL checkpoint (in its thread) after about this many pages (SQLite's default)."""
 _PAGES_PER_COMMIT = 4
 """Pages a small commit dirties: the row, two index entries, the ``runs`` row."""
 
-_LINKS_KEPT = 10_000
-"""At most this many linked traces remembered (past it, saves link again: a no-op)."""
-
-_INSERT = (
-    f"INSERT INTO checkpoints ({codec.Row.COLUMNS}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_UPSERT_RUN = (
-    f"INSERT INTO runs ({RunInfo.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (trace_id) DO UPDATE SET run_id = excluded.run_id, "
-    "graph_name = excluded.graph_name, status = excluded.status, "
-    "updated_at = excluded.updated_at, checkpoint_id = excluded.checkpoint_id, "
-    "resumed_from = excluded.resumed_from, step = excluded.step, waiting = excluded.waiting"
-)
-_RUN_OF = "coalesce((SELECT run_id FROM runs WHERE trace_id = :id), :id)"
-"""The run of ``:id``, a run id or any of its segments' trace ids."""
+_LINKS_KEPT = 10_000  # linked traces remembered at most (past it, saves link again)
 
 
 class SQLiteStore(QueueRules):
@@ -194,12 +183,23 @@ class SQLiteStore(QueueRules):
             finally:
                 limiter.release()
             if done:
+                self._checkpoint_soon()
                 # Committed: yield, but never raise Cancelled for a write that happened.
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return
         await trio.to_thread.run_sync(
             self._save_in_thread, checkpoint, changes, fence, limiter=limiter
         )
+        self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """Every ~``_WAL_PAGES`` pages, start a WAL checkpoint that nobody waits for."""
+        if self._wal_pages < _WAL_PAGES:
+            return
+        if self._db.checkpointer.start():
+            self._wal_pages = 0
+        elif self._wal_pages >= 3 * _WAL_PAGES:  # a slow checkpoint: the writer catches up
+            self._db.checkpointer.behind = True
 
     def _save_inline(
         self, checkpoint: Checkpoint, changes: Changes | None, fence: Fence | None
@@ -209,11 +209,11 @@ class SQLiteStore(QueueRules):
         In WAL mode with ``synchronous=NORMAL`` a commit appends a few pages to the WAL
         (no sync) in tens of microseconds, less than handing the write to a thread
         costs. A run's first full snapshot (its size is not known before encoding),
-        rows over ``inline_max``, a file locked by another process and due WAL
-        checkpoints go to a worker thread.
+        rows over ``inline_max``, a file locked by another process and a WAL behind
+        (see the module notes) go to a worker thread.
         """
         db = self._db.writer
-        if db is None or self._inline_max == 0 or self._wal_pages >= _WAL_PAGES:
+        if db is None or self._inline_max == 0 or self._db.checkpointer.behind:
             return False
         plan, new_at = self._planner.plan(checkpoint, changes)
         if plan.base_id is None:
@@ -247,12 +247,9 @@ class SQLiteStore(QueueRules):
         except sqlite3.Error as exc:
             raise CheckpointError(f"cannot save: {exc}", checkpoint_id=row.checkpoint_id) from exc
         self._commit(db, checkpoint, row, fence)
-        if self._wal_pages >= _WAL_PAGES:
+        if self._db.checkpointer.behind:  # between two writes: the WAL starts over
+            self._db.checkpointer.caught_up(db)
             self._wal_pages = 0
-            try:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:  # pragma: no cover - retried after the next pages
-                pass
 
     def _commit(
         self, db: sqlite3.Connection, checkpoint: Checkpoint, row: codec.Row, fence: Fence | None
@@ -266,8 +263,8 @@ class SQLiteStore(QueueRules):
                 if fence is not None:
                     linked = link in self._linked
                     fence_save(self._dialect, db, checkpoint, *fence, linked=linked)
-                db.execute(_INSERT, (*row.values(), checkpoint.run_id))
-                db.execute(_UPSERT_RUN, run_row(checkpoint))
+                db.execute(INSERT, (*row.values(), checkpoint.run_id))
+                db.execute(UPSERT_RUN, run_row(checkpoint))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -292,21 +289,18 @@ class SQLiteStore(QueueRules):
         elif len(self._linked) < _LINKS_KEPT:
             self._linked.add(link)
 
-    def _forget_links(self, job_id: str) -> None:
-        self._linked = {link for link in self._linked if link[0] != job_id}
-
     async def unhold(self, held: Hold) -> None:
-        """End a hold (see :meth:`QueueRules.unhold`); a run outside the queue loses its
-        job row and the links of its traces, so they are linked again if held again."""
+        """End a hold (see :meth:`QueueRules.unhold`); its job's traces are linked again
+        by their next saves (a run outside the queue loses its job row and links)."""
         try:
             await super().unhold(held)
         finally:
-            self._forget_links(held.job_id)
+            self._linked = {link for link in self._linked if link[0] != held.job_id}
 
     # -- reading and deleting ----------------------------------------------------------------
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The checkpoint with its full state; ``CheckpointError`` if unknown or corrupted."""
-        return await self._db.read(lambda db: _load(db, checkpoint_id))
+        return await self._db.read(lambda db: load(db, checkpoint_id))
 
     async def latest(self, run_id: str) -> Checkpoint | None:
         """The run's newest checkpoint (of any segment), or None for an unknown run."""
@@ -315,11 +309,11 @@ class SQLiteStore(QueueRules):
             if not codec.is_text(run_id):
                 return None
             row = db.execute(
-                f"SELECT checkpoint_id FROM checkpoints WHERE run_id = {_RUN_OF} "
+                f"SELECT checkpoint_id FROM checkpoints WHERE run_id = {RUN_OF} "
                 "ORDER BY seq DESC LIMIT 1",
                 {"id": run_id},
             ).fetchone()
-            return None if row is None else _load(db, row[0])
+            return None if row is None else load(db, row[0])
 
         return await self._db.read(newest)
 
@@ -330,8 +324,7 @@ class SQLiteStore(QueueRules):
             if not codec.is_text(run_id):
                 return []
             rows = db.execute(
-                f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE run_id = {_RUN_OF} "
-                "ORDER BY seq",
+                f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE run_id = {RUN_OF} ORDER BY seq",
                 {"id": run_id},
             ).fetchall()
             return codec.load_trace(codec.Row.of(r) for r in rows)
@@ -342,7 +335,7 @@ class SQLiteStore(QueueRules):
         """Remove the run's checkpoints and its ``runs()`` row, in one transaction."""
 
         def remove(db: sqlite3.Connection) -> builtins.list[str]:
-            (run,) = db.execute(f"SELECT {_RUN_OF}", {"id": run_id}).fetchone()
+            (run,) = db.execute(f"SELECT {RUN_OF}", {"id": run_id}).fetchone()
             traces = db.execute(
                 "SELECT DISTINCT trace_id FROM checkpoints WHERE run_id = ?", (run,)
             ).fetchall()
@@ -362,44 +355,3 @@ class SQLiteStore(QueueRules):
             self._linked.clear()
 
         await self._db.write(write)
-
-
-def run_row(checkpoint: Checkpoint) -> tuple[object, ...]:
-    """The values of ``RunInfo.COLUMNS`` for the run whose latest checkpoint this is."""
-    pending = checkpoint.pending_barrier
-    return (
-        checkpoint.run_id,
-        checkpoint.trace_id,
-        checkpoint.graph_name,
-        RunStatus(checkpoint.status).value,
-        checkpoint.created_at,
-        checkpoint.checkpoint_id,
-        checkpoint.resumed_from,
-        checkpoint.step,
-        None if pending is None else str(pending),
-    )
-
-
-def _load(db: sqlite3.Connection, checkpoint_id: str) -> Checkpoint:
-    found = (
-        db.execute(
-            f"SELECT seq, {codec.Row.COLUMNS} FROM checkpoints WHERE checkpoint_id = ?",
-            (checkpoint_id,),
-        ).fetchone()
-        if codec.is_text(checkpoint_id)
-        else None
-    )
-    if found is None:
-        raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
-    target = codec.Row.of(found[1:], checkpoint_id)
-    if target.base_id is None:
-        return codec.load_trace([target], checkpoint_id)[0]
-    # The rows of the trace from its base on, up to this one (rows of other writers
-    # may sit in between: the chain follows ``prev_id``).
-    rows = db.execute(
-        f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE trace_id = ? AND seq <= ? "
-        "AND seq >= coalesce((SELECT seq FROM checkpoints WHERE checkpoint_id = ?), 0) "
-        "ORDER BY seq",
-        (target.trace_id, found[0], target.base_id),
-    ).fetchall()
-    return codec.load(target, codec.LazyRows(rows, checkpoint_id))
