@@ -110,3 +110,14 @@ async def test_a_trace_is_linked_again_after_its_job_row_went(tmp_path: Path) ->
         await store.save_fenced(cp("r", "c2", "t2"), "r", again.epoch)
         found = await store.job("t2")
         assert found is not None and found.job_id == "r" and found.checkpoint_id == "c2"
+
+
+async def test_a_save_naming_another_run_for_a_trace_moves_its_runs_row(tmp_path: Path) -> None:
+    """The ``runs`` row of a trace follows its latest save, the run it names included
+    (the usual save leaves the run out of its update; this one cannot)."""
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        await store.save(cp("r1", "c1", "t"))
+        await store.save(cp("r1", "c2", "t"))
+        await store.save(cp("r2", "c3", "t"))
+        [row] = [r for r in await store.runs() if r.trace_id == "t"]
+        assert (row.run_id, row.checkpoint_id) == ("r2", "c3")

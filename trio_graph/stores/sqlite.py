@@ -56,7 +56,7 @@ from .queue.jobs import Hold, settles
 from .queue.rules import QueueRules, fence_save
 from .queue.sqlite import SQLiteDialect, create_queue
 from .sqlite_connections import Connections, in_transaction
-from .sqlite_rows import INSERT, RUN_OF, UPSERT_RUN, load, run_row
+from .sqlite_rows import INSERT, RUN_OF, load, upsert_run
 from .sqlite_schema import MIGRATIONS as MIGRATIONS
 from .sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 
@@ -66,6 +66,9 @@ Fence = tuple[str, int]
 
 _WAL_PAGES = 1000
 """Start a WAL checkpoint (in its thread) after about this many pages (SQLite's default)."""
+_YIELD_EVERY = 16
+"""An inline save (no I/O wait) yields to the scheduler once in this many, like the step
+loop (DESIGN §13): a loop of saves cannot starve other tasks, nor pay a pass per save."""
 _PAGES_PER_COMMIT = 4
 """Pages a small commit dirties: the row, two index entries, the ``runs`` row."""
 
@@ -108,6 +111,7 @@ class SQLiteStore(QueueRules):
         self._queue_ready = False  # the queue's tables exist (created on first use)
         self._inline_max = inline_max
         self._wal_pages = 0  # WAL pages written since our last checkpoint (an estimate)
+        self._inline_saves = 0
         self._planner = codec.Planner()  # touched only under the write limiter
         self._linked: set[tuple[str, int, str]] = set()
         """``(job_id, epoch, trace_id)`` of fenced saves committed here: the trace is linked
@@ -184,8 +188,10 @@ class SQLiteStore(QueueRules):
                 limiter.release()
             if done:
                 self._checkpoint_soon()
-                # Committed: yield, but never raise Cancelled for a write that happened.
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                self._inline_saves += 1
+                if self._inline_saves % _YIELD_EVERY == 0:
+                    # Committed: yield, but never raise Cancelled for a write that happened.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return
         await trio.to_thread.run_sync(
             self._save_in_thread, checkpoint, changes, fence, limiter=limiter
@@ -264,7 +270,7 @@ class SQLiteStore(QueueRules):
                     linked = link in self._linked
                     fence_save(self._dialect, db, checkpoint, *fence, linked=linked)
                 db.execute(INSERT, (*row.values(), checkpoint.run_id))
-                db.execute(UPSERT_RUN, run_row(checkpoint))
+                upsert_run(db, checkpoint)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:

@@ -14,15 +14,31 @@ from . import rows as codec
 from .protocol import RunInfo
 
 INSERT = f"INSERT INTO checkpoints ({codec.Row.COLUMNS}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-UPSERT_RUN = (
-    f"INSERT INTO runs ({RunInfo.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (trace_id) DO UPDATE SET run_id = excluded.run_id, "
+_SET_RUN = (
     "graph_name = excluded.graph_name, status = excluded.status, "
     "updated_at = excluded.updated_at, checkpoint_id = excluded.checkpoint_id, "
     "resumed_from = excluded.resumed_from, step = excluded.step, waiting = excluded.waiting"
 )
+UPSERT_RUN = (
+    f"INSERT INTO runs ({RunInfo.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT (trace_id) DO UPDATE SET run_id = excluded.run_id, {_SET_RUN}"
+)
+UPSERT_SAME_RUN = (
+    f"INSERT INTO runs ({RunInfo.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT (trace_id) DO UPDATE SET {_SET_RUN} WHERE run_id = excluded.run_id"
+)
+""":data:`UPSERT_RUN` for a trace whose row names the same run (the usual case): it
+leaves ``run_id`` out of the update, which spares a rewrite of its index entry (a WAL
+page per save); it changes no row when the run differs (then :data:`UPSERT_RUN`)."""
 RUN_OF = "coalesce((SELECT run_id FROM runs WHERE trace_id = :id), :id)"
 """The run of ``:id``, a run id or any of its segments' trace ids."""
+
+
+def upsert_run(db: sqlite3.Connection, checkpoint: Checkpoint) -> None:
+    """Insert or update the ``runs`` row of the checkpoint's trace."""
+    values = run_row(checkpoint)
+    if db.execute(UPSERT_SAME_RUN, values).rowcount != 1:
+        db.execute(UPSERT_RUN, values)
 
 
 def run_row(checkpoint: Checkpoint) -> tuple[object, ...]:
