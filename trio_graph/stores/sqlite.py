@@ -112,7 +112,7 @@ class SQLiteStore(QueueRules):
         self._inline_max = inline_max
         self._wal_pages = 0  # WAL pages written since our last checkpoint (an estimate)
         self._inline_saves = 0
-        self._planner = codec.Planner()  # touched only under the write limiter
+        self._planner = codec.Planner()  # touched only by writes (see _save)
         self._linked: set[tuple[str, int, str]] = set()
         """``(job_id, epoch, trace_id)`` of fenced saves committed here: the trace is linked
         to its job (``job_traces``), so later saves of it skip that statement."""
@@ -177,22 +177,16 @@ class SQLiteStore(QueueRules):
     ) -> None:
         await self._db.ensure_open()
         limiter = self._db.write_limiter
-        try:
-            limiter.acquire_nowait()  # free: nobody is writing or queued to write
-        except trio.WouldBlock:
-            pass
-        else:
-            try:
-                done = self._save_inline(checkpoint, changes, fence)
-            finally:
-                limiter.release()
-            if done:
-                self._checkpoint_soon()
-                self._inline_saves += 1
-                if self._inline_saves % _YIELD_EVERY == 0:
-                    # Committed: yield, but never raise Cancelled for a write that happened.
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-                return
+        # Free: nobody is writing or queued to write (a queued write holds the token as
+        # soon as it is woken). The inline save never awaits, so it has the writer to
+        # itself as if it held the token, without the limiter's bookkeeping.
+        if limiter.borrowed_tokens == 0 and self._save_inline(checkpoint, changes, fence):
+            self._checkpoint_soon()
+            self._inline_saves += 1
+            if self._inline_saves % _YIELD_EVERY == 0:
+                # Committed: yield, but never raise Cancelled for a write that happened.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return
         await trio.to_thread.run_sync(
             self._save_in_thread, checkpoint, changes, fence, limiter=limiter
         )
