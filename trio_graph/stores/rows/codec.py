@@ -94,7 +94,16 @@ class Row:
 
     def values(self) -> tuple[Any, ...]:
         """The columns in ``COLUMNS`` order."""
-        return attrs.astuple(self, recurse=False)
+        return (
+            self.checkpoint_id,
+            self.trace_id,
+            self.base_id,
+            self.prev_id,
+            self.link,
+            self.header,
+            self.body,
+            self.checksum,
+        )
 
 
 class LazyRows(Mapping[str, Row]):
