@@ -247,7 +247,11 @@ class SQLiteStore(QueueRules):
         except sqlite3.Error as exc:
             raise CheckpointError(f"cannot save: {exc}", checkpoint_id=row.checkpoint_id) from exc
         self._commit(db, checkpoint, row, fence)
-        if self._db.checkpointer.behind:  # between two writes: the WAL starts over
+        # Between two writes, the WAL starts over: when it is behind, and after a row of
+        # a checkpoint's worth of pages by itself (a big snapshot: this save waits for a
+        # thread anyway, and its pages are copied while they are at hand, as before).
+        big = (len(row.header) + len(row.body)) // 4096 >= _WAL_PAGES
+        if self._db.checkpointer.behind or big:
             self._db.checkpointer.caught_up(db)
             self._wal_pages = 0
 
