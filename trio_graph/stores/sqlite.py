@@ -1,7 +1,8 @@
 """``SQLiteStore``: the embedded default, one SQLite file.
 
 Runtime layer. The connections (one writer, a pool of readers, WAL, worker threads)
-are :mod:`.sqlite_connections`, the schema and its migrations :mod:`.sqlite_schema`,
+are :mod:`.sqlite_connections`, the statements of a save and the load of a checkpoint
+:mod:`.sqlite_rows`, the schema and its migrations :mod:`.sqlite_schema`,
 the run queue :mod:`.queue` (its rules once, with :mod:`.queue.sqlite`'s dialect).
 Checkpoints are written in the order they were taken. Every ``save`` is one
 transaction: the checkpoint row and the run's ``runs`` row (and for a worker's fenced
@@ -10,9 +11,11 @@ save, the fence check and its job row) commit together or not at all.
 One exception, for speed: a small delta row (up to ``inline_max`` bytes, 64 KiB by
 default) is committed on the Trio thread when nothing can make it wait: the writer
 is free, no other process holds the file's write lock (``busy_timeout`` is 0 there:
-a locked file sends the write to a thread, which waits), and no WAL checkpoint is
-due (automatic WAL checkpoints are off; the store runs them in a thread every
-~1000 pages). Such a commit appends a few pages to the WAL without syncing, in tens
+a locked file sends the write to a thread, which waits), and the WAL is not behind
+(automatic WAL checkpoints are off: every ~1000 pages the store starts one in a thread
+of its own that no save waits for, see :class:`~.sqlite_connections.Checkpointer`;
+only a WAL that grew past its bound all the same is checkpointed by the writer, after a
+write in a thread). Such a commit appends a few pages to the WAL without syncing, in tens
 of microseconds, while handing a write to a thread and back costs 40-100 us on a
 2-core VM: with it, a checkpoint every step costs ~3x less. ``inline_max=0`` sends
 every write to a thread (e.g. for a network file system).
@@ -45,14 +48,15 @@ from typing import TypeVar
 import trio
 
 from .. import serde
-from .._model.checkpoint import Changes, Checkpoint, RunStatus
+from .._model.checkpoint import Changes, Checkpoint
 from ..errors import CheckpointError
 from . import rows as codec
-from .protocol import RunInfo
 from .queue.dialect import Tx
+from .queue.jobs import Hold, settles
 from .queue.rules import QueueRules, fence_save
 from .queue.sqlite import SQLiteDialect, create_queue
 from .sqlite_connections import Connections, in_transaction
+from .sqlite_rows import INSERT, RUN_OF, load, upsert_run
 from .sqlite_schema import MIGRATIONS as MIGRATIONS
 from .sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 
@@ -61,22 +65,14 @@ Fence = tuple[str, int]
 """A worker's claim, ``(job_id, epoch)``, that a fenced save checks in its transaction."""
 
 _WAL_PAGES = 1000
-"""Checkpoint the WAL (in a worker thread) after about this many pages (SQLite's default)."""
+"""Start a WAL checkpoint (in its thread) after about this many pages (SQLite's default)."""
+_YIELD_EVERY = 16
+"""An inline save (no I/O wait) yields to the scheduler once in this many, like the step
+loop (DESIGN §13): a loop of saves cannot starve other tasks, nor pay a pass per save."""
 _PAGES_PER_COMMIT = 4
 """Pages a small commit dirties: the row, two index entries, the ``runs`` row."""
 
-_INSERT = (
-    f"INSERT INTO checkpoints ({codec.Row.COLUMNS}, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_UPSERT_RUN = (
-    f"INSERT INTO runs ({RunInfo.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (trace_id) DO UPDATE SET run_id = excluded.run_id, "
-    "graph_name = excluded.graph_name, status = excluded.status, "
-    "updated_at = excluded.updated_at, checkpoint_id = excluded.checkpoint_id, "
-    "resumed_from = excluded.resumed_from, step = excluded.step, waiting = excluded.waiting"
-)
-_RUN_OF = "coalesce((SELECT run_id FROM runs WHERE trace_id = :id), :id)"
-"""The run of ``:id``, a run id or any of its segments' trace ids."""
+_LINKS_KEPT = 10_000  # linked traces remembered at most (past it, saves link again)
 
 
 class SQLiteStore(QueueRules):
@@ -115,7 +111,11 @@ class SQLiteStore(QueueRules):
         self._queue_ready = False  # the queue's tables exist (created on first use)
         self._inline_max = inline_max
         self._wal_pages = 0  # WAL pages written since our last checkpoint (an estimate)
-        self._planner = codec.Planner()  # touched only under the write limiter
+        self._inline_saves = 0
+        self._planner = codec.Planner()  # touched only by writes (see _save)
+        self._linked: set[tuple[str, int, str]] = set()
+        """``(job_id, epoch, trace_id)`` of fenced saves committed here: the trace is linked
+        to its job (``job_traces``), so later saves of it skip that statement."""
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -177,22 +177,29 @@ class SQLiteStore(QueueRules):
     ) -> None:
         await self._db.ensure_open()
         limiter = self._db.write_limiter
-        try:
-            limiter.acquire_nowait()  # free: nobody is writing or queued to write
-        except trio.WouldBlock:
-            pass
-        else:
-            try:
-                done = self._save_inline(checkpoint, changes, fence)
-            finally:
-                limiter.release()
-            if done:
+        # Free: nobody is writing or queued to write (a queued write holds the token as
+        # soon as it is woken). The inline save never awaits, so it has the writer to
+        # itself as if it held the token, without the limiter's bookkeeping.
+        if limiter.borrowed_tokens == 0 and self._save_inline(checkpoint, changes, fence):
+            self._checkpoint_soon()
+            self._inline_saves += 1
+            if self._inline_saves % _YIELD_EVERY == 0:
                 # Committed: yield, but never raise Cancelled for a write that happened.
                 await trio.lowlevel.cancel_shielded_checkpoint()
-                return
+            return
         await trio.to_thread.run_sync(
             self._save_in_thread, checkpoint, changes, fence, limiter=limiter
         )
+        self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """Every ~``_WAL_PAGES`` pages, start a WAL checkpoint that nobody waits for."""
+        if self._wal_pages < _WAL_PAGES:
+            return
+        if self._db.checkpointer.start():
+            self._wal_pages = 0
+        elif self._wal_pages >= 3 * _WAL_PAGES:  # a slow checkpoint: the writer catches up
+            self._db.checkpointer.behind = True
 
     def _save_inline(
         self, checkpoint: Checkpoint, changes: Changes | None, fence: Fence | None
@@ -202,11 +209,11 @@ class SQLiteStore(QueueRules):
         In WAL mode with ``synchronous=NORMAL`` a commit appends a few pages to the WAL
         (no sync) in tens of microseconds, less than handing the write to a thread
         costs. A run's first full snapshot (its size is not known before encoding),
-        rows over ``inline_max``, a file locked by another process and due WAL
-        checkpoints go to a worker thread.
+        rows over ``inline_max``, a file locked by another process and a WAL behind
+        (see the module notes) go to a worker thread.
         """
         db = self._db.writer
-        if db is None or self._inline_max == 0 or self._wal_pages >= _WAL_PAGES:
+        if db is None or self._inline_max == 0 or self._db.checkpointer.behind:
             return False
         plan, new_at = self._planner.plan(checkpoint, changes)
         if plan.base_id is None:
@@ -240,12 +247,13 @@ class SQLiteStore(QueueRules):
         except sqlite3.Error as exc:
             raise CheckpointError(f"cannot save: {exc}", checkpoint_id=row.checkpoint_id) from exc
         self._commit(db, checkpoint, row, fence)
-        if self._wal_pages >= _WAL_PAGES:
+        # Between two writes, the WAL starts over: when it is behind, and after a row of
+        # a checkpoint's worth of pages by itself (a big snapshot: this save waits for a
+        # thread anyway, and its pages are copied while they are at hand, as before).
+        big = (len(row.header) + len(row.body)) // 4096 >= _WAL_PAGES
+        if self._db.checkpointer.behind or big:
+            self._db.checkpointer.caught_up(db)
             self._wal_pages = 0
-            try:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:  # pragma: no cover - retried after the next pages
-                pass
 
     def _commit(
         self, db: sqlite3.Connection, checkpoint: Checkpoint, row: codec.Row, fence: Fence | None
@@ -253,12 +261,14 @@ class SQLiteStore(QueueRules):
         """Check the fence, insert the row and upsert the run inside the open
         transaction, then commit (or roll back: nothing written)."""
         cid = checkpoint.checkpoint_id
+        link = None if fence is None else (*fence, checkpoint.trace_id)
         try:
             try:
                 if fence is not None:
-                    fence_save(self._dialect, db, checkpoint, *fence)
-                db.execute(_INSERT, (*row.values(), checkpoint.run_id))
-                db.execute(_UPSERT_RUN, run_row(checkpoint))
+                    linked = link in self._linked
+                    fence_save(self._dialect, db, checkpoint, *fence, linked=linked)
+                db.execute(INSERT, (*row.values(), checkpoint.run_id))
+                upsert_run(db, checkpoint)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -273,12 +283,28 @@ class SQLiteStore(QueueRules):
             raise CheckpointError(f"cannot save: {exc}", checkpoint_id=cid) from exc
         nbytes = len(row.header) + len(row.body)
         self._planner.wrote(checkpoint, row)
+        if link is not None:
+            self._remember_link(link, ended=settles(checkpoint) is not None)
         self._wal_pages += _PAGES_PER_COMMIT + nbytes // 4096
+
+    def _remember_link(self, link: tuple[str, int, str], *, ended: bool) -> None:
+        if ended:  # the job ends: no more fenced saves under this claim
+            self._linked.discard(link)
+        elif len(self._linked) < _LINKS_KEPT:
+            self._linked.add(link)
+
+    async def unhold(self, held: Hold) -> None:
+        """End a hold (see :meth:`QueueRules.unhold`); its job's traces are linked again
+        by their next saves (a run outside the queue loses its job row and links)."""
+        try:
+            await super().unhold(held)
+        finally:
+            self._linked = {link for link in self._linked if link[0] != held.job_id}
 
     # -- reading and deleting ----------------------------------------------------------------
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The checkpoint with its full state; ``CheckpointError`` if unknown or corrupted."""
-        return await self._db.read(lambda db: _load(db, checkpoint_id))
+        return await self._db.read(lambda db: load(db, checkpoint_id))
 
     async def latest(self, run_id: str) -> Checkpoint | None:
         """The run's newest checkpoint (of any segment), or None for an unknown run."""
@@ -287,11 +313,11 @@ class SQLiteStore(QueueRules):
             if not codec.is_text(run_id):
                 return None
             row = db.execute(
-                f"SELECT checkpoint_id FROM checkpoints WHERE run_id = {_RUN_OF} "
+                f"SELECT checkpoint_id FROM checkpoints WHERE run_id = {RUN_OF} "
                 "ORDER BY seq DESC LIMIT 1",
                 {"id": run_id},
             ).fetchone()
-            return None if row is None else _load(db, row[0])
+            return None if row is None else load(db, row[0])
 
         return await self._db.read(newest)
 
@@ -302,8 +328,7 @@ class SQLiteStore(QueueRules):
             if not codec.is_text(run_id):
                 return []
             rows = db.execute(
-                f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE run_id = {_RUN_OF} "
-                "ORDER BY seq",
+                f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE run_id = {RUN_OF} ORDER BY seq",
                 {"id": run_id},
             ).fetchall()
             return codec.load_trace(codec.Row.of(r) for r in rows)
@@ -314,7 +339,7 @@ class SQLiteStore(QueueRules):
         """Remove the run's checkpoints and its ``runs()`` row, in one transaction."""
 
         def remove(db: sqlite3.Connection) -> builtins.list[str]:
-            (run,) = db.execute(f"SELECT {_RUN_OF}", {"id": run_id}).fetchone()
+            (run,) = db.execute(f"SELECT {RUN_OF}", {"id": run_id}).fetchone()
             traces = db.execute(
                 "SELECT DISTINCT trace_id FROM checkpoints WHERE run_id = ?", (run,)
             ).fetchall()
@@ -331,46 +356,6 @@ class SQLiteStore(QueueRules):
                 raise CheckpointError(f"cannot delete run {run_id!r}: {exc}") from exc
             for trace in traces:
                 self._planner.forget(trace)
+            self._linked.clear()
 
         await self._db.write(write)
-
-
-def run_row(checkpoint: Checkpoint) -> tuple[object, ...]:
-    """The values of ``RunInfo.COLUMNS`` for the run whose latest checkpoint this is."""
-    pending = checkpoint.pending_barrier
-    return (
-        checkpoint.run_id,
-        checkpoint.trace_id,
-        checkpoint.graph_name,
-        RunStatus(checkpoint.status).value,
-        checkpoint.created_at,
-        checkpoint.checkpoint_id,
-        checkpoint.resumed_from,
-        checkpoint.step,
-        None if pending is None else str(pending),
-    )
-
-
-def _load(db: sqlite3.Connection, checkpoint_id: str) -> Checkpoint:
-    found = (
-        db.execute(
-            f"SELECT seq, {codec.Row.COLUMNS} FROM checkpoints WHERE checkpoint_id = ?",
-            (checkpoint_id,),
-        ).fetchone()
-        if codec.is_text(checkpoint_id)
-        else None
-    )
-    if found is None:
-        raise CheckpointError("no such checkpoint", checkpoint_id=checkpoint_id)
-    target = codec.Row.of(found[1:], checkpoint_id)
-    if target.base_id is None:
-        return codec.load_trace([target], checkpoint_id)[0]
-    # The rows of the trace from its base on, up to this one (rows of other writers
-    # may sit in between: the chain follows ``prev_id``).
-    rows = db.execute(
-        f"SELECT {codec.Row.COLUMNS} FROM checkpoints WHERE trace_id = ? AND seq <= ? "
-        "AND seq >= coalesce((SELECT seq FROM checkpoints WHERE checkpoint_id = ?), 0) "
-        "ORDER BY seq",
-        (target.trace_id, found[0], target.base_id),
-    ).fetchall()
-    return codec.load(target, codec.LazyRows(rows, checkpoint_id))

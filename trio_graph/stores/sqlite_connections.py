@@ -12,23 +12,115 @@ used by one thread at a time, under its limiter.
 The writer has ``busy_timeout`` 0 and no automatic WAL checkpoint, so that a commit on
 the Trio thread never waits (the store's inline path); a write in a worker thread waits
 up to ``busy_timeout`` for another process's lock (:meth:`Connections.patient`).
+
+WAL checkpoints (:class:`Checkpointer`) run on a connection of their own, in a thread
+that no save waits for: a PASSIVE checkpoint copies the WAL's pages into the database
+while the writer goes on appending. The WAL file starts over only at a write that finds
+every frame copied, which a writer that never pauses does not give it: when the WAL has
+grown past :data:`WAL_FRAMES_MAX` frames all the same, the writer checkpoints once
+itself, between two of its writes (:attr:`Checkpointer.behind`).
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
 from ..errors import CheckpointError
 from .sqlite_schema import check_ours, check_writable, migrate
 
+if TYPE_CHECKING:
+    import outcome
+
 T = TypeVar("T")
+log = logging.getLogger("trio_graph.sqlite")
+
+WAL_FRAMES_MAX = 4000
+"""Frames (pages) the WAL may reach before the writer checkpoints it itself (~16 MB)."""
+
+
+class Checkpointer:
+    """PASSIVE WAL checkpoints in a worker thread, on a connection of their own, one at a
+    time; nobody waits for them but :meth:`aclose` (see the module notes)."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._running = False
+        self._idle = threading.Event()
+        self._idle.set()
+        self._closed = False
+        self.behind = False
+        """The WAL reached ``WAL_FRAMES_MAX`` frames: the writer should checkpoint itself."""
+        self.passes = 0
+        """Checkpoints run (for tests)."""
+
+    def start(self) -> bool:
+        """Start a checkpoint unless one runs (or the WAL is behind, or closed); True if
+        started."""
+        with self._lock:
+            if self._running or self._closed or self.behind:
+                return False
+            self._running = True
+            self._idle.clear()
+        trio.lowlevel.start_thread_soon(self._checkpoint, self._finished, name="wal checkpoint")
+        return True
+
+    def _checkpoint(self) -> tuple[int, int, int]:
+        if self._db is None:
+            self._db = self._connect()
+        busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(copied)
+
+    def _finished(self, result: outcome.Outcome[tuple[int, int, int]]) -> None:
+        # In the worker thread, after the checkpoint: never blocks.
+        try:
+            if result.unwrap()[1] >= WAL_FRAMES_MAX:
+                self.behind = True  # cleared by the writer's catch-up
+        except Exception as exc:  # tried again after the next pages
+            log.debug("WAL checkpoint failed: %s", exc)
+        with self._lock:
+            self._running = False
+            self.passes += 1
+            if self._closed:
+                self._close_db()
+            self._idle.set()
+
+    def caught_up(self, writer: sqlite3.Connection) -> None:
+        """On the writer, between two writes: checkpoint the whole WAL (the next write
+        starts it over); ``behind`` stays set if another checkpoint was running."""
+        with self._lock:
+            if self._running:
+                return
+        try:
+            busy, frames, copied = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:  # pragma: no cover - tried again after the next write
+            return
+        self.behind = bool(busy) or frames != copied
+
+    def _close_db(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    async def aclose(self) -> None:
+        """Wait for a checkpoint in progress, close the connection. Cancelled, the
+        checkpoint's thread closes it when it ends."""
+        with self._lock:
+            self._closed = True
+            running = self._running
+            if not running:
+                self._close_db()
+        if running:
+            await trio.to_thread.run_sync(self._idle.wait, abandon_on_cancel=True)
 
 
 class Connections:
@@ -46,6 +138,7 @@ class Connections:
         self._read_limiter = trio.CapacityLimiter(readers)
         self._open_lock = trio.Lock()
         self._closed = False
+        self.checkpointer = Checkpointer(lambda: self._connect(self._busy_timeout))
 
     def closed_error(self, checkpoint_id: str = "") -> CheckpointError:
         return CheckpointError(f"SQLiteStore({self.path!r}) is closed", checkpoint_id=checkpoint_id)
@@ -105,6 +198,7 @@ class Connections:
         """Close the connections (waiting for a write in progress); later calls raise."""
         async with self._open_lock:
             self._closed = True
+            await self.checkpointer.aclose()
             async with self.write_limiter:
                 writer, self.writer = self.writer, None
             with self._readers_lock:

@@ -159,23 +159,32 @@ def _unhold(d: Dialect, held: Hold, conn: Conn) -> None:
         d.execute(conn, d.unlink, job=held.job_id)
 
 
-def fence_save(d: Dialect, conn: Conn, checkpoint: Checkpoint, job_id: str, epoch: int) -> None:
+def fence_save(
+    d: Dialect, conn: Conn, checkpoint: Checkpoint, job_id: str, epoch: int, *, linked: bool = False
+) -> None:
     """Inside a save's own transaction: refuse it (``LeaseLost``, nothing written) unless
     ``epoch`` is the job's current claim, and record the checkpoint on the job row (a
-    terminal one also ends the job)."""
+    terminal one also ends the job). ``linked``: the caller knows this transaction's
+    store already linked the trace to the job (a committed save of it under ``epoch``).
+
+    A save that does not end the run is one conditional UPDATE (:data:`~.statements.
+    SAVE_FENCED`); only when it changes no row is the job read and checked in full,
+    which refuses it or (a cancel-marked job whose lease is live) lets it through."""
     ends = settles(checkpoint)
-    where, _, _, current = read(d, conn, job_id)
-    try:
-        check(Op.SETTLE if ends else Op.SAVE, where, current=current == epoch)
-    except Refused:
-        raise LeaseLost(job_id, epoch) from None
     params = {"job": job_id, "trace": checkpoint.trace_id, "checkpoint": checkpoint.checkpoint_id}
-    if ends is None:
-        d.execute(conn, q.SAVED, **params)
-    else:
-        d.execute(conn, q.SETTLED, status=ends.value, error=checkpoint.error, **params)
-        d.notify_steering(conn, job_id)  # for ``store.wait`` on another connection
-    d.execute(conn, d.link, trace=checkpoint.trace_id, job=job_id)
+    if ends is not None or d.execute(conn, q.SAVE_FENCED, epoch=epoch, **params).rowcount != 1:
+        where, _, _, current = read(d, conn, job_id)
+        try:
+            check(Op.SETTLE if ends else Op.SAVE, where, current=current == epoch)
+        except Refused:
+            raise LeaseLost(job_id, epoch) from None
+        if ends is None:
+            d.execute(conn, q.SAVED, **params)
+        else:
+            d.execute(conn, q.SETTLED, status=ends.value, error=checkpoint.error, **params)
+            d.notify_steering(conn, job_id)  # for ``store.wait`` on another connection
+    if not linked:
+        d.execute(conn, d.link, trace=checkpoint.trace_id, job=job_id)
 
 
 class QueueRules(ClaimRules, CancelRules, RunsRules, LiveRules):

@@ -113,6 +113,16 @@ DECISIONS = """SELECT node, occurrence, decision{text} FROM {decisions} WHERE jo
     ORDER BY seq"""
 SAVED = """UPDATE {jobs} SET trace_id = :trace, checkpoint_id = :checkpoint,
     updated_at = {now} WHERE job_id = :job"""
+SAVE_FENCED = (
+    """UPDATE {jobs} SET trace_id = :trace, checkpoint_id = :checkpoint, updated_at = {now}
+    WHERE job_id = :job AND epoch = :epoch AND """
+    + guard(Op.SAVE)
+    + " AND NOT "
+    + _MARKED
+)
+"""A fenced save's job row in one statement, on the rows the table lets ``Op.SAVE`` through
+whatever their lease (a running job, the caller's epoch, no cancel mark); a row it does
+not change is read and checked in full (a marked job with a lapsed lease is refused)."""
 SETTLED = """UPDATE {jobs} SET trace_id = :trace, checkpoint_id = :checkpoint,
     status = :status, error = :error, owner = NULL, lease_until = NULL, updated_at = {now}
     WHERE job_id = :job"""

@@ -94,7 +94,16 @@ class Row:
 
     def values(self) -> tuple[Any, ...]:
         """The columns in ``COLUMNS`` order."""
-        return attrs.astuple(self, recurse=False)
+        return (
+            self.checkpoint_id,
+            self.trace_id,
+            self.base_id,
+            self.prev_id,
+            self.link,
+            self.header,
+            self.body,
+            self.checksum,
+        )
 
 
 class LazyRows(Mapping[str, Row]):
@@ -221,13 +230,20 @@ def encode_state(state: Mapping[str, Any]) -> str:
     return serde.dumps_value(dict(state))
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+"""``serde.dumps_value``'s JSON (the same options) without building an encoder per call."""
+
+
 def encode_deltas(deltas: Iterable[StoredDelta]) -> str:
     """Deltas as a JSON list of ``[key, value, reducer]``; a non-JSON value names its key."""
     items = []
     for d in deltas:
         _check_values({d.key: d.value})
         items.append([d.key, d.value, d.reducer])
-    return serde.dumps_value(items)
+    try:
+        return _ENCODE(items)
+    except (TypeError, ValueError, RecursionError):
+        return serde.dumps_value(items)  # raises, saying why
 
 
 # -- decoding ------------------------------------------------------------------------------

@@ -25,10 +25,28 @@ _string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 @functools.lru_cache(maxsize=64)
-def policy_json(policy: CheckpointPolicy) -> str:
-    """A run's policy as JSON, once per policy."""
+def _policy_json(policy: CheckpointPolicy) -> str:
     doc: dict[str, Any] = serde.converter.unstructure(policy, CheckpointPolicy)
     return json.dumps(doc, separators=(",", ":"), allow_nan=False)
+
+
+_last_policy: list[Any] = [None, "null"]
+"""The policy last encoded and its JSON (held, so that the identity check is sound)."""
+
+
+def policy_json(policy: CheckpointPolicy | None) -> str:
+    """A run's policy as JSON, once per policy (every checkpoint of a run has the same
+    object: an identity check, before hashing it for the cache)."""
+    last = _last_policy
+    if policy is not last[0]:
+        last[:] = [policy, "null" if policy is None else _policy_json(policy)]
+    text: str = last[1]
+    return text
+
+
+def _status(status: RunStatus) -> str:
+    """The status's value (plain ASCII words), without the enum's call for a member."""
+    return status.value if type(status) is RunStatus else RunStatus(status).value
 
 
 def _text(value: object) -> str | None:
@@ -65,10 +83,10 @@ def plain_header(c: Checkpoint, new_at: tuple[int, ...] | None) -> str | None:
         (
             f'{{"checkpoint_id":{cid},"trace_id":{trace},"graph_name":{name},',
             f'"graph_hash":{digest},"next_node":{next_node},"step":{c.step!r},"state":{{}},',
-            f'"status":{_string(RunStatus(c.status).value)},"pending_barrier":null,',
+            f'"status":"{_status(c.status)}","pending_barrier":null,',
             '"pending_payload":null,"deadline":null,"occurrences":{},"decisions":[],',
             f'{branches},"resumed_from":{resumed},"resume_count":{c.resume_count!r},',
             f'"created_at":{c.created_at!r},"error":null,"frames":[],"run_id":{run},',
-            f'"policy":{"null" if c.policy is None else policy_json(c.policy)}}}',
+            f'"policy":{policy_json(c.policy)}}}',
         )
     )
