@@ -79,6 +79,17 @@ class Counted:
                 self.waiting = False
 
         store.claim, store.wait_for_work = counted, waiting
+        self.running = 0
+        serve_claim = self.worker._serve_claim
+
+        async def serving(claim: Any, slots: trio.Semaphore) -> None:
+            self.running += 1
+            try:
+                await serve_claim(claim, slots)  # frees its slot before it returns
+            finally:
+                self.running -= 1
+
+        self.worker._serve_claim = serving  # type: ignore[method-assign]
 
 
 @asynccontextmanager
@@ -127,11 +138,11 @@ async def settled(
     backend: PostgresBackend, waiting: int, held: int = 1, idle: Sequence[Counted] = ()
 ) -> None:
     """Until ``held`` sessions hold the listen lock, ``waiting`` wait for it, and the
-    ``idle`` workers are all in their wait for work."""
+    ``idle`` workers are all in their wait for work with every slot free."""
     deadline = time.monotonic() + LIMIT
     while True:
         lock = await trio.to_thread.run_sync(listen_lock, backend)
-        if lock == (held, waiting) and all(w.waiting for w in idle):
+        if lock == (held, waiting) and all(w.waiting and not w.running for w in idle):
             return
         assert time.monotonic() < deadline, lock
         await trio.sleep(0.02)
@@ -148,13 +159,15 @@ async def completed(store: Any, job: str) -> None:
 
 
 async def test_each_submit_wakes_one_claim_among_idle_workers(backend: PostgresBackend) -> None:
-    """4 idle workers, 12 runs submitted one at a time: each is claimed by one claim (the
-    listener's), none found nothing, and none waited for the poll interval."""
+    """4 idle workers, 12 runs submitted one at a time, each once the workers are idle
+    again: each is claimed by one claim (the listener's), none found nothing, and none
+    waited for the poll interval."""
     async with serving(backend, 4, concurrency=2) as workers:
         await settled(backend, waiting=3, idle=workers)
         before = sum(w.claims for w in workers), sum(w.empty for w in workers)
         for _ in range(12):
             await completed(workers[0].store, await workers[0].store.submit("work", {}))
+            await settled(backend, waiting=3, idle=workers)  # the run's slot freed again
         assert sum(w.claims for w in workers) - before[0] == 12
         assert sum(w.empty for w in workers) - before[1] == 0
         await settled(backend, waiting=3, idle=workers)  # the listener stayed the listener
