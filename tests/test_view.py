@@ -35,6 +35,7 @@ from trio_graph._model.decisions import describe_decision
 from trio_graph._model.graph import BarrierNode
 from trio_graph.demo import graph as demo_graph
 from trio_graph.demo import initial_state
+from trio_graph.errors import RunTimeout
 
 
 async def _show_run(view: Terminal, *, approve: bool) -> list[ev.Event]:
@@ -112,6 +113,24 @@ async def test_failure_lines() -> None:
     lines = out.getvalue().splitlines()
     assert lines[1].startswith("step 1 a ") and lines[1].endswith("FAILED")
     assert lines[-1] == "failed: node 'a' failed: ValueError: boom"
+
+
+async def test_a_run_past_its_deadline_says_timed_out(autojump_clock: Any) -> None:
+    """A run stopped by its deadline ends on a "timed out" line naming the node, not
+    "cancelled" (nobody cancelled it)."""
+
+    async def slow(state: Mapping[str, Any]) -> None:
+        await trio.sleep(10)
+
+    graph = GraphBuilder("g").task("a", slow).start("a").end("a").build()
+    out = io.StringIO()
+    view = Terminal(out, max_steps=5, live=False)
+    async with Executor(max_steps=5).stream(graph, {}, timeout=1) as run:
+        async for event in run:
+            view.show(event)
+    assert isinstance(run.error, RunTimeout)
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("timed out: run ") and "during node 'a'" in last
 
 
 async def test_live_status_line_is_rewritten_in_place(autojump_clock: Any) -> None:

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from .. import events as ev
 from .._model.decisions import brief_value, describe_decision
 from .._model.graph import Graph, MapNode
-from ..errors import Cancelled, GraphError
+from ..errors import Cancelled, GraphError, RunTimeout
 from .prompt import HELP as HELP
 from .prompt import LineReader as LineReader
 from .prompt import ask as ask
@@ -305,4 +305,6 @@ _LINES: dict[type, Callable[[Terminal, Any], list[str]]] = {
 
 
 def _outcome_word(error: GraphError) -> str:
+    if isinstance(error, RunTimeout):  # a Cancelled too, but nobody asked for it
+        return "timed out"
     return "cancelled" if isinstance(error, Cancelled) else "failed"
