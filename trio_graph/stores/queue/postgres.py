@@ -158,7 +158,11 @@ class _Listener:
     def _connect(self) -> Conn:
         if self._conn is None or self._conn.closed:
             conn = psycopg.connect(self._dsn, autocommit=True)
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            try:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            except BaseException:
+                conn.close()  # not left to the garbage collector (a ResourceWarning)
+                raise
             self._conn = conn
         return self._conn
 
@@ -224,7 +228,11 @@ class _WorkListener(_Listener):
         if self._conn is None or self._conn.closed:
             self.leading = False
             conn = psycopg.connect(self._dsn, autocommit=True)
-            conn.execute("SET statement_timeout = 0")  # the wait for the lock is long
+            try:
+                conn.execute("SET statement_timeout = 0")  # the wait for the lock is long
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
