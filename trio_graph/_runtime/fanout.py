@@ -128,7 +128,8 @@ class _Branches:
     def __attrs_post_init__(self) -> None:
         node, done = self.node, self.fork.done
         need = needed(node.strategy, node.quorum, len(node.branches))
-        won = sum(1 for b in node.branches if b.name in done) if done else 0
+        resumed = len(done) > (items_key(node.name) in done)  # more than a map's items
+        won = sum(1 for b in node.branches if b.name in done) if resumed else 0
         self.tally = Tally(node.strategy, need, len(node.branches) - won, won)
 
     async def send(self, event: ev.Event) -> None:
@@ -250,10 +251,10 @@ async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
     copy = dict(fork.state)  # the one copy
     view = StateView(copy) if fork.typed else types.MappingProxyType(copy)
     branches = _Branches(node, fork, view)
-    if done:  # a resumed fork's records (a map's item list first)
+    if fork.record is not None:  # kept: a resumed fork's records (a map's item list first)
         branches.records = fanout_records(node, done)
-    if fork.record is not None and items_key(node.name) in done:  # saved as the fork starts
-        await fork.record("map items", list(branches.records))
+        if items_key(node.name) in done:  # saved as the fork starts
+            await fork.record("map items", list(branches.records))
     limiter = trio.CapacityLimiter(node.limit) if node.limit else None
     async with trio.open_nursery() as nursery:
         branches.scope = nursery.cancel_scope
