@@ -115,6 +115,7 @@ class _Branches:
     scope: trio.CancelScope | None = None
     failures: dict[str, Exception] = attrs.field(factory=dict)
     running: dict[str, float] = attrs.field(factory=dict)  # branch -> when it got its slot
+    """Kept once the branch ends (only a branch that did not end reads it, in ``_report``)."""
     unsent: list[ev.Event] = attrs.field(
         factory=list
     )  # events branches cancelled mid-send hand back
@@ -184,7 +185,6 @@ class _Branches:
                     self._cancel()  # the winners are in: the rest stop at once
             else:
                 self.discarded.add(bname)
-        del self.running[bname]
         took = fork.now() - t0
         outcome: ev.BranchOutcome = "succeeded" if kept else "discarded" if ok else "failed"
         event = ev.BranchCompleted(fork.trace_id, fork.path, bname, ok, took, outcome=outcome)
