@@ -73,6 +73,19 @@ def test_merge_branches_conflict_without_reducer() -> None:
     assert str(err) == "parallel merge conflict (node 'par', key 'x', branches ['b1', 'b3'])"
 
 
+def test_merge_branches_names_the_first_written_conflicting_key_with_all_its_writers() -> None:
+    """Several conflicting keys: the error names the first key in first-write order (not
+    the first repeat seen) and every branch that wrote it; a reduced key never conflicts."""
+    results = [
+        ("b1", {"x": 1, "y": 1, "r": [1]}),
+        ("b2", {"y": 2, "r": [2]}),
+        ("b3", {"x": 3, "y": 3}),
+    ]
+    with pytest.raises(StateError) as info:
+        merge_branches("par", {"r": reducers.extend}, results)
+    assert (info.value.key, info.value.branches) == ("x", ["b1", "b3"])
+
+
 def test_merge_branches_single_writer_needs_no_reducer() -> None:
     """Each key written by one branch: no reducer needed; deltas in declaration order."""
     deltas = merge_branches("par", {}, [("b1", {"x": 1}), ("b2", {"y": 2, "z": 3})])

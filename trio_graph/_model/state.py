@@ -98,6 +98,25 @@ def merged_items(
 ) -> list[tuple[str, Any]]:
     """:func:`merge_branches` as ``(key, value)`` pairs, what a step commits (no delta
     object per update)."""
+    items: list[tuple[str, Any]] = []
+    plain: set[str] = set()  # keys written with no reducer
+    for _, updates in results:
+        items.extend(updates.items())
+        for key in updates:
+            if key not in reducers:
+                if key in plain:  # a conflict: named as the full scan names it
+                    return _conflicts(node, reducers, results)
+                plain.add(key)
+    return items
+
+
+def _conflicts(
+    node: str,
+    reducers: Mapping[str, Reducer],
+    results: Sequence[tuple[str, Mapping[str, Any]]],
+) -> list[tuple[str, Any]]:
+    """:func:`merged_items`'s full scan: the first key (in first-write order) written by
+    two or more branches with no reducer is the ``StateError`` naming those branches."""
     writers: dict[str, list[str]] = {}
     items: list[tuple[str, Any]] = []
     for branch, updates in results:

@@ -115,21 +115,22 @@ class _Branches:
     scope: trio.CancelScope | None = None
     failures: dict[str, Exception] = attrs.field(factory=dict)
     running: dict[str, float] = attrs.field(factory=dict)  # branch -> when it got its slot
+    """Kept once the branch ends (only a branch that did not end reads it, in ``_report``)."""
     unsent: list[ev.Event] = attrs.field(
         factory=list
     )  # events branches cancelled mid-send hand back
     records: list[BranchResult] = attrs.field(factory=list)  # saved so far
     unsaved: list[GraphError] = attrs.field(factory=list)  # a record that could not be saved
-    lock: trio.Lock = attrs.field(factory=trio.Lock)
-    order: dict[str, int] = attrs.field(init=False)  # branch -> its place in the declaration
+    lock: trio.Lock | None = None  # serialises the records' saves (made with the first)
+    order: dict[str, int] | None = None  # branch -> its place in the declaration (the same)
     tally: Tally = attrs.field(init=False)  # what the strategy still waits for
     discarded: set[str] = attrs.field(factory=set)  # succeeded once the fork had its winners
 
     def __attrs_post_init__(self) -> None:
         node, done = self.node, self.fork.done
-        self.order = {b.name: i for i, b in enumerate(node.branches)}
         need = needed(node.strategy, node.quorum, len(node.branches))
-        won = sum(1 for b in node.branches if b.name in done)
+        resumed = len(done) > (items_key(node.name) in done)  # more than a map's items
+        won = sum(1 for b in node.branches if b.name in done) if resumed else 0
         self.tally = Tally(node.strategy, need, len(node.branches) - won, won)
 
     async def send(self, event: ev.Event) -> None:
@@ -184,7 +185,6 @@ class _Branches:
                     self._cancel()  # the winners are in: the rest stop at once
             else:
                 self.discarded.add(bname)
-        del self.running[bname]
         took = fork.now() - t0
         outcome: ev.BranchOutcome = "succeeded" if kept else "discarded" if ok else "failed"
         event = ev.BranchCompleted(fork.trace_id, fork.path, bname, ok, took, outcome=outcome)
@@ -220,6 +220,9 @@ class _Branches:
 
     async def _record(self, bname: str, updates: Mapping[str, Any]) -> None:
         assert self.fork.record is not None
+        if self.lock is None or self.order is None:  # the fork's first record
+            self.lock = trio.Lock()
+            self.order = {b.name: i for i, b in enumerate(self.node.branches)}
         order = self.order
         async with self.lock:
             entry = BranchResult(bname, dict(updates))
@@ -239,14 +242,19 @@ class _Branches:
 async def run_parallel(node: ParallelNode, fork: Fork) -> Outcome:
     """Run the branches of ``node``; return their merged updates in declaration order."""
     t_fork = fork.now()
-    await fork.emit(ev.ParallelStarted(fork.trace_id, fork.path, fork.span, len(node.branches)))
+    started = ev.ParallelStarted(fork.trace_id, fork.path, fork.span, len(node.branches))
+    try:
+        fork.nowait(started)  # no coroutine while the channel has room
+    except UNSENT:
+        await fork.emit(started)
     done = fork.done
     copy = dict(fork.state)  # the one copy
     view = StateView(copy) if fork.typed else types.MappingProxyType(copy)
     branches = _Branches(node, fork, view)
-    branches.records = fanout_records(node, done)  # a map's item list first
-    if fork.record is not None and items_key(node.name) in done:  # saved as the fork starts
-        await fork.record("map items", list(branches.records))
+    if fork.record is not None:  # kept: a resumed fork's records (a map's item list first)
+        branches.records = fanout_records(node, done)
+        if items_key(node.name) in done:  # saved as the fork starts
+            await fork.record("map items", list(branches.records))
     limiter = trio.CapacityLimiter(node.limit) if node.limit else None
     async with trio.open_nursery() as nursery:
         branches.scope = nursery.cancel_scope
@@ -275,16 +283,21 @@ async def _report(node: ParallelNode, fork: Fork, branches: _Branches, t_fork: f
     now = fork.now()
     for event in branches.unsent:
         await fork.emit(event)
-    ended = branches.failures.keys() | branches.discarded
-    for branch in node.branches:  # cancelled by a failing sibling or the winners
-        bname = branch.name
-        if bname not in fork.done and bname not in ended:
-            took = now - branches.running.get(bname, now)
-            cancelled = ev.BranchCompleted(
-                fork.trace_id, fork.path, bname, False, took, outcome="cancelled"
-            )
-            await fork.emit(cancelled)
-    await fork.emit(ev.ParallelCompleted(fork.trace_id, fork.path, now - t_fork))
+    if branches.tally.left:  # some branches did not end: cancelled by a failing sibling
+        ended = branches.failures.keys() | branches.discarded  # or the winners
+        for branch in node.branches:
+            bname = branch.name
+            if bname not in fork.done and bname not in ended:
+                took = now - branches.running.get(bname, now)
+                cancelled = ev.BranchCompleted(
+                    fork.trace_id, fork.path, bname, False, took, outcome="cancelled"
+                )
+                await fork.emit(cancelled)
+    completed = ev.ParallelCompleted(fork.trace_id, fork.path, now - t_fork)
+    try:
+        fork.nowait(completed)  # no coroutine while the channel has room
+    except UNSENT:
+        await fork.emit(completed)
 
 
 def _updates(node: str, branch: str, result: object) -> Mapping[str, Any]:
