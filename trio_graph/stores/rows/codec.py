@@ -21,6 +21,7 @@ import cattrs
 from ... import errors, serde
 from ..._model.checkpoint import Checkpoint, CheckpointPolicy, RunStatus, StoredDelta
 from ..._model.decisions import Modify
+from ..._model.jsonvalue import check_value
 from ...reducers import BUILTINS
 from .header import plain_header
 
@@ -49,6 +50,8 @@ def is_text(value: object) -> bool:
     """True for a str that encodes as UTF-8 (what SQLite and PostgreSQL can store)."""
     if not isinstance(value, str):
         return False
+    if value.isascii():  # a flag of the str: the common case (hex ids, plain names)
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -238,8 +241,11 @@ def encode_deltas(deltas: Iterable[StoredDelta]) -> str:
     """Deltas as a JSON list of ``[key, value, reducer]``; a non-JSON value names its key."""
     items = []
     for d in deltas:
-        _check_values({d.key: d.value})
-        items.append([d.key, d.value, d.reducer])
+        key = d.key
+        if not isinstance(key, str):  # _check_values of the one pair, without its dict
+            raise errors.CheckpointError(f"state key {key!r:.80} is not a str", key=str(key))
+        check_value(key, d.value)
+        items.append([key, d.value, d.reducer])
     try:
         return _ENCODE(items)
     except (TypeError, ValueError, RecursionError):
