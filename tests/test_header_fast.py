@@ -67,3 +67,24 @@ def test_other_headers_go_the_general_way(changes: dict[str, object]) -> None:
     assert plain_header(checkpoint, None) is None
     if changes.get("created_at") is not math.inf:
         assert encode_header(checkpoint) == document_header(checkpoint, None)
+
+
+def test_run_parts_follow_the_checkpoint_not_the_last_run() -> None:
+    """The run's parts are kept between checkpoints, yet a checkpoint of another run (or
+    the same run with another field: lineage, policy, a non-str id) is never written
+    with the parts of the one before."""
+    variants = [
+        {},
+        {"trace_id": "t2", "run_id": "r2"},
+        {},
+        {"resumed_from": "t0"},
+        {"policy": CheckpointPolicy()},
+        {"policy": None},
+        {"graph_hash": "g" * 64, "checkpoint_id": "c2"},
+        {},
+    ]
+    for changes in variants:
+        checkpoint = _checkpoint(**changes)
+        assert plain_header(checkpoint, None) == document_header(checkpoint, None)
+    assert plain_header(_checkpoint(trace_id=7), None) is None
+    assert plain_header(_checkpoint(), None) == document_header(_checkpoint(), None)

@@ -78,6 +78,9 @@ from .results import NEXT, Outcome
 from .routing import check_target, route, route_fallback
 from .steering import check_steering
 
+_NOT_WAITING = Wait()
+"""A checkpoint's wait when no barrier is pending (frozen: one for all)."""
+
 
 class RunState:
     """The bookkeeping of one run; see the module docstring for its rules."""
@@ -356,7 +359,7 @@ class RunState:
         changes = self.changes.take(self.last_checkpoint, new_branches(self.saved_branches, saved))
         root = self.levels[0]
         next_node = None if done or not root.resumable else root.current
-        wait = self.levels[-1].wait if pending is not None else Wait()
+        wait = self.levels[-1].wait if pending is not None else _NOT_WAITING
         checkpoint = Checkpoint(
             checkpoint_id=new_id(),
             trace_id=self.trace_id,

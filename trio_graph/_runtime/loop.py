@@ -353,7 +353,11 @@ class StepLoop:
             done=done, status=status, pending=pending, branches=branches, error=error
         )
         await save(self.store, state, checkpoint, changes, site, done=done, typed=self.typed)
-        await self.emit(state.saved(checkpoint))
+        saved = state.saved(checkpoint)
+        try:  # as step's events: send_nowait, the awaited emit only when that did not send
+            self._nowait(saved)
+        except UNSENT:
+            await self.emit(saved)
 
 
 Runner = Callable[[StepLoop, Step], Awaitable[Outcome]]

@@ -175,7 +175,8 @@ class SQLiteStore(QueueRules):
     async def _save(
         self, checkpoint: Checkpoint, changes: Changes | None, fence: Fence | None
     ) -> None:
-        await self._db.ensure_open()
+        if self._db.writer is None:  # ensure_open's fast path, without its coroutine
+            await self._db.ensure_open()
         limiter = self._db.write_limiter
         # Free: nobody is writing or queued to write (a queued write holds the token as
         # soon as it is woken). The inline save never awaits, so it has the writer to

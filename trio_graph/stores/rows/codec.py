@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -21,6 +21,7 @@ import cattrs
 from ... import errors, serde
 from ..._model.checkpoint import Checkpoint, CheckpointPolicy, RunStatus, StoredDelta
 from ..._model.decisions import Modify
+from ..._model.jsonvalue import check_value
 from ...reducers import BUILTINS
 from .header import plain_header
 
@@ -49,6 +50,8 @@ def is_text(value: object) -> bool:
     """True for a str that encodes as UTF-8 (what SQLite and PostgreSQL can store)."""
     if not isinstance(value, str):
         return False
+    if value.isascii():  # a flag of the str: the common case (hex ids, plain names)
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -230,16 +233,42 @@ def encode_state(state: Mapping[str, Any]) -> str:
     return serde.dumps_value(dict(state))
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-"""``serde.dumps_value``'s JSON (the same options) without building an encoder per call."""
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_C_ENCODE = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _encoder() -> Callable[[Any], str]:
+    """``serde.dumps_value``'s JSON (the same options) without building an encoder per
+    call: the C encoder ``JSONEncoder.encode`` builds each time, built once, with no
+    table of the containers being encoded (that table would keep stale ids after a
+    failed call; a cycle is a ``RecursionError`` instead, and the values are checked
+    before anyway); the encoder's own method where the C one is missing."""
+    e = _ENCODER
+    if _C_ENCODE is None:  # pragma: no cover - CPython has it
+        return e.encode
+    encode = _C_ENCODE(
+        None, e.default, json.encoder.encode_basestring_ascii, None, ":", ",",
+        False, False, False,
+    )  # fmt: skip
+
+    def chunks(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return chunks
+
+
+_ENCODE = _encoder()
 
 
 def encode_deltas(deltas: Iterable[StoredDelta]) -> str:
     """Deltas as a JSON list of ``[key, value, reducer]``; a non-JSON value names its key."""
     items = []
     for d in deltas:
-        _check_values({d.key: d.value})
-        items.append([d.key, d.value, d.reducer])
+        key = d.key
+        if not isinstance(key, str):  # _check_values of the one pair, without its dict
+            raise errors.CheckpointError(f"state key {key!r:.80} is not a str", key=str(key))
+        check_value(key, d.value)
+        items.append([key, d.value, d.reducer])
     try:
         return _ENCODE(items)
     except (TypeError, ValueError, RecursionError):

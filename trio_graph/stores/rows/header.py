@@ -30,17 +30,18 @@ def _policy_json(policy: CheckpointPolicy) -> str:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False)
 
 
-_last_policy: list[Any] = [None, "null"]
-"""The policy last encoded and its JSON (held, so that the identity check is sound)."""
+_last_policy: list[tuple[Any, str]] = [(None, "null")]
+"""The policy last encoded and its JSON, as one pair (held, so that the identity check
+is sound; read and replaced whole, so that saves in two threads never mix two pairs)."""
 
 
 def policy_json(policy: CheckpointPolicy | None) -> str:
     """A run's policy as JSON, once per policy (every checkpoint of a run has the same
     object: an identity check, before hashing it for the cache)."""
-    last = _last_policy
-    if policy is not last[0]:
-        last[:] = [policy, "null" if policy is None else _policy_json(policy)]
-    text: str = last[1]
+    held, text = _last_policy[0]
+    if policy is not held:
+        text = "null" if policy is None else _policy_json(policy)
+        _last_policy[0] = (policy, text)
     return text
 
 
@@ -53,6 +54,32 @@ def _text(value: object) -> str | None:
     if value is None:
         return "null"
     return _string(value) if type(value) is str else None
+
+
+_last_run: list[tuple[Any, Any]] = [((), None)]
+"""The last checkpoint's run fields and their JSON parts (one run saves many
+checkpoints), as one pair read and replaced whole (saves may run in threads)."""
+
+
+def _run_parts(c: Checkpoint) -> tuple[str, str, str] | None:
+    """The header's parts that every checkpoint of a run repeats (trace, graph, lineage,
+    run id, policy), encoded once per run and kept while the next checkpoint's fields
+    are the same (a tuple compare: identity first); None: one is not a str."""
+    key = (c.trace_id, c.graph_name, c.graph_hash, c.resumed_from, c.run_id, c.policy)
+    held, parts = _last_run[0]
+    if key == held:
+        return parts  # type: ignore[no-any-return]
+    texts = [_text(v) for v in key[:5]]
+    if None in texts:
+        return None
+    trace, name, digest, resumed, run = texts
+    parts = (
+        f'"trace_id":{trace},"graph_name":{name},"graph_hash":{digest},"next_node":',
+        f',"resumed_from":{resumed},"resume_count":',
+        f',"error":null,"frames":[],"run_id":{run},"policy":{policy_json(c.policy)}}}',
+    )
+    _last_run[0] = (key, parts)
+    return parts
 
 
 def plain_header(c: Checkpoint, new_at: tuple[int, ...] | None) -> str | None:
@@ -73,20 +100,18 @@ def plain_header(c: Checkpoint, new_at: tuple[int, ...] | None) -> str | None:
         or not math.isfinite(c.created_at)
     ):
         return None
-    scalars = (c.checkpoint_id, c.trace_id, c.graph_name, c.graph_hash, c.next_node)
-    texts = [_text(v) for v in (*scalars, c.resumed_from, c.run_id)]
-    if None in texts:
+    run = _run_parts(c)
+    cid, next_node = _text(c.checkpoint_id), _text(c.next_node)
+    if run is None or cid is None or next_node is None:
         return None
-    cid, trace, name, digest, next_node, resumed, run = texts
+    trace_to_next, resumed_to_count, error_to_end = run
     branches = '"branches":[],"branches_at":[]' if new_at is not None else '"branches":[]'
     return "".join(
         (
-            f'{{"checkpoint_id":{cid},"trace_id":{trace},"graph_name":{name},',
-            f'"graph_hash":{digest},"next_node":{next_node},"step":{c.step!r},"state":{{}},',
-            f'"status":"{_status(c.status)}","pending_barrier":null,',
+            f'{{"checkpoint_id":{cid},{trace_to_next}{next_node},"step":{c.step!r},',
+            f'"state":{{}},"status":"{_status(c.status)}","pending_barrier":null,',
             '"pending_payload":null,"deadline":null,"occurrences":{},"decisions":[],',
-            f'{branches},"resumed_from":{resumed},"resume_count":{c.resume_count!r},',
-            f'"created_at":{c.created_at!r},"error":null,"frames":[],"run_id":{run},',
-            f'"policy":{policy_json(c.policy)}}}',
+            f"{branches}{resumed_to_count}{c.resume_count!r},",
+            f'"created_at":{c.created_at!r}{error_to_end}',
         )
     )
