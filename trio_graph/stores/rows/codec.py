@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -233,31 +233,8 @@ def encode_state(state: Mapping[str, Any]) -> str:
     return serde.dumps_value(dict(state))
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_C_ENCODE = getattr(json.encoder, "c_make_encoder", None)
-
-
-def _encoder() -> Callable[[Any], str]:
-    """``serde.dumps_value``'s JSON (the same options) without building an encoder per
-    call: the C encoder ``JSONEncoder.encode`` builds each time, built once, with no
-    table of the containers being encoded (that table would keep stale ids after a
-    failed call; a cycle is a ``RecursionError`` instead, and the values are checked
-    before anyway); the encoder's own method where the C one is missing."""
-    e = _ENCODER
-    if _C_ENCODE is None:  # pragma: no cover - CPython has it
-        return e.encode
-    encode = _C_ENCODE(
-        None, e.default, json.encoder.encode_basestring_ascii, None, ":", ",",
-        False, False, False,
-    )  # fmt: skip
-
-    def chunks(value: Any) -> str:
-        return "".join(encode(value, 0))
-
-    return chunks
-
-
-_ENCODE = _encoder()
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+"""``serde.dumps_value``'s JSON (the same options) without building an encoder per call."""
 
 
 def encode_deltas(deltas: Iterable[StoredDelta]) -> str:
