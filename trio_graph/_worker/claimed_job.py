@@ -302,9 +302,8 @@ class ClaimedJob:
             await self._settle(JobStatus.FAILED, str(error))
 
     async def _settle(self, status: JobStatus, error: str | None = None) -> None:
-        # Usually a no-op: the run's terminal checkpoint already settled the job.
-        await self.store.finish(self.claim.job_id, self.claim.epoch, status, error)
-        self.settled = True
+        # Usually a no-op: the run's terminal checkpoint already settled the job. Counted
+        # first: a shutdown (SIGTERM) that cancels this call does not undo the run's end.
         if status == JobStatus.COMPLETED:
             self.stats.completed += 1
         else:
@@ -312,6 +311,8 @@ class ClaimedJob:
             log.warning(
                 "worker %s: job %s failed: %s", self.settings.worker_id, self.claim.job_id, error
             )
+        await self.store.finish(self.claim.job_id, self.claim.epoch, status, error)
+        self.settled = True
 
     async def _follow(
         self, run: Run, decisions: StoredDecisions
