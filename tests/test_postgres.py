@@ -238,3 +238,17 @@ async def test_a_fenced_save_is_one_statement_on_the_wire(
     await store.save_fenced(checkpoint(job, "c1"), job, claim.epoch)
     assert len(sent) == 1 and str(sent[0]).lstrip().startswith("WITH fence AS"), sent
     assert (await store.load("c1")).trace_id == job
+
+
+def test_a_listen_wait_on_its_way_when_the_store_closes_opens_no_connection() -> None:
+    """A LISTEN wait that passed the store's open check just before the store closed (an
+    abandoned thread) opens no connection that nobody would close: waits return False,
+    and ``listen`` does nothing, once the listener is closed."""
+    from trio_graph.stores.queue.postgres import _Listener, _WorkListener
+
+    for kind in (_Listener, _WorkListener):
+        listener = kind(dsn(), "trio_graph_closed_test", lambda: None)
+        listener.close()
+        assert listener.wait(0.01) is False
+        listener.listen()
+        assert not listener.listening, kind

@@ -140,6 +140,9 @@ class _Listener:
         self._dsn, self._channel, self._opened = dsn, channel, opened
         self._lock = threading.Lock()
         self._conn: Conn | None = None
+        self._shut = False
+        """Closed by the store: a wait that was on its way (an abandoned thread) must not
+        open a connection that nobody closes."""
 
     @property
     def listening(self) -> bool:
@@ -149,6 +152,8 @@ class _Listener:
         """Open the connection and LISTEN, if not yet (errors: the next wait retries)."""
         self._opened()
         with self._lock:
+            if self._shut:
+                return
             try:
                 self._connect()
             except psycopg.Error as exc:
@@ -172,6 +177,8 @@ class _Listener:
         self._opened()
         end = time.monotonic() + timeout
         with self._lock:
+            if self._shut:
+                return False
             try:
                 conn = self._connect()
                 while stop is None or not stop.is_set():
@@ -190,6 +197,7 @@ class _Listener:
 
     def close(self) -> None:
         with self._lock:
+            self._shut = True
             self._close()
 
     def _close(self) -> None:
@@ -241,6 +249,8 @@ class _WorkListener(_Listener):
         connection leads, or the lead just taken (nobody listened before)."""
         self._opened()
         with self._lock:
+            if self._shut:
+                return False
             try:
                 conn = self._connect()
                 if not self.leading:
